@@ -1,0 +1,46 @@
+"""Seed the time-series store with a historical period (bulk path of the same ingest functions).
+
+Run once when a domain is onboarded, so the rolling triple-collocation window of the daily DAG has
+its history. Period from the run's conf.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+
+def _on_failure(context):
+    from operators.callbacks import on_task_failure
+
+    on_task_failure(context)
+
+
+@dag(
+    dag_id="seed_timeseries_store",
+    schedule=None,
+    start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "smflow", "retries": 1, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": _on_failure},
+    params={
+        "start": Param("2017-12-01", type="string", format="date"),
+        "end": Param("2018-05-31", type="string", format="date"),
+    },
+    tags=["smflow", "store", "backfill"],
+    doc_md=__doc__,
+)
+def seed_timeseries_store():
+    @task
+    def seed(params: dict | None = None) -> dict:
+        from operators.training import seed_store
+
+        return seed_store(params["start"], params["end"])
+
+    seed()
+
+
+seed_timeseries_store()

@@ -1,0 +1,118 @@
+"""Registry access: log a grid-parameter model, register it, promote it by alias, load the champion."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smflow.config import Settings
+
+from ml.models import GridParameterModel, GridParameters, save_npz
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model version: what every product records as its lineage."""
+
+    name: str
+    version: str
+    run_id: str
+    alias: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def label(self) -> str:
+        """``name@alias (version N, run R)`` — the string written into product metadata."""
+        alias = f"@{self.alias}" if self.alias else ""
+        return f"{self.name}{alias} v{self.version} (run {self.run_id})"
+
+
+def configure(settings: Settings | None = None) -> Settings:
+    """Point the mlflow client at the configured tracking server."""
+    import mlflow
+
+    settings = settings or Settings.load()
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return settings
+
+
+def log_grid_model(
+    model: GridParameterModel,
+    parameters: GridParameters,
+    *,
+    registered_name: str,
+) -> ModelRef:
+    """Log ``parameters`` as a pyfunc model in the active run and register a new version.
+
+    Must be called inside ``mlflow.start_run()``. Returns the new (not yet promoted) version.
+    """
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_grid_model must run inside mlflow.start_run()")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_npz(Path(tmp) / "parameters.npz", parameters.arrays, parameters.metadata)
+        example = pd.DataFrame({"lat_index": [0], "lon_index": [0]})
+        model.load_context(type("Ctx", (), {"artifacts": {"parameters": str(path)}})())
+        signature = infer_signature(example, model.predict(None, example))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            artifacts={"parameters": str(path)},
+            signature=signature,
+            pip_requirements=["numpy", "pandas", "mlflow"],
+            registered_model_name=registered_name,
+        )
+    version = str(info.registered_model_version)
+    return ModelRef(name=registered_name, version=version, run_id=run.info.run_id)
+
+
+def promote(ref: ModelRef, alias: str = CHAMPION) -> ModelRef:
+    """Point ``alias`` at ``ref`` (the evaluation gate decides whether to call this)."""
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(ref.name, alias, ref.version)
+    return ModelRef(ref.name, ref.version, ref.run_id, alias)
+
+
+def champion_ref(name: str, alias: str = CHAMPION) -> ModelRef:
+    """The version ``alias`` points at; raises a clear error when no model was promoted yet."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise LookupError(
+            f"no version of model {name!r} has alias {alias!r}: run the train_models DAG "
+            f"(it registers {name} and promotes versions that pass the evaluation gate)"
+        ) from exc
+    return ModelRef(name=name, version=str(mv.version), run_id=mv.run_id, alias=alias)
+
+
+def load_champion(name: str, alias: str = CHAMPION) -> tuple[GridParameters, ModelRef]:
+    """Load ``models:/{name}@{alias}`` and return its parameters with the version it resolved to."""
+    import mlflow
+
+    ref = champion_ref(name, alias)
+    # Load by version, not alias, so the parameters are exactly those of the recorded version
+    # even if the alias moves while we load.
+    model = mlflow.pyfunc.load_model(ref.uri)
+    python_model = model.unwrap_python_model()
+    params = python_model.parameters
+    if params is None:
+        raise RuntimeError(f"{ref.label()} has no parameters artifact")
+    return params, ref
+
+
+def metadata_of(ref: ModelRef) -> dict[str, Any]:
+    return {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "alias": ref.alias}

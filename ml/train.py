@@ -1,0 +1,366 @@
+"""Training of the registry models: fit, evaluate, log, register, promote by alias when the gate passes.
+
+Called by the ``train_models`` DAG (one task per model) and usable from a shell::
+
+    python -m ml.train tc_merging --train 2017-01-01 2017-12-31 --evaluate 2018-01-01 2018-05-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smflow.config import REPO_ROOT, Settings
+
+from ml.models import PARENTS, GridParameters, SM2RAINModel, TCMergingModel
+
+log = logging.getLogger(__name__)
+
+#: Parameter set the project calibrated itself against the SCAN gauges (derived data, shipped so
+#: the system produces rainfall on machines without the internal-only gauge files).
+SHIPPED_SM2RAIN = REPO_ROOT / "data" / "derived" / "sm2rain_big_island.json"
+
+#: Parent used as the reference space of the merged product (on the domain grid, complete).
+REFERENCE_PARENT = "era5_land"
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training task returns (small: goes through XCom)."""
+
+    model: str
+    version: str
+    run_id: str
+    promoted: bool
+    gate: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "run_id": self.run_id,
+            "promoted": self.promoted,
+            "gate": self.gate,
+            "metrics": self.metrics,
+        }
+
+
+def _parents_series(start: date, end: date, grid) -> np.ndarray:
+    """Gridded daily parents, shape (3, time, lat, lon) in m3 m-3, order :data:`PARENTS`."""
+    from smflow.ingest import gridded_series
+
+    return np.stack([gridded_series(p, start, end, grid).values for p in PARENTS])
+
+
+def _cells(a: np.ndarray) -> np.ndarray:
+    """(..., time, lat, lon) -> (..., cells, time)."""
+    lead = a.shape[:-3]
+    t, ny, nx = a.shape[-3:]
+    return np.moveaxis(a.reshape(*lead, t, ny * nx), -1, -2)
+
+
+def _grid(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(..., cells) -> (..., lat, lon)."""
+    return a.reshape(*a.shape[:-1], *shape)
+
+
+def _median(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=float)
+    return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
+
+
+def merge_series(params: GridParameters, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply TC merging parameters to gridded parents (3, time, lat, lon) -> merged (time, lat, lon)."""
+    from smflow.science.merging import MergingParameters, apply_tc_merging
+
+    mp = MergingParameters.from_dict(
+        {k: v.reshape(*v.shape[:-2], -1) for k, v in params.arrays.items() if k in _MERGING_FIELDS}
+    )
+    res = apply_tc_merging(mp, _cells(parents))
+    shape = parents.shape[-2:]
+    merged = np.moveaxis(_grid(np.moveaxis(res.soil_moisture, -1, 0), shape), 0, 0)
+    err = np.moveaxis(_grid(np.moveaxis(res.error_variance, -1, 0), shape), 0, 0)
+    return merged, err
+
+
+_MERGING_FIELDS = ("weights", "gain", "offset", "error_variance", "merged_error_variance", "resolved", "sample_size")
+
+
+def fit_merging_parameters(parents: np.ndarray, grid) -> GridParameters:
+    """Fit TC least-squares merging on gridded parents (3, time, lat, lon) (Ming et al. 2022, Eqs. 5–17)."""
+    from smflow.science.merging import fit_tc_merging
+
+    mp = fit_tc_merging(_cells(parents), reference=PARENTS.index(REFERENCE_PARENT))
+    arrays = {k: _grid(np.asarray(v), grid.shape) for k, v in mp.to_dict().items()}
+    return GridParameters(arrays=arrays, metadata={"parents": list(PARENTS), "reference": REFERENCE_PARENT})
+
+
+def train_tc_merging(
+    train: tuple[date, date],
+    evaluate: tuple[date, date],
+    *,
+    settings: Settings | None = None,
+    domain: str = "big_island",
+) -> TrainingResult:
+    """Fit, evaluate against C3S on a period the fit did not see, log, register, gate, promote."""
+    import mlflow
+
+    from ml.registry import configure, log_grid_model, promote
+    from smflow.domain import load_domain
+    from smflow.ingest import gridded_series
+    from smflow.science.metrics import pearson_r, ubrmse
+
+    settings = configure(settings)
+    grid = load_domain(domain)
+    parents_train = _parents_series(*train, grid)
+    params = fit_merging_parameters(parents_train, grid)
+    params.metadata.update({"domain": domain, "train_start": str(train[0]), "train_end": str(train[1])})
+
+    parents_eval = _parents_series(*evaluate, grid)
+    merged_eval, _ = merge_series(params, parents_eval)
+    c3s = gridded_series("c3s", *evaluate, grid).values
+    ref = _cells(c3s[None])[0]
+    metrics: dict[str, float] = {
+        "resolved_fraction": float(np.mean(params.arrays["resolved"][grid.land_mask])),
+        "median_r_merged_vs_c3s": _median(pearson_r(_cells(merged_eval[None])[0], ref)),
+        "median_ubrmse_merged_vs_c3s": _median(ubrmse(_cells(merged_eval[None])[0], ref)),
+    }
+    for k, name in enumerate(PARENTS):
+        metrics[f"median_r_{name}_vs_c3s"] = _median(pearson_r(_cells(parents_eval[k][None])[0], ref))
+    best_parent = max(metrics[f"median_r_{p}_vs_c3s"] for p in PARENTS)
+    passed = (
+        metrics["resolved_fraction"] >= 0.5
+        and np.isfinite(metrics["median_r_merged_vs_c3s"])
+        and metrics["median_r_merged_vs_c3s"] >= best_parent - 0.05
+    )
+    gate = (
+        f"resolved_fraction {metrics['resolved_fraction']:.2f} >= 0.50 and median R(merged, C3S) "
+        f"{metrics['median_r_merged_vs_c3s']:.3f} >= best parent {best_parent:.3f} - 0.05: "
+        + ("passed" if passed else "FAILED")
+    )
+    mlflow.set_experiment("tc_merging")
+    with mlflow.start_run(run_name=f"tc_merging {train[0]}..{train[1]}"):
+        mlflow.log_params(
+            {
+                "domain": domain,
+                "train_start": str(train[0]),
+                "train_end": str(train[1]),
+                "evaluate_start": str(evaluate[0]),
+                "evaluate_end": str(evaluate[1]),
+                "parents": ",".join(PARENTS),
+                "reference": REFERENCE_PARENT,
+            }
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.set_tag("evaluation_gate", gate)
+        ref_model = log_grid_model(TCMergingModel(), params, registered_name="tc_merging")
+    if passed:
+        ref_model = promote(ref_model)
+    log.info("tc_merging v%s: %s", ref_model.version, gate)
+    return TrainingResult("tc_merging", ref_model.version, ref_model.run_id, passed, gate, metrics)
+
+
+def _saturation_bounds(merged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell bounds (lat, lon) of the merged soil moisture, frozen from the calibration period."""
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lower = np.nanpercentile(merged, 1, axis=0)
+            upper = np.nanpercentile(merged, 99, axis=0)
+    return lower, upper
+
+
+def calibrate_sm2rain_at_gauges(
+    merged: np.ndarray,
+    times: np.ndarray,
+    train: tuple[date, date],
+    validate: tuple[date, date],
+    grid,
+    shared_dir: Path,
+) -> tuple[GridParameters, dict[str, float], list[dict[str, Any]]]:
+    """Calibrate SM2RAIN at the gauge cells on ``train``, score on ``validate``, regionalise.
+
+    ``merged`` is the merged soil moisture (time, lat, lon) covering ``train`` and ``validate``,
+    ``times`` its daily dates. Returns the grid parameters, summary metrics and per-station skill.
+    """
+    import pandas as pd
+
+    from smflow.insitu import load_gauges
+    from smflow.science.metrics import bias, kge, pearson_r, rmse
+    from smflow.science.sm2rain import calibrate_sm2rain, regionalise, relative_saturation, sm2rain
+
+    t = pd.DatetimeIndex(times)
+    in_train = (t >= pd.Timestamp(train[0])) & (t <= pd.Timestamp(train[1]))
+    lower, upper = _saturation_bounds(merged[in_train])
+    s = relative_saturation(merged, lower[None], upper[None])
+
+    gauges = load_gauges(shared_dir, min(train[0], validate[0]), max(train[1], validate[1]))
+    rain = gauges["precipitation_amount"].reindex(time=t).values  # (station, time)
+    iy, ix = grid.cell_index(gauges["lat"].values, gauges["lon"].values)
+    s_st = s[:, iy, ix].T  # (station, time)
+    # SM2RAIN estimates the rain that fell between t-1 and t: compare with the gauge sum of day t.
+    tr = calibrate_sm2rain(np.where(in_train[None], s_st, np.nan), np.where(in_train[None], rain, np.nan))
+    in_val = (t >= pd.Timestamp(validate[0])) & (t <= pd.Timestamp(validate[1]))
+    p_sim = sm2rain(s_st, tr.Z, tr.a, tr.b)
+    sim_v = np.where(in_val[None], p_sim, np.nan)
+    obs_v = np.where(in_val[None], rain, np.nan)
+    stations: list[dict[str, Any]] = []
+    r_v, rmse_v, bias_v, kge_v = pearson_r(sim_v, obs_v), rmse(sim_v, obs_v), bias(sim_v, obs_v), kge(sim_v, obs_v)
+    r_c = pearson_r(np.where(in_train[None], p_sim, np.nan), np.where(in_train[None], rain, np.nan))
+    for k, name in enumerate(gauges["station"].values):
+        stations.append(
+            {
+                "station": str(name),
+                "Z_mm": float(tr.Z[k]),
+                "a_mm_per_day": float(tr.a[k]),
+                "b": float(tr.b[k]),
+                "r_calibration": float(r_c[k]),
+                "r_validation": float(r_v[k]),
+                "rmse_validation_mm": float(rmse_v[k]),
+                "bias_validation_mm": float(bias_v[k]),
+                "kge_validation": float(kge_v[k]),
+            }
+        )
+    lat2d, lon2d = np.meshgrid(grid.lat, grid.lon, indexing="ij")
+    reg = regionalise(tr, gauges["lat"].values, gauges["lon"].values, lat2d.ravel(), lon2d.ravel())
+    arrays = {
+        "Z": reg.Z.reshape(grid.shape),
+        "a": reg.a.reshape(grid.shape),
+        "b": reg.b.reshape(grid.shape),
+        "saturation_lower": lower,
+        "saturation_upper": upper,
+    }
+    metrics = {
+        "median_r_validation": _median(r_v),
+        "median_rmse_validation_mm": _median(rmse_v),
+        "median_kge_validation": _median(kge_v),
+        "median_r_calibration": _median(r_c),
+        "n_gauges": float(len(stations)),
+    }
+    return GridParameters(arrays=arrays, metadata={}), metrics, stations
+
+
+def export_shipped_sm2rain(params: GridParameters, metrics: dict[str, float], stations: list[dict], provenance: dict) -> Path:
+    """Write the project-calibrated SM2RAIN parameter set (derived data) with its provenance."""
+    SHIPPED_SM2RAIN.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "description": (
+            "SM2RAIN parameters (Z [mm], a [mm/day], b [-]) and frozen saturation bounds [m3 m-3] per "
+            "0.1 deg cell of the big_island domain, calibrated by smflow against the daily sums of the "
+            "SCAN rain gauges (ISMN) and regionalised by inverse-distance weighting. Derived data: "
+            "no gauge value is contained."
+        ),
+        "provenance": provenance,
+        "metrics": metrics,
+        "stations": stations,
+        "arrays": {k: np.where(np.isfinite(v), v, np.nan).round(6).tolist() for k, v in params.arrays.items()},
+    }
+    SHIPPED_SM2RAIN.write_text(json.dumps(doc, indent=1, sort_keys=True, allow_nan=True) + "\n")
+    return SHIPPED_SM2RAIN
+
+
+def load_shipped_sm2rain() -> tuple[GridParameters, dict[str, Any]]:
+    if not SHIPPED_SM2RAIN.is_file():
+        raise FileNotFoundError(
+            f"{SHIPPED_SM2RAIN} is missing and no gauge data (../shared/data/real/ismn_hawaii) is available "
+            "to calibrate SM2RAIN: restore the file from git"
+        )
+    doc = json.loads(SHIPPED_SM2RAIN.read_text())
+    arrays = {k: np.asarray(v, dtype=float) for k, v in doc["arrays"].items()}
+    return GridParameters(arrays=arrays, metadata={}), doc
+
+
+def train_sm2rain(
+    train: tuple[date, date],
+    validate: tuple[date, date],
+    *,
+    settings: Settings | None = None,
+    domain: str = "big_island",
+) -> TrainingResult:
+    """Calibrate SM2RAIN on the merged soil moisture of the champion ``tc_merging`` model.
+
+    With the internal gauge data (``../shared``): calibrate at the gauge cells on ``train``, report
+    skill on ``validate`` (not seen by the calibration), regionalise. Without it: register the
+    shipped parameter set the project calibrated itself, and say so in the model's tags.
+    """
+    import mlflow
+
+    from ml.registry import configure, load_champion, log_grid_model, promote
+    from smflow.domain import load_domain
+
+    settings = configure(settings)
+    grid = load_domain(domain)
+    merging, merging_ref = load_champion("tc_merging")
+    if settings.shared_data_dir is not None and (settings.shared_data_dir / "ismn_hawaii").is_dir():
+        import pandas as pd
+
+        start, end = min(train[0], validate[0]), max(train[1], validate[1])
+        merged, _ = merge_series(merging, _parents_series(start, end, grid))
+        times = pd.date_range(start, end, freq="D").values
+        params, metrics, stations = calibrate_sm2rain_at_gauges(
+            merged, times, train, validate, grid, settings.shared_data_dir / "ismn_hawaii"
+        )
+        source = (
+            f"calibrated against SCAN rain gauges (ISMN, internal) on {train[0]}..{train[1]}, "
+            f"validated on {validate[0]}..{validate[1]}, with {merging_ref.label()}"
+        )
+    else:
+        params, doc = load_shipped_sm2rain()
+        metrics, stations = doc["metrics"], doc["stations"]
+        source = f"shipped parameter set {SHIPPED_SM2RAIN.relative_to(REPO_ROOT)} ({doc['provenance'].get('source', '')})"
+    params.metadata.update(
+        {"domain": domain, "source": source, "tc_merging_model": merging_ref.label(), "stations": stations}
+    )
+    passed = np.isfinite(metrics["median_r_validation"]) and metrics["median_r_validation"] >= 0.3
+    gate = f"median R(SM2RAIN, gauges) on validation {metrics['median_r_validation']:.3f} >= 0.30: " + (
+        "passed" if passed else "FAILED"
+    )
+    mlflow.set_experiment("sm2rain")
+    with mlflow.start_run(run_name=f"sm2rain {train[0]}..{train[1]}"):
+        mlflow.log_params(
+            {
+                "domain": domain,
+                "train_start": str(train[0]),
+                "train_end": str(train[1]),
+                "validate_start": str(validate[0]),
+                "validate_end": str(validate[1]),
+                "tc_merging_model": merging_ref.label(),
+            }
+        )
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_dict({"stations": stations}, "station_skill.json")
+        mlflow.set_tag("parameter_source", source)
+        mlflow.set_tag("evaluation_gate", gate)
+        ref = log_grid_model(SM2RAINModel(), params, registered_name="sm2rain")
+    if passed:
+        ref = promote(ref)
+    return TrainingResult("sm2rain", ref.version, ref.run_id, passed, gate, {k: float(v) for k, v in metrics.items()})
+
+
+def _period(values: list[str]) -> tuple[date, date]:
+    return date.fromisoformat(values[0]), date.fromisoformat(values[1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=["tc_merging", "sm2rain"])
+    parser.add_argument("--train", nargs=2, default=["2017-01-01", "2017-12-31"])
+    parser.add_argument("--evaluate", nargs=2, default=["2018-01-01", "2018-12-31"])
+    args = parser.parse_args(argv)
+    train, evaluate = _period(args.train), _period(args.evaluate)
+    fn = train_tc_merging if args.model == "tc_merging" else train_sm2rain
+    print(json.dumps(fn(train, evaluate).to_dict(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

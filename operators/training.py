@@ -1,0 +1,58 @@
+"""Glue for the ``train_models`` and ``seed_timeseries_store`` DAGs (small dicts in, small dicts out)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from smflow.config import Settings
+
+log = logging.getLogger(__name__)
+
+STORE_PRODUCTS: tuple[str, ...] = ("smap", "era5_land", "gldas", "c3s")
+
+
+def _d(value: str) -> date:
+    return date.fromisoformat(str(value)[:10])
+
+
+def seed_store(start: str, end: str, *, settings: Settings | None = None,
+               products: tuple[str, ...] = STORE_PRODUCTS) -> dict[str, Any]:
+    """Bulk-ingest a historical period into the time-series store (same readers, flags and regridding
+    as the daily path, vectorised over time). Used to give the rolling TC window its history."""
+    from smflow import s3 as s3mod
+    from smflow.domain import load_domain
+    from smflow.ingest import gridded_series
+    from smflow.store import TimeSeriesStore
+
+    settings = settings or Settings.load()
+    grid = load_domain()
+    store = TimeSeriesStore(settings, s3=s3mod.client(settings))
+    counts: dict[str, int] = {}
+    for product in products:
+        series = gridded_series(product, _d(start), _d(end), grid)
+        days = [pd.Timestamp(t).date() for t in series["time"].values]
+
+        def put(i: int) -> str:
+            return store.put(product, days[i], series.isel(time=i, drop=True))
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            counts[product] = len(list(pool.map(put, range(len(days)))))
+        log.info("seeded %s: %d days %s..%s", product, counts[product], start, end)
+    return {"start": start, "end": end, "days_per_product": counts}
+
+
+def train(model: str, train_start: str, train_end: str, eval_start: str, eval_end: str,
+          *, settings: Settings | None = None) -> dict[str, Any]:
+    """Train one registry model and return its :class:`ml.train.TrainingResult` as a dict."""
+    from ml.train import train_sm2rain, train_tc_merging
+
+    fn = {"tc_merging": train_tc_merging, "sm2rain": train_sm2rain}[model]
+    result = fn((_d(train_start), _d(train_end)), (_d(eval_start), _d(eval_end)), settings=settings)
+    if not result.promoted:
+        log.warning("%s v%s not promoted: %s", model, result.version, result.gate)
+    return result.to_dict()
