@@ -23,8 +23,9 @@ def _on_failure(context):
 
 
 def _product_day(context) -> str:
-    # The run for interval [D, D+1) processes day D (it starts once the day is complete).
-    return context["data_interval_start"].date().isoformat()
+    # A scheduled/backfilled run has logical date D = start of its interval [D, D+1) and starts once
+    # the day is complete; a manual ``airflow dags test ... D`` also means day D.
+    return context["logical_date"].date().isoformat()
 
 
 @dag(
