@@ -1,0 +1,1172 @@
+#!/usr/bin/env python3
+"""The local stack of smflow: an S3 server, the MLflow tracking server and Airflow 3.
+
+One entry point that starts, stops and checks the services, idempotently::
+
+    .venv/bin/python infra/stack.py start [--only s3,mlflow,airflow]
+    .venv/bin/python infra/stack.py stop [--only ...]
+    .venv/bin/python infra/stack.py status [--only ...]    # exit 1 if a requested service is down
+    .venv/bin/python infra/stack.py env                    # print $SMFLOW_HOME/stack.env
+    .venv/bin/python infra/stack.py prepare-airflow        # airflow.cfg + `airflow db migrate` only
+
+Everything lives under one state directory, ``$SMFLOW_HOME`` (default ``<repo>/.smflow``)::
+
+    s3/        SeaweedFS data, its S3 identity (generated keys) and local sockets
+    mlflow/    SQLite backend store when no PostgreSQL is used
+    airflow/   AIRFLOW_HOME: airflow.cfg (derived, rewritten at each start), secrets, task logs
+    logs/      one log per daemon: s3.log, mlflow.log, airflow-<component>.log
+    run/       pid files and the lock that serialises concurrent start/stop
+    stack.env  KEY=VALUE lines for clients: endpoints, keys, database URLs in use
+
+Each daemon runs in its own session (``start_new_session=True``); ``stop`` sends SIGTERM to its
+process group, waits, then SIGKILLs whatever is left of the session (Airflow moves task
+processes into their own process groups, but they stay in the session).
+
+Settings come from the environment, then from an existing ``stack.env`` (so a port or a backend
+chosen once sticks), then from the defaults. Ports: ``SMFLOW_S3_PORT`` (8333),
+``SMFLOW_S3_MASTER_PORT`` (9333), ``SMFLOW_S3_VOLUME_PORT`` (8081, not 8080, which is Airflow's),
+``SMFLOW_S3_FILER_PORT`` (8888), ``SMFLOW_MLFLOW_PORT`` (5000), ``SMFLOW_AIRFLOW_PORT`` (8080).
+Databases: ``SMFLOW_POSTGRES_URL`` (a server URL, or ``off`` for SQLite); when unset, a
+PostgreSQL server on 127.0.0.1:5432 is used if one answers, else SQLite files.
+``SMFLOW_AIRFLOW_DB`` / ``SMFLOW_MLFLOW_DB`` name the databases (``smflow_airflow``, ``smflow_mlflow``).
+
+Only the standard library and packages of the project's venv are used; nothing from ``smflow``
+is imported, so this script works before the package is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = REPO_ROOT / ".smflow"
+#: The venv's bin (not resolved: resolving would leave the venv for the base interpreter).
+VENV_BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+
+SERVICES = ("s3", "mlflow", "airflow")
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+BUCKET_KEYS = {
+    "SMFLOW_LANDING_BUCKET": "sm-landing",
+    "SMFLOW_STORE_BUCKET": "sm-store",
+    "SMFLOW_PRODUCTS_BUCKET": "sm-products",
+    "SMFLOW_MLFLOW_BUCKET": "sm-mlflow",
+}
+AUTODETECT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
+SQLITE_WORDS = {"off", "none", "no", "false", "0", "sqlite"}
+
+#: Seconds to wait for a service to become healthy / for a process session to exit.
+HEALTH_TIMEOUT = {"s3": 60.0, "mlflow": 120.0, "airflow": 120.0}
+STOP_TIMEOUT = {"s3": 30.0, "mlflow": 20.0, "airflow": 45.0}
+
+
+class StackError(RuntimeError):
+    """A service could not be started, stopped or configured; the message says what to do."""
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of ``path`` (same rules as ``smflow.config``), ``{}`` if missing."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Database:
+    """Which backend the stateful services use.
+
+    ``backend`` is the server choice ("postgresql" when a server is used, else "sqlite");
+    ``airflow_backend`` may still be "sqlite" when Airflow lacks an async PostgreSQL driver.
+    """
+
+    backend: str
+    server_url: str | None  # postgresql://user@host:port, no database
+    mlflow_uri: str
+    airflow_backend: str
+    airflow_conn: str
+    airflow_conn_async: str | None = None  # None: Airflow derives it (sqlite -> aiosqlite)
+    airflow_db: str | None = None
+    mlflow_db: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    s3_port: int
+    s3_master_port: int
+    s3_volume_port: int
+    s3_filer_port: int
+    mlflow_port: int
+    airflow_port: int
+    mlflow_workers: int
+    airflow_api_workers: int
+    buckets: dict[str, str]
+    airflow_db_name: str
+    mlflow_db_name: str
+    recorded: dict[str, str]  # the existing stack.env
+
+    @classmethod
+    def load(cls) -> "Config":
+        home = Path(os.environ.get("SMFLOW_HOME") or DEFAULT_HOME).absolute()
+        recorded = read_env_file(home / "stack.env")
+
+        def get(key: str, default: str) -> str:
+            return os.environ.get(key) or recorded.get(key) or default
+
+        def port(key: str, default: int) -> int:
+            value = get(key, str(default))
+            try:
+                return int(value)
+            except ValueError:
+                raise StackError(f"{key}={value!r} is not a port number; set it to an integer") from None
+
+        return cls(
+            home=home,
+            s3_port=port("SMFLOW_S3_PORT", 8333),
+            s3_master_port=port("SMFLOW_S3_MASTER_PORT", 9333),
+            s3_volume_port=port("SMFLOW_S3_VOLUME_PORT", 8081),
+            s3_filer_port=port("SMFLOW_S3_FILER_PORT", 8888),
+            mlflow_port=port("SMFLOW_MLFLOW_PORT", 5000),
+            airflow_port=port("SMFLOW_AIRFLOW_PORT", 8080),
+            # 2 cores: one worker each is enough for a single-user stack (uvicorn is async).
+            mlflow_workers=port("SMFLOW_MLFLOW_WORKERS", 1),
+            airflow_api_workers=port("SMFLOW_AIRFLOW_API_WORKERS", 1),
+            buckets={key: get(key, default) for key, default in BUCKET_KEYS.items()},
+            airflow_db_name=get("SMFLOW_AIRFLOW_DB", "smflow_airflow"),
+            mlflow_db_name=get("SMFLOW_MLFLOW_DB", "smflow_mlflow"),
+            recorded=recorded,
+        )
+
+    # paths -----------------------------------------------------------------------------------
+    @property
+    def s3_dir(self) -> Path:
+        return self.home / "s3"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def stack_env_path(self) -> Path:
+        return self.home / "stack.env"
+
+    @property
+    def password_file(self) -> Path:
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    # urls ------------------------------------------------------------------------------------
+    @property
+    def s3_url(self) -> str:
+        return f"http://{HOST}:{self.s3_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{HOST}:{self.mlflow_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{HOST}:{self.airflow_port}"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.s3_dir / "data", self.mlflow_dir, self.airflow_home, self.logs_dir, self.run_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def executable(name: str) -> str:
+    """Path of a console script of the venv (``weed``, ``mlflow``, ``airflow``)."""
+    candidate = VENV_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise StackError(
+            f"`{name}` not found in {VENV_BIN} nor on PATH; run this script with the project's venv "
+            f"(.venv/bin/python infra/stack.py) after `pip install -e .`"
+        )
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Generated secrets (kept in the state directory, mode 0600)
+# --------------------------------------------------------------------------------------------
+
+
+def _load_or_create_json(path: Path, create: Callable[[], dict[str, str]]) -> dict[str, str]:
+    if path.is_file():
+        return json.loads(path.read_text())
+    values = create()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        json.dump(values, handle, indent=1)
+    tmp.replace(path)
+    return values
+
+
+def s3_credentials(cfg: Config) -> dict[str, str]:
+    """The one S3 identity of the stack, generated at first use."""
+    return _load_or_create_json(
+        cfg.s3_dir / "credentials.json",
+        lambda: {
+            "access_key": "SMFLOW" + secrets.token_hex(7).upper(),
+            "secret_key": secrets.token_urlsafe(30),
+        },
+    )
+
+
+def airflow_secrets(cfg: Config) -> dict[str, str]:
+    """Stable secrets of the Airflow deployment (api secret key, JWT secret, Fernet key)."""
+    return _load_or_create_json(
+        cfg.airflow_home / "secrets.json",
+        lambda: {
+            "secret_key": secrets.token_urlsafe(32),
+            "jwt_secret": secrets.token_urlsafe(48),
+            "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Database backend
+# --------------------------------------------------------------------------------------------
+
+
+def _with_database(server_url: str, database: str, scheme: str) -> str:
+    parts = urllib.parse.urlsplit(server_url)
+    return urllib.parse.urlunsplit((scheme, parts.netloc, "/" + database, parts.query, ""))
+
+
+def _normalise_server_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        raise StackError(f"SMFLOW_POSTGRES_URL={url!r} is not a postgresql:// URL (or `off` for SQLite)")
+    return urllib.parse.urlunsplit(("postgresql", parts.netloc, "", parts.query, ""))
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _pg_connect(server_url: str, database: str = "postgres", timeout: int = 2):
+    import psycopg2
+
+    return psycopg2.connect(_with_database(server_url, database, "postgresql"), connect_timeout=timeout)
+
+
+def _pg_reachable(server_url: str) -> bool:
+    try:
+        _pg_connect(server_url).close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not usable"
+        return False
+
+
+def _airflow_pg_drivers() -> tuple[str, str] | None:
+    """(sync, async) SQLAlchemy drivers for Airflow on PostgreSQL, or None if none is installed.
+
+    Airflow 3 opens an async engine next to the sync one; psycopg2 cannot serve it.
+    """
+    from importlib.util import find_spec
+
+    if find_spec("asyncpg") is not None and find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2", "postgresql+asyncpg"
+    if find_spec("psycopg") is not None:
+        return "postgresql+psycopg", "postgresql+psycopg"
+    return None
+
+
+def resolve_database(cfg: Config) -> Database:
+    """Backend in use: explicit ``SMFLOW_POSTGRES_URL``, else the one recorded in stack.env
+    (so data never silently moves between backends), else auto-detect 127.0.0.1:5432."""
+    explicit = os.environ.get("SMFLOW_POSTGRES_URL", "").strip()
+    recorded_backend = cfg.recorded.get("SMFLOW_DB_BACKEND")
+    if explicit.lower() in SQLITE_WORDS:
+        server = None
+    elif explicit:
+        server = _normalise_server_url(explicit)
+        if not _pg_reachable(server):
+            raise StackError(
+                f"PostgreSQL at {_redact(server)} (SMFLOW_POSTGRES_URL) does not answer; "
+                f"start it or set SMFLOW_POSTGRES_URL=off for SQLite"
+            )
+    elif recorded_backend == "postgresql" and cfg.recorded.get("SMFLOW_POSTGRES_URL"):
+        server = _normalise_server_url(cfg.recorded["SMFLOW_POSTGRES_URL"])
+        if not _pg_reachable(server):
+            raise StackError(
+                f"PostgreSQL at {_redact(server)} (recorded in {cfg.stack_env_path}) does not answer. Start it, "
+                f"or switch explicitly with SMFLOW_POSTGRES_URL=off (the services then start on empty SQLite stores)"
+            )
+    elif recorded_backend == "sqlite":
+        server = None
+    else:
+        server = AUTODETECT_POSTGRES_URL if _pg_reachable(AUTODETECT_POSTGRES_URL) else None
+
+    airflow_sqlite = f"sqlite:///{cfg.airflow_home / 'airflow.db'}"
+    if server is None:
+        return Database(
+            backend="sqlite",
+            server_url=None,
+            mlflow_uri=f"sqlite:///{cfg.mlflow_dir / 'mlflow.db'}",
+            airflow_backend="sqlite",
+            airflow_conn=airflow_sqlite,
+        )
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3: always name the driver.
+    mlflow_uri = _with_database(server, cfg.mlflow_db_name, "postgresql+psycopg2")
+    drivers = _airflow_pg_drivers()
+    if drivers is None:
+        return Database(
+            backend="postgresql",
+            server_url=server,
+            mlflow_uri=mlflow_uri,
+            mlflow_db=cfg.mlflow_db_name,
+            airflow_backend="sqlite",
+            airflow_conn=airflow_sqlite,
+            notes=(
+                "Airflow on PostgreSQL needs an async driver (asyncpg or psycopg 3) and neither is "
+                "installed: its metadata DB is SQLite for now. Add `asyncpg` to the project's "
+                "dependencies to move it to PostgreSQL.",
+            ),
+        )
+    return Database(
+        backend="postgresql",
+        server_url=server,
+        mlflow_uri=mlflow_uri,
+        mlflow_db=cfg.mlflow_db_name,
+        airflow_backend="postgresql",
+        airflow_conn=_with_database(server, cfg.airflow_db_name, drivers[0]),
+        airflow_conn_async=_with_database(server, cfg.airflow_db_name, drivers[1]),
+        airflow_db=cfg.airflow_db_name,
+    )
+
+
+def ensure_pg_database(db: Database, name: str | None) -> None:
+    """``CREATE DATABASE name`` unless it exists (a no-op for SQLite)."""
+    if db.backend != "postgresql" or not name:
+        return
+    import psycopg2
+    from psycopg2 import errors, sql
+
+    conn = _pg_connect(db.server_url, timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                with contextlib.suppress(errors.DuplicateDatabase):
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                print(f"database: created PostgreSQL database {name}")
+    except psycopg2.Error as exc:
+        raise StackError(f"cannot create database {name} on {_redact(db.server_url)}: {exc}".strip()) from exc
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# stack.env
+# --------------------------------------------------------------------------------------------
+
+
+def stack_env(cfg: Config, db: Database) -> dict[str, str]:
+    """What clients (smflow.config.Settings, shell scripts, MLflow clients) need."""
+    creds = s3_credentials(cfg)
+    values = {
+        "SMFLOW_HOME": str(cfg.home),
+        "SMFLOW_S3_ENDPOINT_URL": cfg.s3_url,
+        "SMFLOW_S3_ACCESS_KEY": creds["access_key"],
+        "SMFLOW_S3_SECRET_KEY": creds["secret_key"],
+        **cfg.buckets,
+        "SMFLOW_MLFLOW_TRACKING_URI": cfg.mlflow_url,
+        "SMFLOW_AIRFLOW_URL": cfg.airflow_url,
+        "SMFLOW_AIRFLOW_PASSWORD_FILE": str(cfg.password_file),
+        "SMFLOW_S3_PORT": str(cfg.s3_port),
+        "SMFLOW_S3_MASTER_PORT": str(cfg.s3_master_port),
+        "SMFLOW_S3_VOLUME_PORT": str(cfg.s3_volume_port),
+        "SMFLOW_S3_FILER_PORT": str(cfg.s3_filer_port),
+        "SMFLOW_MLFLOW_PORT": str(cfg.mlflow_port),
+        "SMFLOW_AIRFLOW_PORT": str(cfg.airflow_port),
+        "SMFLOW_DB_BACKEND": db.backend,
+        "SMFLOW_MLFLOW_DB": cfg.mlflow_db_name,
+        "SMFLOW_AIRFLOW_DB": cfg.airflow_db_name,
+        "SMFLOW_AIRFLOW_DB_BACKEND": db.airflow_backend,
+        "SMFLOW_MLFLOW_BACKEND_STORE_URI": db.mlflow_uri,
+        "SMFLOW_AIRFLOW_DB_URL": db.airflow_conn,
+        "AIRFLOW_HOME": str(cfg.airflow_home),
+        "MLFLOW_TRACKING_URI": cfg.mlflow_url,
+        "MLFLOW_S3_ENDPOINT_URL": cfg.s3_url,
+        "AWS_ACCESS_KEY_ID": creds["access_key"],
+        "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    if db.backend == "postgresql":
+        values["SMFLOW_POSTGRES_URL"] = db.server_url
+    return values
+
+
+def write_stack_env(cfg: Config, values: dict[str, str]) -> None:
+    lines = [
+        "# Written by infra/stack.py (derived state: rewritten at each start). Contains secrets.",
+        "# Shell: set -a; source " + str(cfg.stack_env_path) + "; set +a",
+    ]
+    for key, value in values.items():
+        # Shell-safe when the value needs it; smflow.config strips the quotes again.
+        lines.append(f"{key}={value}" if _shell_safe(value) else f"{key}='{value}'")
+    tmp = cfg.stack_env_path.with_suffix(".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    tmp.replace(cfg.stack_env_path)
+
+
+def _shell_safe(value: str) -> bool:
+    return all(ch.isalnum() or ch in "@%+=:,./-_" for ch in value)
+
+
+def service_env(cfg: Config, values: dict[str, str]) -> dict[str, str]:
+    """Environment of the daemons: ours + stack.env, the venv's bin first on PATH."""
+    env = {**os.environ, **values}
+    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, ...)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return raw.rsplit(")", 1)[1].split()
+
+
+def _alive(pid: int) -> bool:
+    stat = _proc_stat(pid)
+    if stat is None:
+        # Not Linux /proc (or gone): fall back to signal 0.
+        if not Path("/proc/self/stat").exists():
+            try:
+                os.kill(pid, 0)
+                return True
+            except (ProcessLookupError, PermissionError):
+                return False
+        return False
+    return stat[0] not in ("Z", "X")  # a zombie has exited; only its parent has not reaped it yet
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (each daemon was started as a session leader)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _proc_stat(int(entry.name))
+        if stat is not None and stat[0] not in ("Z", "X") and int(stat[3]) == sid:
+            members.append(int(entry.name))
+    return members
+
+
+def _pid_file(cfg: Config, name: str) -> Path:
+    return cfg.run_dir / f"{name}.pid"
+
+
+def running_pid(cfg: Config, name: str, marker: str) -> int | None:
+    """Pid of the daemon ``name`` if its pid file points at a live process running ``marker``;
+    a stale pid file is removed."""
+    path = _pid_file(cfg, name)
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if _alive(pid) and marker in _cmdline(pid):
+        return pid
+    path.unlink(missing_ok=True)
+    return None
+
+
+def spawn(cfg: Config, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """Start ``argv`` as a session leader, logging to logs/<name>.log; write run/<name>.pid."""
+    log_path = cfg.logs_dir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(argv[:3])} ...\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _pid_file(cfg, name).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def stop_session(name: str, pid: int, timeout: float, *, terminate: bool = True) -> None:
+    """SIGTERM the process group of ``pid`` (unless ``terminate`` is False: already sent), wait
+    up to ``timeout`` s for every process of its session to exit, then SIGKILL what is left
+    (Airflow task processes live in their own process groups, but in the same session)."""
+    if not session_members(pid):
+        return
+    if terminate:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not session_members(pid):
+            return
+        time.sleep(0.2)
+    left = session_members(pid)
+    print(f"{name}: still running after {timeout:.0f} s, sending SIGKILL to {len(left)} process(es)", file=sys.stderr)
+    for member in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while session_members(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if session_members(pid):
+        raise StackError(f"{name}: processes {session_members(pid)} survived SIGKILL")
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def require_free_ports(service: str, ports: dict[str, int]) -> None:
+    busy = {key: port for key, port in ports.items() if port_in_use(port)}
+    if busy:
+        what = ", ".join(f"{port} ({key})" for key, port in busy.items())
+        raise StackError(
+            f"{service}: port {what} is already in use by a process this stack did not start "
+            f"(see `ss -ltnp`). Stop it, or choose other ports with the environment variable(s) named."
+        )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def wait_healthy(
+    cfg: Config, service: str, check: Callable[[], bool], procs: dict[str, subprocess.Popen], timeout: float
+) -> None:
+    """Poll ``check`` until it passes; fail early if one of ``procs`` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                log = cfg.logs_dir / f"{name}.log"
+                raise StackError(f"{name} exited with code {proc.returncode} while starting; see {log}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            logs = ", ".join(str(cfg.logs_dir / f"{name}.log") for name in procs) or str(cfg.logs_dir)
+            raise StackError(f"{service} not healthy after {timeout:.0f} s; see {logs}")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def stack_lock(cfg: Config) -> Iterator[None]:
+    """Serialise start/stop/prepare of one state directory (test sessions may race)."""
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(cfg.run_dir / "stack.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------
+# S3 (SeaweedFS)
+# --------------------------------------------------------------------------------------------
+
+
+def _s3_client(cfg: Config, creds: dict[str, str] | None = None):
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    creds = creds or s3_credentials(cfg)
+    return boto3.client(
+        "s3",
+        endpoint_url=cfg.s3_url,
+        aws_access_key_id=creds["access_key"],
+        aws_secret_access_key=creds["secret_key"],
+        region_name="us-east-1",
+        config=BotoConfig(
+            s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}
+        ),
+    )
+
+
+def s3_healthy(cfg: Config) -> bool:
+    """An authenticated ``ListBuckets`` succeeds."""
+    if not (cfg.s3_dir / "credentials.json").is_file() or not port_in_use(cfg.s3_port):
+        return False
+    try:
+        _s3_client(cfg).list_buckets()
+        return True
+    except Exception:  # noqa: BLE001 - connection refused, 5xx, auth errors: all mean "not ready"
+        return False
+
+
+def start_s3(cfg: Config, env: dict[str, str]) -> str:
+    pid = running_pid(cfg, "s3", "weed")
+    if pid is not None and s3_healthy(cfg):
+        create_buckets(cfg)
+        return f"already running (pid {pid})"
+    if pid is not None:
+        print(f"s3: pid {pid} is running but not healthy; restarting it", file=sys.stderr)
+        stop_session("s3", pid, STOP_TIMEOUT["s3"])
+        _pid_file(cfg, "s3").unlink(missing_ok=True)
+    ports = {
+        "SMFLOW_S3_PORT": cfg.s3_port,
+        "SMFLOW_S3_MASTER_PORT": cfg.s3_master_port,
+        "SMFLOW_S3_VOLUME_PORT": cfg.s3_volume_port,
+        "SMFLOW_S3_FILER_PORT": cfg.s3_filer_port,
+    }
+    # SeaweedFS also listens on each port + 10000 (gRPC).
+    ports.update({f"{key} + 10000 (gRPC)": port + 10000 for key, port in list(ports.items())})
+    require_free_ports("s3", ports)
+
+    creds = s3_credentials(cfg)
+    identity = {
+        "identities": [
+            {
+                "name": "smflow",
+                "credentials": [{"accessKey": creds["access_key"], "secretKey": creds["secret_key"]}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+    s3_config = cfg.s3_dir / "s3.json"
+    with open(os.open(s3_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        json.dump(identity, handle)
+    argv = [
+        executable("weed"),
+        "server",
+        f"-dir={cfg.s3_dir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={cfg.s3_master_port}",
+        "-master.volumeSizeLimitMB=512",  # with the default 30 GB volumes a 2nd bucket finds "No writable volumes"
+        f"-volume.port={cfg.s3_volume_port}",  # default 8080 is Airflow's
+        "-volume.max=100",
+        "-volume.preStopSeconds=1",  # default 10 s grace before exit: nobody to drain to on one node
+        f"-filer.port={cfg.s3_filer_port}",
+        f"-filer.localSocket={cfg.s3_dir / 'filer.sock'}",
+        "-s3",
+        f"-s3.port={cfg.s3_port}",
+        f"-s3.config={s3_config}",
+        f"-s3.localSocket={cfg.s3_dir / 's3.sock'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+    ]
+    proc = spawn(cfg, "s3", argv, env, cwd=cfg.s3_dir)
+    wait_healthy(cfg, "s3", lambda: s3_healthy(cfg), {"s3": proc}, HEALTH_TIMEOUT["s3"])
+    create_buckets(cfg)
+    return f"started (pid {proc.pid})"
+
+
+def create_buckets(cfg: Config) -> None:
+    from botocore.exceptions import ClientError
+
+    s3 = _s3_client(cfg)
+    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    for bucket in cfg.buckets.values():
+        if bucket in existing:
+            continue
+        for attempt in range(10):  # a fresh SeaweedFS may need a moment to grow volumes
+            try:
+                s3.create_bucket(Bucket=bucket)
+                break
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    break
+                if attempt == 9:
+                    raise StackError(f"s3: cannot create bucket {bucket}: {exc}") from exc
+                time.sleep(1)
+
+
+# --------------------------------------------------------------------------------------------
+# MLflow
+# --------------------------------------------------------------------------------------------
+
+
+def http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def mlflow_healthy(cfg: Config) -> bool:
+    status, _ = http_get(cfg.mlflow_url + "/health")
+    return status == 200
+
+
+def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
+    pid = running_pid(cfg, "mlflow", "mlflow")
+    if pid is not None and mlflow_healthy(cfg):
+        return f"already running (pid {pid})"
+    if pid is not None:
+        print(f"mlflow: pid {pid} is running but not healthy; restarting it", file=sys.stderr)
+        stop_session("mlflow", pid, STOP_TIMEOUT["mlflow"])
+        _pid_file(cfg, "mlflow").unlink(missing_ok=True)
+    require_free_ports("mlflow", {"SMFLOW_MLFLOW_PORT": cfg.mlflow_port})
+    if not s3_healthy(cfg):
+        print("mlflow: warning: S3 is not healthy, artifact uploads will fail until it is started", file=sys.stderr)
+    ensure_pg_database(db, db.mlflow_db)
+    argv = [
+        executable("mlflow"),
+        "server",
+        "--backend-store-uri",
+        db.mlflow_uri,
+        "--artifacts-destination",
+        f"s3://{cfg.buckets['SMFLOW_MLFLOW_BUCKET']}/artifacts",
+        "--host",
+        HOST,
+        "--port",
+        str(cfg.mlflow_port),
+        "--workers",
+        str(cfg.mlflow_workers),
+    ]
+    mlflow_env = {
+        **env,
+        # Without this the server forks a job runner + huey consumers (~10 processes, 2.5 GB).
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    proc = spawn(cfg, "mlflow", argv, mlflow_env, cwd=cfg.mlflow_dir)
+    wait_healthy(cfg, "mlflow", lambda: mlflow_healthy(cfg), {"mlflow": proc}, HEALTH_TIMEOUT["mlflow"])
+    return f"started (pid {proc.pid})"
+
+
+# --------------------------------------------------------------------------------------------
+# Airflow
+# --------------------------------------------------------------------------------------------
+
+
+def airflow_cfg_text(cfg: Config, db: Database) -> str:
+    """airflow.cfg of the stack (derived state: rewritten at each start / prepare)."""
+    keys = airflow_secrets(cfg)
+    sections: dict[str, dict[str, str]] = {
+        "core": {
+            "dags_folder": str(REPO_ROOT / "dags"),
+            "plugins_folder": str(cfg.airflow_home / "plugins"),
+            "executor": "LocalExecutor",
+            # 2 cores: the default 32 would fork 32 LocalExecutor workers.
+            "parallelism": "4",
+            "max_active_tasks_per_dag": "4",
+            "max_active_runs_per_dag": "4",
+            "dags_are_paused_at_creation": "False",
+            "load_examples": "False",
+            "fernet_key": keys["fernet_key"],
+            "execution_api_server_url": f"{cfg.airflow_url}/execution/",
+            "auth_manager": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            # username:role; SimpleAuthManager generates the password into the file below.
+            "simple_auth_manager_users": "admin:admin",
+            "simple_auth_manager_all_admins": "False",
+            "simple_auth_manager_passwords_file": str(cfg.password_file),
+            "dagbag_import_timeout": "60",
+        },
+        "database": {
+            "sql_alchemy_conn": db.airflow_conn,
+            **({"sql_alchemy_conn_async": db.airflow_conn_async} if db.airflow_conn_async else {}),
+        },
+        "api": {
+            "host": HOST,
+            "port": str(cfg.airflow_port),
+            "base_url": cfg.airflow_url,
+            "workers": str(cfg.airflow_api_workers),
+            "secret_key": keys["secret_key"],
+            "expose_config": "False",
+        },
+        "api_auth": {
+            "jwt_secret": keys["jwt_secret"],
+        },
+        "logging": {
+            "base_log_folder": str(cfg.airflow_home / "logs"),
+        },
+        "dag_processor": {
+            # Pick up new DAG files within seconds; one parser process is plenty on 2 cores.
+            "refresh_interval": "10",
+            "min_file_process_interval": "30",
+            "parsing_processes": "1",
+            "dag_file_processor_timeout": "120",
+        },
+        "scheduler": {
+            "enable_health_check": "False",
+        },
+    }
+    lines = ["# Generated by infra/stack.py at each start: edit the script, not this file."]
+    for section, options in sections.items():
+        lines.append(f"\n[{section}]")
+        # configparser interpolation: a literal % must be written %%.
+        lines.extend(f"{key} = {value.replace('%', '%%')}" for key, value in options.items())
+    return "\n".join(lines) + "\n"
+
+
+def _db_revision(db: Database) -> str | None:
+    """Alembic revision of the Airflow metadata DB (cheap: no Airflow import), or None."""
+    try:
+        if db.airflow_backend == "sqlite":
+            import sqlite3
+
+            path = db.airflow_conn.removeprefix("sqlite:///")
+            if not Path(path).is_file():
+                return None
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        else:
+            conn = _pg_connect(db.server_url, db.airflow_db or "postgres")
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT version_num FROM alembic_version")
+                    row = cur.fetchone()
+            finally:
+                conn.close()
+        return row[0] if row else None
+    except Exception:  # noqa: BLE001 - missing table / database: needs a migration
+        return None
+
+
+def _airflow_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("apache-airflow-core")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def prepare_airflow(cfg: Config, db: Database, env: dict[str, str]) -> None:
+    """Write airflow.cfg and migrate the metadata DB (skipped when already at the revision the
+    last migrate of this Airflow version reached)."""
+    ensure_pg_database(db, db.airflow_db)
+    (cfg.airflow_home / "plugins").mkdir(exist_ok=True)
+    cfg_path = cfg.airflow_home / "airflow.cfg"
+    tmp = cfg_path.with_suffix(".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(airflow_cfg_text(cfg, db))
+    tmp.replace(cfg_path)
+
+    stamp_path = cfg.airflow_home / "migrated.json"
+    stamp = {"airflow": _airflow_version(), "conn": _redact(db.airflow_conn)}
+    recorded = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
+    revision = _db_revision(db)
+    if stamp["airflow"] and revision and recorded == {**stamp, "revision": revision}:
+        return
+    log_path = cfg.logs_dir / "airflow-db-migrate.log"
+    print(f"airflow: migrating the metadata database ({db.airflow_backend}), log {log_path}")
+    with open(log_path, "ab") as log:
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} airflow db migrate\n".encode())
+        log.flush()
+        result = subprocess.run(
+            [executable("airflow"), "db", "migrate"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cfg.airflow_home,
+            timeout=900,
+        )
+    if result.returncode != 0:
+        raise StackError(f"`airflow db migrate` failed (exit {result.returncode}); see {log_path}:\n{_tail(log_path)}")
+    revision = _db_revision(db)
+    if revision:
+        stamp_path.write_text(json.dumps({**stamp, "revision": revision}) + "\n")
+
+
+def airflow_health(cfg: Config) -> dict | None:
+    status, body = http_get(cfg.airflow_url + "/api/v2/monitor/health")
+    if status != 200:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def airflow_healthy(cfg: Config) -> bool:
+    health = airflow_health(cfg)
+    if health is None:
+        return False
+    return all(
+        (health.get(part) or {}).get("status") == "healthy"
+        for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+    )
+
+
+def _component_argv(component: str) -> list[str]:
+    argv = [executable("airflow"), component]
+    if component in ("scheduler", "triggerer"):
+        # Task logs are local files the api-server reads directly; the log server would bind 0.0.0.0.
+        argv.append("--skip-serve-logs")
+    return argv
+
+
+def start_airflow(cfg: Config, env: dict[str, str], db: Database) -> str:
+    running = {c: running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
+    if all(running.values()) and airflow_healthy(cfg):
+        return f"already running (pids {', '.join(str(p) for p in running.values())})"
+    missing = [c for c, pid in running.items() if pid is None]
+    if running["api-server"] is None:
+        require_free_ports("airflow", {"SMFLOW_AIRFLOW_PORT": cfg.airflow_port})
+    airflow_env = {**env, "AIRFLOW_HOME": str(cfg.airflow_home)}
+    prepare_airflow(cfg, db, airflow_env)
+    procs = {}
+    for component in missing:
+        procs[f"airflow-{component}"] = spawn(
+            cfg, f"airflow-{component}", _component_argv(component), airflow_env, cwd=cfg.airflow_home
+        )
+    wait_healthy(cfg, "airflow", lambda: airflow_healthy(cfg), procs, HEALTH_TIMEOUT["airflow"])
+    pids = ", ".join(f"{c} {running[c] or procs[f'airflow-{c}'].pid}" for c in AIRFLOW_COMPONENTS)
+    return f"started ({pids})"
+
+
+def login_message(cfg: Config) -> str:
+    """The generated admin password the first time it is seen, then only where it is."""
+    try:
+        content = cfg.password_file.read_bytes()
+        password = json.loads(content).get("admin")
+    except (OSError, ValueError, AttributeError):
+        return f"Airflow UI: {cfg.airflow_url}  (password file {cfg.password_file} not written yet)"
+    shown = cfg.airflow_home / ".login-shown"
+    digest = hashlib.sha256(content).hexdigest()
+    if password and (not shown.is_file() or shown.read_text().strip() != digest):
+        shown.write_text(digest + "\n")
+        return (
+            f"Airflow UI: {cfg.airflow_url}  user: admin  password: {password}"
+            f"\n(the password is shown once; it is kept in {cfg.password_file})"
+        )
+    return f"Airflow UI: {cfg.airflow_url}  user: admin  password in {cfg.password_file}"
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+
+def _services(only: str | None) -> list[str]:
+    if not only:
+        return list(SERVICES)
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(SERVICES))
+    if unknown:
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+    return [name for name in SERVICES if name in wanted]  # dependency order
+
+
+def _describe(db: Database) -> str:
+    where = f" {_redact(db.server_url)}" if db.server_url else ""
+    if db.airflow_backend == db.backend:
+        return f"{db.backend}{where}"
+    return f"{db.backend}{where} (mlflow), {db.airflow_backend} (airflow)"
+
+
+def _prepare(cfg: Config) -> tuple[Database, dict[str, str], dict[str, str]]:
+    cfg.ensure_dirs()
+    db = resolve_database(cfg)
+    values = stack_env(cfg, db)
+    write_stack_env(cfg, values)
+    return db, values, service_env(cfg, values)
+
+
+def cmd_start(cfg: Config, services: list[str]) -> int:
+    with stack_lock(cfg):
+        db, _, env = _prepare(cfg)
+        print(f"state: {cfg.home}  database: {_describe(db)}")
+        for note in db.notes:
+            print(f"note: {note}")
+        for service in services:
+            t0 = time.monotonic()
+            if service == "s3":
+                message = start_s3(cfg, env)
+                url = cfg.s3_url
+            elif service == "mlflow":
+                message = start_mlflow(cfg, env, db)
+                url = cfg.mlflow_url
+            else:
+                message = start_airflow(cfg, env, db)
+                url = cfg.airflow_url
+            print(f"{service}: {url} {message} [{time.monotonic() - t0:.1f} s]")
+            if service == "airflow":
+                print(login_message(cfg))
+    print(f"stack.env: {cfg.stack_env_path}")
+    return 0
+
+
+def _service_pids(cfg: Config, service: str) -> dict[str, int | None]:
+    if service == "s3":
+        return {"s3": running_pid(cfg, "s3", "weed")}
+    if service == "mlflow":
+        return {"mlflow": running_pid(cfg, "mlflow", "mlflow")}
+    return {f"airflow-{c}": running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
+
+
+def cmd_stop(cfg: Config, services: list[str]) -> int:
+    with stack_lock(cfg):
+        for service in reversed(services):  # Airflow first, S3 last
+            pids = _service_pids(cfg, service)
+            if not any(pids.values()):
+                print(f"{service}: not running")
+                continue
+            t0 = time.monotonic()
+            # Components of one service stop in parallel: signal all, then wait for each.
+            for name, pid in pids.items():
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGTERM)
+            for name, pid in pids.items():
+                if pid is not None:
+                    stop_session(name, pid, STOP_TIMEOUT[service], terminate=False)
+                    _pid_file(cfg, name).unlink(missing_ok=True)
+            print(f"{service}: stopped [{time.monotonic() - t0:.1f} s]")
+    return 0
+
+
+def cmd_status(cfg: Config, services: list[str], as_json: bool = False) -> int:
+    checks = {"s3": s3_healthy, "mlflow": mlflow_healthy, "airflow": airflow_healthy}
+    urls = {"s3": cfg.s3_url, "mlflow": cfg.mlflow_url, "airflow": cfg.airflow_url}
+    report = {}
+    for service in services:
+        pids = _service_pids(cfg, service)
+        report[service] = {"healthy": checks[service](cfg), "url": urls[service], "pids": pids}
+    down = [service for service, state in report.items() if not state["healthy"]]
+    if as_json:
+        print(json.dumps(report))
+        return 1 if down else 0
+    for service, state in report.items():
+        pids = state["pids"]
+        detail = ", ".join(f"{name} {pid or '-'}" for name, pid in pids.items())
+        if state["healthy"] and not all(pids.values()):
+            detail += " (answering, but not started from this state directory)"
+        print(f"{service:8s} {'healthy' if state['healthy'] else 'down':8s} {state['url']}  pids: {detail}")
+        if service == "airflow" and not state["healthy"] and (health := airflow_health(cfg)):
+            parts = {key: (value or {}).get("status") for key, value in health.items()}
+            print(f"         components: {parts}; logs in {cfg.logs_dir}")
+    if "SMFLOW_DB_BACKEND" in cfg.recorded:
+        print(f"database mlflow: {_redact(cfg.recorded.get('SMFLOW_MLFLOW_BACKEND_STORE_URI', '?'))}")
+        print(f"         airflow: {_redact(cfg.recorded.get('SMFLOW_AIRFLOW_DB_URL', '?'))}")
+    else:
+        print("database unknown (never started)")
+    print(f"state    {cfg.home}")
+    return 1 if down else 0
+
+
+def cmd_env(cfg: Config) -> int:
+    if not cfg.stack_env_path.is_file():
+        print(f"{cfg.stack_env_path} does not exist yet; run `infra/stack.py start`", file=sys.stderr)
+        return 1
+    sys.stdout.write(cfg.stack_env_path.read_text())
+    return 0
+
+
+def cmd_prepare_airflow(cfg: Config) -> int:
+    with stack_lock(cfg):
+        db, _, env = _prepare(cfg)
+        env = {**env, "AIRFLOW_HOME": str(cfg.airflow_home)}
+        t0 = time.monotonic()
+        prepare_airflow(cfg, db, env)
+    for note in db.notes:
+        print(f"note: {note}")
+    print(f"airflow: AIRFLOW_HOME={cfg.airflow_home} prepared ({db.airflow_backend}) [{time.monotonic() - t0:.1f} s]")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("start", "start services (idempotent; healthy ones are reused)"),
+        ("stop", "stop services (whole process sessions)"),
+        ("status", "print each service healthy/down; exit 1 if one is down"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--only", help="comma-separated subset of " + ",".join(SERVICES))
+        if name == "status":
+            command.add_argument("--json", action="store_true", help="one JSON object: healthy, url, pids per service")
+    sub.add_parser("env", help="print $SMFLOW_HOME/stack.env")
+    sub.add_parser("prepare-airflow", help="write airflow.cfg and migrate the DB; start no daemon")
+    args = parser.parse_args(argv)
+    try:
+        cfg = Config.load()
+        if args.command == "start":
+            return cmd_start(cfg, _services(args.only))
+        if args.command == "stop":
+            return cmd_stop(cfg, _services(args.only))
+        if args.command == "status":
+            return cmd_status(cfg, _services(args.only), as_json=args.json)
+        if args.command == "env":
+            return cmd_env(cfg)
+        return cmd_prepare_airflow(cfg)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

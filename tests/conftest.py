@@ -1,0 +1,110 @@
+"""Shared fixtures: the real local stack, started with the repo's own ``infra/stack.py``.
+
+- ``stack``: S3 + MLflow up (a running stack is reused), returns ``smflow.config.Settings``.
+- ``s3_client``: boto3 client for that S3 server.
+- ``airflow_env``: environment for ``airflow ...`` CLI subprocesses (``airflow dags test``)
+  against the stack's AIRFLOW_HOME, metadata DB migrated.
+
+At session end only the services this session started are stopped, and only when no other
+live test session (another pytest process on the same state directory) still uses them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACK_SCRIPT = REPO_ROOT / "infra" / "stack.py"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~10 s (still part of the default run)")
+    config.addinivalue_line("markers", "e2e: needs the running services of the local stack")
+
+
+def run_stack(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python infra/stack.py *args`` with this interpreter (the project's venv)."""
+    return subprocess.run(
+        [sys.executable, str(STACK_SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _check(result: subprocess.CompletedProcess, what: str) -> None:
+    if result.returncode != 0:
+        pytest.fail(f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
+def _state_home() -> Path:
+    from smflow.config import DEFAULT_HOME
+
+    return Path(os.environ.get("SMFLOW_HOME") or DEFAULT_HOME).absolute()
+
+
+def _other_live_sessions(leases: Path) -> bool:
+    for lease in leases.glob("*.lease"):
+        pid = int(lease.stem) if lease.stem.isdigit() else -1
+        if pid == os.getpid():
+            continue
+        if pid > 0 and Path(f"/proc/{pid}").exists():
+            return True
+        lease.unlink(missing_ok=True)  # left by a session that died
+    return False
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """S3 + MLflow of the local stack, healthy; yields ``smflow.config.Settings``."""
+    from smflow.config import Settings
+
+    services = ("s3", "mlflow")
+    leases = _state_home() / "run" / "leases"
+    leases.mkdir(parents=True, exist_ok=True)
+    lease = leases / f"{os.getpid()}.lease"
+    lease.touch()
+
+    before = run_stack("status", "--json", "--only", ",".join(services), timeout=60)
+    try:
+        healthy_before = {name for name, state in json.loads(before.stdout).items() if state["healthy"]}
+    except ValueError:
+        healthy_before = set()
+    _check(run_stack("start", "--only", ",".join(services)), "infra/stack.py start --only s3,mlflow")
+    started = [name for name in services if name not in healthy_before]
+    try:
+        yield Settings.load()
+    finally:
+        lease.unlink(missing_ok=True)
+        if started and not _other_live_sessions(leases):
+            run_stack("stop", "--only", ",".join(started))
+
+
+@pytest.fixture(scope="session")
+def s3_client(stack):
+    """boto3 S3 client for the stack's S3 server (path-style, the stack's generated keys)."""
+    from smflow import s3
+
+    return s3.client(stack)
+
+
+@pytest.fixture(scope="session")
+def airflow_env() -> dict[str, str]:
+    """Environment for ``airflow`` CLI subprocesses: AIRFLOW_HOME with the stack's airflow.cfg,
+    a migrated metadata DB, stack.env variables and the venv's bin first on PATH."""
+    from smflow.config import _read_env_file
+
+    _check(run_stack("prepare-airflow"), "infra/stack.py prepare-airflow")
+    values = _read_env_file(_state_home() / "stack.env")
+    env = {**os.environ, **values}
+    env["AIRFLOW_HOME"] = values["AIRFLOW_HOME"]
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env

@@ -1,0 +1,257 @@
+"""infra/stack.py against the real services: health, S3 auth, MLflow artifacts in S3,
+idempotent start, and a stop that leaves no process behind.
+
+The shared stack (default ``SMFLOW_HOME``) is only started and reused here; the tests that stop
+services run a private stack (own state directory, ports, SQLite) so they disturb nobody.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_PIDS = ("s3", "mlflow")
+
+
+def run_stack(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "infra" / "stack.py"), *args],
+        env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports p with p and p + 10000 free (SeaweedFS puts gRPC on port + 10000)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20000, 29999)
+        if port not in ports and _port_free(port) and _port_free(port + 10000):
+            ports.append(port)
+    return ports
+
+
+def _private_env(home: Path) -> dict[str, str]:
+    s3, master, volume, filer, mlflow, airflow = _free_ports(6)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SMFLOW_", "AIRFLOW", "MLFLOW_", "AWS_"))
+    }
+    env.update(
+        SMFLOW_HOME=str(home),
+        SMFLOW_POSTGRES_URL="off",
+        SMFLOW_S3_PORT=str(s3),
+        SMFLOW_S3_MASTER_PORT=str(master),
+        SMFLOW_S3_VOLUME_PORT=str(volume),
+        SMFLOW_S3_FILER_PORT=str(filer),
+        SMFLOW_MLFLOW_PORT=str(mlflow),
+        SMFLOW_AIRFLOW_PORT=str(airflow),
+    )
+    return env
+
+
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[3]) == sid:
+                members.append(int(entry.name))
+    return members
+
+
+def _pids(home: Path) -> dict[str, int]:
+    return {path.stem: int(path.read_text()) for path in (home / "run").glob("*.pid")}
+
+
+def _s3(settings, secret: str | None = None):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=secret or settings.s3_secret_key,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared stack
+# ---------------------------------------------------------------------------------------------
+
+
+def test_status_reports_healthy(stack):
+    result = run_stack("status", "--only", "s3,mlflow")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "healthy" in lines["s3"] and "healthy" in lines["mlflow"]
+    assert "database" in lines
+
+
+def test_stack_env_has_client_settings(stack):
+    from smflow.config import _read_env_file
+
+    values = _read_env_file(stack.home / "stack.env")
+    for key in (
+        "SMFLOW_S3_ENDPOINT_URL", "SMFLOW_S3_ACCESS_KEY", "SMFLOW_S3_SECRET_KEY", "SMFLOW_MLFLOW_TRACKING_URI",
+        "AIRFLOW_HOME", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        "SMFLOW_DB_BACKEND", "SMFLOW_MLFLOW_BACKEND_STORE_URI", "SMFLOW_AIRFLOW_DB_URL",
+    ):
+        assert values.get(key), key
+    assert values["SMFLOW_S3_SECRET_KEY"] != "smflow-local"  # generated, not the fallback default
+    assert (stack.home / "stack.env").stat().st_mode & 0o077 == 0  # it holds secrets
+
+
+def test_buckets_exist(s3_client, stack):
+    names = {bucket["Name"] for bucket in s3_client.list_buckets()["Buckets"]}
+    assert {stack.landing_bucket, stack.store_bucket, stack.products_bucket, stack.mlflow_bucket} <= names
+
+
+def test_s3_rejects_wrong_secret_and_anonymous(stack):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as excinfo:
+        _s3(stack, secret="not-the-secret").list_buckets()
+    assert excinfo.value.response["Error"]["Code"] in ("SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId")
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"{stack.s3_endpoint_url}/{stack.mlflow_bucket}", timeout=5)
+    assert anonymous.value.code == 403
+
+
+def test_mlflow_logs_an_artifact_into_s3(stack, s3_client, tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(stack.mlflow_tracking_uri)
+    experiment = mlflow.set_experiment("infra-stack-test")
+    payload = tmp_path / "hello.txt"
+    payload.write_text(f"artifact {uuid.uuid4()}\n")
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        mlflow.log_param("purpose", "stack test")
+        mlflow.log_artifact(str(payload), artifact_path="check")
+    keys = [
+        obj["Key"]
+        for obj in s3_client.list_objects_v2(Bucket=stack.mlflow_bucket, Prefix="artifacts/").get("Contents", [])
+        if run.info.run_id in obj["Key"]
+    ]
+    assert any(key.endswith("check/hello.txt") for key in keys), keys
+    key = next(key for key in keys if key.endswith("check/hello.txt"))
+    assert s3_client.get_object(Bucket=stack.mlflow_bucket, Key=key)["Body"].read() == payload.read_bytes()
+
+
+def test_second_start_reuses_running_services(stack):
+    before = _pids(stack.home)
+    result = run_stack("start", "--only", "s3,mlflow")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("already running") == 2, result.stdout
+    after = _pids(stack.home)
+    assert {name: after[name] for name in SERVICE_PIDS} == {name: before[name] for name in SERVICE_PIDS}
+
+
+# ---------------------------------------------------------------------------------------------
+# A private stack: stop, stale pid files, SQLite fallback, Airflow
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_private_stack_start_and_stop_leaves_nothing(tmp_path):
+    home = tmp_path / "home"
+    env = _private_env(home)
+    (home / "run").mkdir(parents=True)
+    (home / "run" / "mlflow.pid").write_text("999999\n")  # stale: no such process
+
+    started = run_stack("start", "--only", "s3,mlflow", env=env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "database: sqlite" in started.stdout
+        pids = _pids(home)
+        assert set(pids) == {"s3", "mlflow"} and pids["mlflow"] != 999999
+        members = {name: _session_members(pid) for name, pid in pids.items()}
+        assert len(members["mlflow"]) >= 2, members  # mlflow server + its uvicorn worker
+        assert run_stack("status", "--only", "s3,mlflow", env=env).returncode == 0
+    finally:
+        stopped = run_stack("stop", "--only", "s3,mlflow", env=env)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    for name, pid in pids.items():
+        assert _session_members(pid) == [], f"{name} left processes behind"
+    assert not list((home / "run").glob("*.pid"))
+    status = run_stack("status", "--only", "s3,mlflow", env=env)
+    assert status.returncode == 1 and "down" in status.stdout
+    # Stopping again is a no-op.
+    assert run_stack("stop", env=env).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_private_airflow_starts_healthy_with_generated_login(tmp_path):
+    home = tmp_path / "home"
+    env = _private_env(home)
+    started = run_stack("start", "--only", "airflow", env=env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        url = f"http://127.0.0.1:{env['SMFLOW_AIRFLOW_PORT']}"
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=10) as response:
+            health = json.load(response)
+        for part in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
+            assert health[part]["status"] == "healthy", health
+
+        password = json.loads((home / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        assert password and password != "admin"
+        assert f"user: admin  password: {password}" in started.stdout  # printed once ...
+        again = run_stack("start", "--only", "airflow", env=env)
+        assert "already running" in again.stdout and password not in again.stdout  # ... not twice
+
+        def token(user: str, secret: str) -> int:
+            request = urllib.request.Request(
+                f"{url}/auth/token",
+                data=json.dumps({"username": user, "password": secret}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert token("admin", password) in (200, 201)
+        assert token("admin", "admin") == 401
+
+        cfg = (home / "airflow" / "airflow.cfg").read_text()
+        assert "executor = LocalExecutor" in cfg and "parallelism = 4" in cfg
+        assert "load_examples = False" in cfg
+        assert f"execution_api_server_url = {url}/execution/" in cfg
+    finally:
+        pids = _pids(home)
+        stopped = run_stack("stop", "--only", "airflow", env=env)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert set(pids) == {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+    deadline = time.monotonic() + 5
+    while any(_session_members(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_session_members(pid) for pid in pids.values())
