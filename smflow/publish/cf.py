@@ -1,0 +1,760 @@
+"""CF-1.8 netCDF files of one day's product: merged soil moisture, SM2RAIN rainfall, TC diagnostics.
+
+The daily product dataset (``docs/DESIGN.md``, "Daily product dataset") is split into three
+self-describing files that hydrologists and forecasters open with xarray, netCDF-Java/Panoply, GDAL
+or CDO without reading our code:
+
+``merged-sm``
+    ``soil_moisture`` (+ ``soil_moisture_error_variance``, ``merge_method``) and the parents'
+    ``source_soil_moisture``.
+``sm2rain-precip``
+    ``precipitation_amount``, the day's rainfall estimated from soil moisture by SM2RAIN.
+``tc-diagnostics``
+    per parent product: ``error_variance``, ``correlation_with_truth``, ``snr_db``; per cell:
+    ``tc_resolved``, ``tc_sample_size``.
+
+Every file carries CF coordinates with bounds, a ``crs`` grid mapping, ``time_bnds`` for the
+day, ``_FillValue`` on every data variable, and global attributes with the lineage: the input
+granules, the missing inputs, the model versions and the SM2RAIN parameter provenance.
+
+Files are reproducible: :func:`to_netcdf_bytes` gives byte-identical output for the same dataset
+(no wall-clock time anywhere; ``history`` names the product date and the code version), which is
+what lets the publisher skip a re-run of the same day without rewriting anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "CONVENTIONS",
+    "FILL_VALUE",
+    "PRODUCT_NAMES",
+    "REFERENCES",
+    "SOURCES",
+    "build_product_datasets",
+    "code_version",
+    "product_day",
+    "resolve_provenance",
+    "to_netcdf_bytes",
+]
+
+CONVENTIONS: Final = "CF-1.8"
+
+#: Parent products of the merge, in the order used everywhere (docs/DESIGN.md).
+SOURCES: Final = ("smap", "era5_land", "gldas")
+
+#: The three files of one day, in publishing order.
+PRODUCT_NAMES: Final = ("merged-sm", "sm2rain-precip", "tc-diagnostics")
+
+#: Stored in place of NaN in every float variable (float32); outside every valid range.
+FILL_VALUE: Final = np.float32(-9999.0)
+_INT8_FILL: Final = np.int8(-1)
+_INT32_FILL: Final = np.int32(-1)
+
+_TC_RESOLVED_FLAGS: Final[dict[int, str]] = {0: "tc_not_resolved", 1: "tc_resolved"}
+
+REFERENCES: Final = (
+    "Ming et al. (2022): hybrid triple collocation (TC) and LSTM merging and downscaling of "
+    "SMAP, GLDAS-Noah and ERA5-Land soil moisture (Yunnan, China), Remote Sensing 14, 1744.",
+    "Zhang, Y., Hou, J. and Huang, C. (2022): Integration of satellite-derived and ground-based "
+    "soil moisture observations for a precipitation product over the Upper Heihe River Basin, "
+    "China, Remote Sensing 14, 5355, doi:10.3390/rs14215355.",
+    "Brocca, L. et al. (2013): A new method for rainfall estimation through soil moisture "
+    "observations, Geophysical Research Letters 40, 853-858, doi:10.1002/grl.50173.",
+)
+
+_INSTITUTION: Final = "smflow operational soil-moisture system"
+_LICENSE: Final = (
+    "CC-BY-4.0. Derived from NASA SMAP L3 and GLDAS (NASA EOSDIS, open data) and Copernicus "
+    "ERA5-Land (Copernicus licence: 'Contains modified Copernicus Climate Change Service "
+    "information'); cite the references."
+)
+_PIPELINE: Final = "daily_soil_moisture"
+
+# EPSG:4326 (WGS 84, geographic 2D), OGC WKT 2.
+_WGS84_WKT: Final = (
+    'GEOGCRS["WGS 84",DATUM["World Geodetic System 1984",ELLIPSOID["WGS 84",6378137,'
+    '298.257223563,LENGTHUNIT["metre",1]]],PRIMEM["Greenwich",0,ANGLEUNIT["degree",'
+    '0.0174532925199433]],CS[ellipsoidal,2],AXIS["geodetic latitude (Lat)",north,ORDER[1],'
+    'ANGLEUNIT["degree",0.0174532925199433]],AXIS["geodetic longitude (Lon)",east,ORDER[2],'
+    'ANGLEUNIT["degree",0.0174532925199433]],ID["EPSG",4326]]'
+)
+
+_REQUIRED_PROVENANCE: Final = (
+    "tc_merging_model",
+    "sm2rain_model",
+    "input_granules",
+    "missing_inputs",
+    "sm2rain_parameters_source",
+)
+
+# Units of the contract (docs/DESIGN.md); a product in other units is refused, not converted.
+_CONTRACT_UNITS: Final = {
+    "soil_moisture": "m3 m-3",
+    "soil_moisture_error_variance": "m6 m-6",
+    "precipitation_amount": "kg m-2",
+    "error_variance": "m6 m-6",
+    "source_soil_moisture": "m3 m-3",
+    "correlation_with_truth": "1",
+    "snr_db": "dB",
+}
+_UNIT_SYNONYMS: Final = {
+    "m3 m-3": {"m3 m-3", "m3/m3", "m^3 m^-3", "m3.m-3", "1"},
+    "m6 m-6": {"m6 m-6", "(m3 m-3)^2", "(m3 m-3)2", "m^6 m^-6", "1"},
+    "kg m-2": {"kg m-2", "mm", "kg/m2", "kg m^-2"},
+    "1": {"1", "", "-"},
+    "dB": {"dB", "db", "decibel"},
+}
+
+
+def code_version() -> str:
+    """Version of the installed ``smflow`` distribution ("unknown" when run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("smflow")
+    except PackageNotFoundError:  # pragma: no cover - only in an uninstalled checkout
+        return "unknown"
+
+
+def product_day(day: dt.date | dt.datetime | str | np.datetime64 | pd.Timestamp) -> dt.date:
+    """``day`` as a :class:`datetime.date` (accepts dates, datetimes, ISO strings, numpy/pandas)."""
+    if isinstance(day, dt.datetime):
+        return day.date()
+    if isinstance(day, dt.date):
+        return day
+    return pd.Timestamp(day).date()
+
+
+def build_product_datasets(
+    product: xr.Dataset,
+    day: dt.date | str,
+    *,
+    provenance: Mapping[str, Any],
+) -> dict[str, xr.Dataset]:
+    """Split one day's product dataset into the three CF-1.8 datasets that are published.
+
+    Parameters
+    ----------
+    product : xr.Dataset
+        The daily product dataset of docs/DESIGN.md: dims ``time`` (1), ``source`` (3), ``lat``,
+        ``lon``; variables ``soil_moisture`` [m3 m-3], ``soil_moisture_error_variance`` [m6 m-6],
+        ``merge_method`` (flag), ``precipitation_amount`` [kg m-2, daily sum],
+        ``error_variance`` [m6 m-6], ``correlation_with_truth`` [1], ``snr_db`` [dB],
+        ``tc_resolved`` (bool), ``tc_sample_size`` (count), ``source_soil_moisture`` [m3 m-3].
+        Variables without ``time`` (e.g. TC diagnostics of a trailing window) are given the
+        day's ``time``. NaN marks off-land cells and cells without a value.
+    day : datetime.date or str
+        The product day (UTC); the files cover ``[day 00:00, day+1 00:00)``.
+    provenance : mapping
+        Lineage, written to the global attributes: ``tc_merging_model``, ``sm2rain_model``
+        (model URIs/versions), ``input_granules`` (list of URIs), ``missing_inputs`` (list),
+        ``sm2rain_parameters_source``, optional ``code_version`` (default: installed smflow).
+        Keys missing here are taken from ``product.attrs`` if present there.
+
+    Returns
+    -------
+    dict of str to xr.Dataset
+        ``{"merged-sm": ..., "sm2rain-precip": ..., "tc-diagnostics": ...}``; each dataset has its
+        netCDF encoding (float32, zlib, ``_FillValue``) set, ready for :func:`to_netcdf_bytes`.
+
+    Raises
+    ------
+    ValueError
+        If a variable or dimension of the contract is missing, a variable is in other units than
+        the contract's, ``merge_method`` holds values outside its ``flag_values``, the product
+        has more than one time step or one that is not ``day``, or provenance is incomplete.
+    """
+    day = product_day(day)
+    lineage = resolve_provenance(product, provenance)
+    product = _conform(product, day)
+
+    common = _coordinates(product, day)
+    merged = _merged_soil_moisture(product)
+    precip = _sm2rain_precipitation(product)
+    diagnostics = _tc_diagnostics(product)
+
+    out: dict[str, xr.Dataset] = {}
+    for name, (variables, with_source, depth) in {
+        "merged-sm": (merged, True, True),
+        "sm2rain-precip": (precip, False, False),
+        "tc-diagnostics": (diagnostics, True, True),
+    }.items():
+        ds = xr.Dataset(variables, coords=_select_coords(common, with_source, depth))
+        for bounds_name, bounds in _bounds(common, depth).items():
+            ds[bounds_name] = bounds
+        ds["crs"] = _crs()
+        ds.attrs = _global_attrs(name, day, lineage, common, product.attrs.get("domain"))
+        _set_encoding(ds)
+        out[name] = ds
+    return out
+
+
+def to_netcdf_bytes(ds: xr.Dataset) -> bytes:
+    """Serialise ``ds`` to netCDF-4 (HDF5) bytes, byte-identical for the same dataset.
+
+    Uses the netCDF4 engine (netCDF-C): it creates HDF5 objects without modification times, so
+    two writes of the same dataset, also in different processes, give the same bytes; h5netcdf
+    (h5py) output was found to differ between writes. The file goes through a temporary file
+    because netCDF-C's in-memory mode pads the image to its initial buffer size.
+
+    Variables without an explicit encoding get the publishing default: float32, zlib level 4
+    with shuffle, ``_FillValue`` -9999 on data variables, none on coordinates and bounds.
+    """
+    ds = ds.copy(deep=False)
+    _set_encoding(ds, only_missing=True)
+    fd, path = tempfile.mkstemp(suffix=".nc", prefix="smflow-publish-")
+    os.close(fd)
+    try:
+        ds.to_netcdf(path, engine="netcdf4", format="NETCDF4")
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+# --------------------------------------------------------------------------- lineage / checks
+
+
+def resolve_provenance(product: xr.Dataset, provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """The lineage of a day: ``provenance`` over ``product.attrs``, checked and normalised.
+
+    ``input_granules`` and ``missing_inputs`` become lists of str (a str is read one entry per
+    line, as the netCDF attributes store them); ``code_version`` defaults to the installed smflow.
+
+    Raises
+    ------
+    ValueError
+        If a required key is missing from both.
+    """
+    lineage = {key: product.attrs[key] for key in _REQUIRED_PROVENANCE if key in product.attrs}
+    lineage.update(provenance)
+    missing = [key for key in _REQUIRED_PROVENANCE if key not in lineage]
+    if missing:
+        raise ValueError(
+            f"provenance is missing {missing}; pass them in `provenance=` (e.g. "
+            "{'missing_inputs': []} when every input arrived) so the files keep their lineage"
+        )
+    lineage["input_granules"] = _as_list(lineage["input_granules"], "input_granules")
+    lineage["missing_inputs"] = _as_list(lineage["missing_inputs"], "missing_inputs")
+    lineage.setdefault("code_version", code_version())
+    return lineage
+
+
+def _as_list(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):  # as written to the netCDF attributes: one entry per line
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    if isinstance(value, Sequence | np.ndarray):
+        return [str(item) for item in value]
+    raise ValueError(f"provenance[{key!r}] must be a list of strings, got {type(value).__name__}")
+
+
+def _attr_text(value: Any) -> str:
+    """A provenance value as one attribute string (mappings as sorted JSON, stable across runs)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, Sequence):
+        return " ".join(str(item) for item in value)
+    return str(value)
+
+
+def _conform(product: xr.Dataset, day: dt.date) -> xr.Dataset:
+    """Check the contract; give every variable the time dim; sources in the canonical order."""
+    required = (
+        "soil_moisture",
+        "soil_moisture_error_variance",
+        "merge_method",
+        "precipitation_amount",
+        "error_variance",
+        "correlation_with_truth",
+        "snr_db",
+        "tc_resolved",
+        "tc_sample_size",
+        "source_soil_moisture",
+    )
+    missing = [name for name in required if name not in product.variables]
+    if missing:
+        raise ValueError(
+            f"product dataset lacks {missing}; the daily product contract (docs/DESIGN.md) "
+            f"needs all of {list(required)}"
+        )
+    for dim in ("source", "lat", "lon"):
+        if dim not in product.dims:
+            raise ValueError(f"product dataset lacks dimension {dim!r} (has {list(product.dims)})")
+    for name, expected in _CONTRACT_UNITS.items():
+        units = str(product[name].attrs.get("units", expected)).strip()
+        if units not in _UNIT_SYNONYMS[expected]:
+            raise ValueError(
+                f"{name} is in {units!r}, the contract says {expected!r}: convert it before "
+                "publishing (publishing never converts units silently)"
+            )
+
+    sources = [str(s) for s in product["source"].values]
+    if sorted(sources) != sorted(SOURCES):
+        raise ValueError(f"source coordinate is {sources}, expected {list(SOURCES)}")
+    product = product.sel(source=list(SOURCES)).sortby(["lat", "lon"])
+
+    if "time" in product.dims:
+        if product.sizes["time"] != 1:
+            raise ValueError(
+                f"product dataset has {product.sizes['time']} time steps; publish one day at a "
+                "time (select it with `product.sel(time=day)`)"
+            )
+        stamp = pd.Timestamp(product["time"].values[0])
+        if stamp.date() != day:
+            raise ValueError(f"product time {stamp.date()} does not match the day {day}")
+        product = product.isel(time=0, drop=True)
+    return product
+
+
+# --------------------------------------------------------------------------- coordinates
+
+
+def _regular_bounds(centres: np.ndarray, name: str) -> np.ndarray:
+    steps = np.diff(centres)
+    if centres.size < 2 or not np.allclose(steps, steps[0], rtol=0, atol=1e-6) or steps[0] <= 0:
+        raise ValueError(f"{name} must be a regular, increasing grid (got {centres.tolist()})")
+    half = steps[0] / 2.0
+    return np.round(np.stack([centres - half, centres + half], axis=1), 6)
+
+
+def _coordinates(product: xr.Dataset, day: dt.date) -> dict[str, Any]:
+    lat = np.round(product["lat"].values.astype("f8"), 6)
+    lon = np.round(product["lon"].values.astype("f8"), 6)
+    start = np.datetime64(day.isoformat(), "ns")
+    return {
+        "time": xr.Variable(
+            "time",
+            np.array([start]),
+            {"standard_name": "time", "long_name": "time", "axis": "T", "bounds": "time_bnds"},
+        ),
+        "time_bnds": xr.Variable(
+            ("time", "nv"), np.array([[start, start + np.timedelta64(1, "D")]])
+        ),
+        "lat": xr.Variable(
+            "lat",
+            lat,
+            {
+                "standard_name": "latitude",
+                "long_name": "latitude of the grid-cell centre",
+                "units": "degrees_north",
+                "axis": "Y",
+                "bounds": "lat_bnds",
+            },
+        ),
+        "lat_bnds": xr.Variable(("lat", "nv"), _regular_bounds(lat, "lat"), {"units": "degrees_north"}),
+        "lon": xr.Variable(
+            "lon",
+            lon,
+            {
+                "standard_name": "longitude",
+                "long_name": "longitude of the grid-cell centre",
+                "units": "degrees_east",
+                "axis": "X",
+                "bounds": "lon_bnds",
+            },
+        ),
+        "lon_bnds": xr.Variable(("lon", "nv"), _regular_bounds(lon, "lon"), {"units": "degrees_east"}),
+        "source": xr.Variable(
+            "source",
+            np.array(SOURCES, dtype=object),
+            {
+                "long_name": "parent soil-moisture product",
+                "comment": "smap: SMAP L3 radiometer v9 (AM+PM); era5_land: ERA5-Land swvl1 "
+                "(0-7 cm); gldas: GLDAS Noah 2.1 SoilMoi0_10cm (0-10 cm)",
+            },
+        ),
+        "depth": xr.Variable(
+            (),
+            np.float64(0.05),
+            {
+                "standard_name": "depth",
+                "long_name": "nominal depth of the surface soil layer",
+                "units": "m",
+                "positive": "down",
+                "axis": "Z",
+                "bounds": "depth_bnds",
+                "comment": "nominal 0-5 cm (SMAP sensing depth); the parents represent 0-5 cm "
+                "(SMAP), 0-7 cm (ERA5-Land layer 1) and 0-10 cm (GLDAS Noah)",
+            },
+        ),
+        "depth_bnds": xr.Variable("nv", np.array([0.0, 0.05]), {"units": "m"}),
+    }
+
+
+def _select_coords(common: Mapping[str, Any], with_source: bool, depth: bool) -> dict[str, Any]:
+    names = ["time", "lat", "lon"] + (["source"] if with_source else []) + (["depth"] if depth else [])
+    return {name: common[name] for name in names}
+
+
+def _bounds(common: Mapping[str, Any], depth: bool) -> dict[str, Any]:
+    names = ["time_bnds", "lat_bnds", "lon_bnds"] + (["depth_bnds"] if depth else [])
+    return {name: common[name] for name in names}
+
+
+def _crs() -> xr.Variable:
+    return xr.Variable(
+        (),
+        np.int32(0),
+        {
+            "grid_mapping_name": "latitude_longitude",
+            "longitude_of_prime_meridian": 0.0,
+            "semi_major_axis": 6378137.0,
+            "inverse_flattening": 298.257223563,
+            "crs_wkt": _WGS84_WKT,
+            "epsg_code": "EPSG:4326",
+            "long_name": "WGS 84 geographic coordinates (EPSG:4326)",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def _float_variable(
+    data: xr.DataArray, dims: tuple[str, ...], attrs: Mapping[str, Any]
+) -> xr.Variable:
+    values = data.transpose(*[d for d in dims if d != "time"]).values.astype("f4")
+    return xr.Variable(dims, values[np.newaxis, ...], {**attrs, "grid_mapping": "crs"})
+
+
+def _flag_variable(
+    data: xr.DataArray,
+    dims: tuple[str, ...],
+    flags: Mapping[int, str],
+    attrs: Mapping[str, Any],
+    name: str,
+) -> xr.Variable:
+    raw = data.transpose(*[d for d in dims if d != "time"]).values
+    if raw.dtype.kind == "b":
+        raw = raw.astype("i1")
+    missing = ~np.isfinite(raw.astype("f8"))
+    values = np.where(missing, _INT8_FILL, np.nan_to_num(raw.astype("f8"), nan=-1)).astype("i1")
+    unknown = sorted(set(np.unique(values[~missing]).tolist()) - set(flags))
+    if unknown:
+        raise ValueError(
+            f"{name} holds values {unknown} that are not among its flag_values {sorted(flags)}; "
+            f"give {name} `flag_values`/`flag_meanings` attributes that describe them"
+        )
+    return xr.Variable(
+        dims,
+        values[np.newaxis, ...],
+        {
+            **attrs,
+            "flag_values": np.array(sorted(flags), dtype="i1"),
+            "flag_meanings": " ".join(flags[k] for k in sorted(flags)),
+            "grid_mapping": "crs",
+        },
+    )
+
+
+def _product_flags(data: xr.DataArray, default: Mapping[int, str]) -> dict[int, str]:
+    values = data.attrs.get("flag_values")
+    meanings = data.attrs.get("flag_meanings")
+    if values is None or meanings is None:
+        return dict(default)
+    values = np.atleast_1d(values).astype(int).tolist()
+    meanings = str(meanings).split()
+    if len(values) != len(meanings):
+        raise ValueError(f"{data.name}: {len(values)} flag_values but {len(meanings)} flag_meanings")
+    return dict(zip(values, meanings, strict=True))
+
+
+_SM_STANDARD_NAME: Final = "volume_fraction_of_condensed_water_in_soil"
+_GRID: Final = ("time", "lat", "lon")
+_SOURCE_GRID: Final = ("time", "source", "lat", "lon")
+
+
+def _merge_method_flags() -> dict[int, str]:
+    """``merge_method`` flags of the merging code (the one definition, in science.merging)."""
+    from smflow.science.merging import MERGE_METHOD_FLAG_MEANINGS, MERGE_METHOD_FLAG_VALUES
+
+    return dict(zip(MERGE_METHOD_FLAG_VALUES.tolist(), MERGE_METHOD_FLAG_MEANINGS.split(), strict=True))
+
+
+def _merged_soil_moisture(product: xr.Dataset) -> dict[str, xr.Variable]:
+    flags = _product_flags(product["merge_method"], _merge_method_flags())
+    return {
+        "soil_moisture": _float_variable(
+            product["soil_moisture"],
+            _GRID,
+            {
+                "standard_name": _SM_STANDARD_NAME,
+                "long_name": "merged surface soil moisture (volumetric water content)",
+                "units": "m3 m-3",
+                "valid_min": np.float32(0.0),
+                "valid_max": np.float32(1.0),
+                "cell_methods": "time: mean",
+                "ancillary_variables": "soil_moisture_error_variance merge_method",
+                "comment": "Least-squares merge of SMAP, ERA5-Land and GLDAS weighted by their "
+                "triple-collocation error variances (Ming et al. 2022, Eqs. 11-17); arithmetic "
+                "mean of the available parents where TC is unresolved (see merge_method). NaN "
+                "(_FillValue) off land and where no parent has a value.",
+            },
+        ),
+        "soil_moisture_error_variance": _float_variable(
+            product["soil_moisture_error_variance"],
+            _GRID,
+            {
+                "long_name": "error variance of the merged soil moisture",
+                "units": "m6 m-6",
+                "valid_min": np.float32(0.0),
+                "comment": "(m3 m-3)^2. Propagated from the parents' triple-collocation error "
+                "variances through the merging weights; its square root is the standard error "
+                "of soil_moisture. Missing (_FillValue) where merge_method is "
+                "arithmetic_mean, which has no TC error model.",
+            },
+        ),
+        "merge_method": _flag_variable(
+            product["merge_method"],
+            _GRID,
+            flags,
+            {"long_name": "method used to merge the parent soil moisture in this cell"},
+            "merge_method",
+        ),
+        "source_soil_moisture": _float_variable(
+            product["source_soil_moisture"],
+            _SOURCE_GRID,
+            {
+                "standard_name": _SM_STANDARD_NAME,
+                "long_name": "parent product soil moisture on the domain grid, as merged",
+                "units": "m3 m-3",
+                "valid_min": np.float32(0.0),
+                "valid_max": np.float32(1.0),
+                "cell_methods": "time: mean",
+            },
+        ),
+    }
+
+
+def _sm2rain_precipitation(product: xr.Dataset) -> dict[str, xr.Variable]:
+    return {
+        "precipitation_amount": _float_variable(
+            product["precipitation_amount"],
+            _GRID,
+            {
+                "standard_name": "precipitation_amount",
+                "long_name": "daily rainfall estimated from soil moisture (SM2RAIN)",
+                "units": "kg m-2",
+                "valid_min": np.float32(0.0),
+                "cell_methods": "time: sum",
+                "comment": "1 kg m-2 equals 1 mm of water. Rainfall inverted from the "
+                "soil-water balance of the merged soil moisture (SM2RAIN; Brocca et al. 2013; "
+                "Zhang et al. 2022, Eqs. 1-2), accumulated over time_bnds.",
+            },
+        ),
+    }
+
+
+def _tc_diagnostics(product: xr.Dataset) -> dict[str, xr.Variable]:
+    sample = product["tc_sample_size"].transpose("lat", "lon").values.astype("f8")
+    sample_values = np.where(np.isfinite(sample), np.nan_to_num(sample), _INT32_FILL).astype("i4")
+    return {
+        "error_variance": _float_variable(
+            product["error_variance"],
+            _SOURCE_GRID,
+            {
+                "long_name": "triple-collocation error variance of the parent soil moisture",
+                "units": "m6 m-6",
+                "valid_min": np.float32(0.0),
+                "comment": "(m3 m-3)^2, in each parent's own units (Ming et al. 2022, Eqs. 5-8).",
+            },
+        ),
+        "correlation_with_truth": _float_variable(
+            product["correlation_with_truth"],
+            _SOURCE_GRID,
+            {
+                "long_name": "correlation of the parent soil moisture with the unknown truth",
+                "units": "1",
+                "valid_min": np.float32(-1.0),
+                "valid_max": np.float32(1.0),
+                "comment": "Extended triple collocation (Ming et al. 2022, Eq. 10).",
+            },
+        ),
+        "snr_db": _float_variable(
+            product["snr_db"],
+            _SOURCE_GRID,
+            {
+                "long_name": "signal-to-noise ratio of the parent soil moisture",
+                "units": "dB",
+                "comment": "SNR [dB] = 10 log10(signal variance / error variance) from triple "
+                "collocation. 'dB' is a CF-accepted unit (CF FAQ) that UDUNITS-2 does not "
+                "define; tools that need UDUNITS may treat it as dimensionless.",
+            },
+        ),
+        "tc_resolved": _flag_variable(
+            product["tc_resolved"],
+            _GRID,
+            _TC_RESOLVED_FLAGS,
+            {
+                "long_name": "triple collocation resolved in this cell",
+                "comment": "tc_not_resolved: too few collocated triplets or non-positive "
+                "covariances; the merge then falls back to the arithmetic mean.",
+            },
+            "tc_resolved",
+        ),
+        "tc_sample_size": xr.Variable(
+            _GRID,
+            sample_values[np.newaxis, ...],
+            {
+                "standard_name": f"{_SM_STANDARD_NAME} number_of_observations",
+                "long_name": "number of collocated triplets used by the triple collocation",
+                "units": "1",
+                "grid_mapping": "crs",
+            },
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+_TITLES: Final = {
+    "merged-sm": "smflow daily merged surface soil moisture (SMAP, ERA5-Land, GLDAS), Big Island "
+    "of Hawaii, 0.1 degree",
+    "sm2rain-precip": "smflow daily SM2RAIN rainfall from merged soil moisture, Big Island of "
+    "Hawaii, 0.1 degree",
+    "tc-diagnostics": "smflow daily triple-collocation error diagnostics of SMAP, ERA5-Land and "
+    "GLDAS soil moisture, Big Island of Hawaii, 0.1 degree",
+}
+_SUMMARIES: Final = {
+    "merged-sm": "Surface soil moisture merged from SMAP L3 v9 (AM+PM), ERA5-Land layer 1 and "
+    "GLDAS Noah 2.1 0-10 cm with least-squares weights from triple collocation (TC) error "
+    "variances, with its error variance, the merge method per cell and the parent values.",
+    "sm2rain-precip": "Daily rainfall estimated bottom-up from the merged soil moisture with "
+    "SM2RAIN: the soil-water balance inverted for the rainfall that explains the observed "
+    "soil-moisture change.",
+    "tc-diagnostics": "Triple-collocation error variance, correlation with the truth and "
+    "signal-to-noise ratio of each parent soil-moisture product, whether TC was resolved and "
+    "how many collocated triplets it used.",
+}
+
+
+def _global_attrs(
+    name: str,
+    day: dt.date,
+    lineage: Mapping[str, Any],
+    common: Mapping[str, Any],
+    domain: str | None,
+) -> dict[str, Any]:
+    version = str(lineage["code_version"])
+    stamp = day.strftime("%Y%m%d")
+    # Extent of the cells (edges), not of the centres.
+    lat_bnds, lon_bnds = common["lat_bnds"].values, common["lon_bnds"].values
+    lat_min, lat_max = float(lat_bnds.min()), float(lat_bnds.max())
+    lon_min, lon_max = float(lon_bnds.min()), float(lon_bnds.max())
+    sources = {
+        "merged-sm": "SMAP L3 radiometer v9 (SPL3SMP), ERA5-Land swvl1, GLDAS Noah 2.1; merged "
+        f"with TC merging model {_attr_text(lineage['tc_merging_model'])}",
+        "sm2rain-precip": f"merged soil moisture (TC merging model "
+        f"{_attr_text(lineage['tc_merging_model'])}) through SM2RAIN model "
+        f"{_attr_text(lineage['sm2rain_model'])}",
+        "tc-diagnostics": "SMAP L3 radiometer v9, ERA5-Land swvl1, GLDAS Noah 2.1; triple "
+        f"collocation of TC merging model {_attr_text(lineage['tc_merging_model'])}",
+    }
+    attrs: dict[str, Any] = {
+        "Conventions": CONVENTIONS,
+        "title": _TITLES[name],
+        "summary": _SUMMARIES[name],
+        "institution": _INSTITUTION,
+        "source": sources[name],
+        "history": f"{day.isoformat()}: smflow {version} {_PIPELINE} ({name})",
+        "references": "\n".join(REFERENCES),
+        "comment": "Daily product of the smflow system. NaN (_FillValue) marks cells off land "
+        "or without a value. The lineage attributes list the input granules, the inputs that "
+        "were missing on this day and the model versions that made this file.",
+        "license": _LICENSE,
+        "id": f"smflow_{name}_{stamp}",
+        "product_name": name,
+        "product_date": day.isoformat(),
+        "time_coverage_start": f"{day.isoformat()}T00:00:00Z",
+        "time_coverage_end": f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00Z",
+        "time_coverage_resolution": "P1D",
+        "geospatial_lat_min": lat_min,
+        "geospatial_lat_max": lat_max,
+        "geospatial_lon_min": lon_min,
+        "geospatial_lon_max": lon_max,
+        "geospatial_lat_units": "degrees_north",
+        "geospatial_lon_units": "degrees_east",
+        "geospatial_lat_resolution": f"{abs(lat_bnds[0, 1] - lat_bnds[0, 0]):g} degree",
+        "geospatial_lon_resolution": f"{abs(lon_bnds[0, 1] - lon_bnds[0, 0]):g} degree",
+        "domain": str(domain or "big_island"),
+        # One entry per line: granule URIs have no blanks, missing-input reasons do.
+        "input_granules": "\n".join(lineage["input_granules"]),
+        "missing_inputs": "\n".join(lineage["missing_inputs"]),
+        "tc_merging_model": _attr_text(lineage["tc_merging_model"]),
+        "sm2rain_model": _attr_text(lineage["sm2rain_model"]),
+        "sm2rain_parameters_source": _attr_text(lineage["sm2rain_parameters_source"]),
+        "code_version": version,
+    }
+    for key, value in sorted(lineage.items()):  # further lineage, e.g. tc_window_days
+        attrs.setdefault(key, _attr_value(value))
+    return attrs
+
+
+def _attr_value(value: Any) -> Any:
+    """Extra provenance (e.g. ``tc_window_days``) as a netCDF attribute: numbers stay numbers."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float | np.integer | np.floating):
+        return value
+    return _attr_text(value)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _set_encoding(ds: xr.Dataset, *, only_missing: bool = False) -> None:
+    """float32 + zlib + _FillValue on data; no fill on coordinates, bounds, grid mapping.
+
+    With ``only_missing``, variables that already have an encoding keep it.
+    """
+    bounds = {str(ds[name].attrs["bounds"]) for name in ds.variables if "bounds" in ds[name].attrs}
+    scalar_coords = " ".join(str(name) for name in ds.coords if ds[name].ndim == 0) or None
+    time_like = {"time", str(ds["time"].attrs.get("bounds", "time_bnds"))} if "time" in ds else set()
+    for name in ds.variables:
+        var = ds[name]
+        if only_missing and var.encoding:
+            continue
+        is_data = name in ds.data_vars and name not in bounds and name != "crs"
+        encoding: dict[str, Any]
+        if name in time_like:
+            encoding = {
+                "units": "days since 1970-01-01 00:00:00",
+                "calendar": "standard",
+                "dtype": "f8",
+                "_FillValue": None,
+            }
+        elif not is_data:
+            encoding = {"_FillValue": None}
+            if var.dtype.kind in "OU":
+                encoding["dtype"] = str
+        elif var.dtype.kind == "f":
+            encoding = {"dtype": "f4", "_FillValue": FILL_VALUE, "zlib": True, "complevel": 4,
+                        "shuffle": True}
+        else:
+            fill = _INT8_FILL if var.dtype.itemsize == 1 else _INT32_FILL
+            encoding = {"dtype": var.dtype, "_FillValue": fill.astype(var.dtype), "zlib": True,
+                        "complevel": 4, "shuffle": True}
+        if "zlib" in encoding and var.ndim > 0:
+            # One chunk per variable: the whole day is a few kB, and fixed chunks keep the
+            # layout independent of netCDF-C's default chunking heuristics.
+            encoding["chunksizes"] = var.shape
+        if name in ds.data_vars:
+            # Explicit, so xarray does not attach scalar coordinates to bounds and crs.
+            encoding["coordinates"] = scalar_coords if is_data else None
+        var.encoding = encoding

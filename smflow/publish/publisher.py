@@ -1,0 +1,381 @@
+"""Atomic, idempotent publishing of one day's products to the products bucket.
+
+Layout (``s3://{products_bucket}/``)::
+
+    daily/{YYYY}/{MM}/{DD}/smflow_{name}_{YYYYMMDD}.nc        name: merged-sm, sm2rain-precip,
+                                                                    tc-diagnostics
+    daily/{YYYY}/{MM}/{DD}/smflow_{quicklook}_{YYYYMMDD}.png  quicklook: soil_moisture, ...
+    stac/items/smflow-daily-{YYYYMMDD}.json                   the day's STAC item
+    stac/collections/smflow-daily.json                        static collection (links every item)
+    stac/catalog.json                                         root catalog
+    staging/{uuid}/...                                        transient, empty after every call
+
+Every object is placed the same way (:meth:`Publisher.place`):
+
+1. if the final key already holds an object with the same SHA-256 (``x-amz-meta-sha256``), skip
+   it: a re-run of an unchanged day writes nothing;
+2. upload to ``staging/{uuid}/{final key}`` with the SHA-256 in the object metadata;
+3. HEAD it (size, metadata) and GET it back, and compare the SHA-256 of what the server returns;
+4. server-side copy to the final key, check the final object (size, metadata, SHA-256 of a GET);
+5. delete the staging object (also when a step fails).
+
+A failed verification in step 3 raises :class:`PublishError` before the final key is touched, so
+the previously published object stays as it was. The day's STAC item is placed after all its
+assets, and the collection after the item, so a reader never follows a link to a missing file.
+The bytes themselves are reproducible (see :mod:`smflow.publish.cf`,
+:mod:`smflow.publish.quicklook`, :mod:`smflow.publish.stac`), which is what makes step 1 work.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import xarray as xr
+
+from smflow import s3 as s3mod
+from smflow.config import Settings
+from smflow.publish.cf import (
+    PRODUCT_NAMES,
+    build_product_datasets,
+    product_day,
+    resolve_provenance,
+    to_netcdf_bytes,
+)
+from smflow.publish.quicklook import QUICKLOOKS, render_day_quicklooks
+from smflow.publish.stac import (
+    COLLECTION_ID,
+    AssetSpec,
+    build_catalog,
+    build_collection,
+    build_item,
+    to_json_bytes,
+)
+
+__all__ = [
+    "CATALOG_KEY",
+    "COLLECTION_KEY",
+    "STAGING_PREFIX",
+    "PublishError",
+    "PublishedDay",
+    "Publisher",
+    "daily_key",
+    "item_key",
+]
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX: Final = "staging/"
+ITEMS_PREFIX: Final = "stac/items/"
+COLLECTION_KEY: Final = f"stac/collections/{COLLECTION_ID}.json"
+CATALOG_KEY: Final = "stac/catalog.json"
+
+_NETCDF: Final = "application/netcdf"
+_PNG: Final = "image/png"
+_GEOJSON: Final = "application/geo+json"
+_JSON: Final = "application/json"
+_ITEM_KEY_PATTERN: Final = re.compile(rf"^{ITEMS_PREFIX}{COLLECTION_ID}-(\d{{8}})\.json$")
+
+_NETCDF_TITLES: Final = {
+    "merged-sm": "Merged surface soil moisture with TC error variance (CF-1.8 netCDF)",
+    "sm2rain-precip": "SM2RAIN daily rainfall (CF-1.8 netCDF)",
+    "tc-diagnostics": "Triple-collocation diagnostics of SMAP, ERA5-Land, GLDAS (CF-1.8 netCDF)",
+}
+
+
+class PublishError(RuntimeError):
+    """An object could not be placed; the previously published object under its key is intact."""
+
+
+def daily_key(day: dt.date | str, name: str, extension: str) -> str:
+    """``daily/YYYY/MM/DD/smflow_{name}_{YYYYMMDD}.{extension}``."""
+    day = product_day(day)
+    return f"daily/{day:%Y/%m/%d}/smflow_{name}_{day:%Y%m%d}.{extension}"
+
+
+def item_key(day: dt.date | str) -> str:
+    """``stac/items/smflow-daily-YYYYMMDD.json``."""
+    return f"{ITEMS_PREFIX}{COLLECTION_ID}-{product_day(day):%Y%m%d}.json"
+
+
+@dataclass(frozen=True)
+class PublishedDay:
+    """What :meth:`Publisher.publish_day` placed: small, so it can travel through XCom.
+
+    Attributes
+    ----------
+    day : datetime.date
+        Product day.
+    bucket : str
+        Products bucket.
+    keys : tuple of str
+        Final keys of the day's assets (netCDF files, then quicklooks).
+    checksums : mapping of str to str
+        SHA-256 (hex) per key, the assets and the STAC item.
+    stac_key : str
+        Key of the day's STAC item (placed after every asset).
+    unchanged : bool
+        True when every object (assets, item, collection, catalog) was already published with the
+        same content: nothing was written.
+    written : tuple of str
+        Keys this call (re)wrote.
+    """
+
+    day: dt.date
+    bucket: str
+    keys: tuple[str, ...]
+    checksums: Mapping[str, str]
+    stac_key: str
+    unchanged: bool
+    written: tuple[str, ...] = field(default=())
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (for XCom / logs)."""
+        return {
+            "day": self.day.isoformat(),
+            "bucket": self.bucket,
+            "keys": list(self.keys),
+            "checksums": dict(self.checksums),
+            "stac_key": self.stac_key,
+            "unchanged": self.unchanged,
+            "written": list(self.written),
+        }
+
+
+class Publisher:
+    """Publishes daily products to ``settings.products_bucket``.
+
+    :param settings: deployment settings (default: :meth:`Settings.load`).
+    :param s3: a boto3 S3 client (default: :func:`smflow.s3.client` for ``settings``).
+    """
+
+    def __init__(self, settings: Settings | None = None, s3: Any = None) -> None:
+        self.settings = settings or Settings.load()
+        self.s3 = s3 if s3 is not None else s3mod.client(self.settings)
+        self.bucket = self.settings.products_bucket
+
+    # ------------------------------------------------------------------ public API
+
+    def publish_day(
+        self, product: xr.Dataset, day: dt.date | str, provenance: Mapping[str, Any]
+    ) -> PublishedDay:
+        """Publish one day: three CF netCDF files, the quicklooks, the STAC item, the collection.
+
+        :param product: the daily product dataset (docs/DESIGN.md contract).
+        :param day: product day.
+        :param provenance: lineage (``tc_merging_model``, ``sm2rain_model``, ``input_granules``,
+            ``missing_inputs``, ``sm2rain_parameters_source``, optional ``code_version``).
+        :return: the keys, checksums and whether anything changed.
+        :raises PublishError: when an object fails verification (nothing published is lost).
+        :raises ValueError: when the product breaks the contract (nothing is written).
+        """
+        day = product_day(day)
+        lineage = resolve_provenance(product, provenance)
+        # Everything is rendered before the first upload: a bad product writes nothing.
+        datasets = build_product_datasets(product, day, provenance=lineage)
+        files: list[tuple[str, str, bytes, str, tuple[str, ...], str, str]] = []
+        for name in PRODUCT_NAMES:
+            ds = datasets[name]
+            files.append(
+                (name, daily_key(day, name, "nc"), to_netcdf_bytes(ds), _NETCDF, ("data",),
+                 _NETCDF_TITLES[name], _describe(ds))
+            )
+        fields = xr.merge(
+            [ds.drop_vars(["crs", *[v for v in ds.data_vars if str(v).endswith("_bnds")]])
+             for ds in datasets.values()],
+            combine_attrs="drop",
+        )
+        images = render_day_quicklooks(fields)
+        for spec in QUICKLOOKS:
+            files.append(
+                (f"quicklook-{spec.name}", daily_key(day, spec.name, "png"), images[spec.name],
+                 _PNG, ("overview", "visual"), f"Quicklook: {spec.title} [{spec.units}]",
+                 f"Map of {spec.variable}"
+                 + (f" of {spec.source}" if spec.source else "")
+                 + f", colour range {spec.vmin:g} to {spec.vmax:g} {spec.units}; grey: no value.")
+            )
+
+        s3mod.ensure_bucket(self.s3, self.bucket)
+        written: list[str] = []
+        checksums: dict[str, str] = {}
+        assets: dict[str, AssetSpec] = {}
+        for asset_key, key, body, media_type, roles, title, description in files:
+            sha256, changed = self.place(key, body, media_type)
+            checksums[key] = sha256
+            written += [key] if changed else []
+            assets[asset_key] = AssetSpec(
+                href=self._uri(key), media_type=media_type, roles=roles, checksum=sha256,
+                title=title, size=len(body), description=description,
+            )
+
+        bbox, geometry, shape = _footprint(datasets["merged-sm"])
+        item = build_item(
+            day, assets, bbox=bbox, geometry=geometry, provenance=lineage,
+            self_href=self._uri(item_key(day)),
+            collection_href=self._uri(COLLECTION_KEY), root_href=self._uri(CATALOG_KEY),
+            proj_shape=shape,
+        )
+        stac_key = item_key(day)
+        sha256, changed = self.place(stac_key, to_json_bytes(item), _GEOJSON)
+        checksums[stac_key] = sha256
+        written += [stac_key] if changed else []
+
+        written += self._update_catalog(bbox)
+        published = PublishedDay(
+            day=day,
+            bucket=self.bucket,
+            keys=tuple(key for _, key, *_ in files),
+            checksums=checksums,
+            stac_key=stac_key,
+            unchanged=not written,
+            written=tuple(written),
+        )
+        log.info("published %s to s3://%s: %d of %d objects written", day, self.bucket,
+                 len(written), len(files) + 3)
+        return published
+
+    def place(self, key: str, body: bytes, content_type: str) -> tuple[str, bool]:
+        """Place ``body`` under ``key`` atomically; skip it when it is already there.
+
+        :return: ``(sha256_hex, written)``; ``written`` is False when the final object already had
+            this content.
+        :raises PublishError: when the staged or the final object does not verify.
+        """
+        sha256 = s3mod.sha256_hex(body)
+        if self._stored_sha256(key) == sha256:
+            return sha256, False
+
+        staging_key = f"{STAGING_PREFIX}{uuid.uuid4().hex}/{key}"
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=staging_key,
+                Body=body,
+                ContentType=content_type,
+                ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode("ascii"),
+                Metadata={"sha256": sha256},
+            )
+            # Until this passes, the final key has not been touched.
+            self._verify(staging_key, sha256, len(body))
+            self.s3.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": staging_key},
+                MetadataDirective="COPY",
+            )
+            self._verify(key, sha256, len(body))
+        finally:
+            self._delete_quietly(staging_key)
+        return sha256, True
+
+    # ------------------------------------------------------------------ internals
+
+    def _uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def _stored_sha256(self, key: str) -> str | None:
+        """SHA-256 of the object under ``key`` (None if absent): metadata, else of its bytes."""
+        head = self._head(key)
+        if head is None:
+            return None
+        recorded = head.get("Metadata", {}).get("sha256")
+        if recorded:
+            return recorded
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return s3mod.sha256_hex(body)
+
+    def _verify(self, key: str, sha256: str, size: int) -> None:
+        head = self._head(key)
+        if head is None:
+            raise PublishError(f"s3://{self.bucket}/{key} is missing right after it was written")
+        problems = []
+        if head.get("ContentLength") != size:
+            problems.append(f"size {head.get('ContentLength')} != {size}")
+        recorded = head.get("Metadata", {}).get("sha256")
+        if recorded != sha256:
+            problems.append(f"metadata sha256 {recorded} != {sha256}")
+        returned = s3mod.sha256_hex(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        if returned != sha256:
+            problems.append(f"content sha256 {returned} != {sha256}")
+        if problems:
+            raise PublishError(
+                f"s3://{self.bucket}/{key} failed verification ({'; '.join(problems)}); the "
+                "previously published object was left in place. Re-run the task; if it repeats, "
+                "check the S3 server's health and free space."
+            )
+
+    def _delete_quietly(self, key: str) -> None:
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+            log.warning("could not delete staging object s3://%s/%s", self.bucket, key,
+                        exc_info=True)
+
+    def _update_catalog(self, bbox: list[float]) -> list[str]:
+        """Rebuild the collection from the items present and place it and the root catalog.
+
+        Built from a listing, not by editing the previous collection: the result depends only on
+        which items exist, so it is idempotent and heals itself after an interrupted run.
+        """
+        item_hrefs: dict[dt.date, str] = {}
+        for key in s3mod.list_keys(self.s3, self.bucket, ITEMS_PREFIX):
+            match = _ITEM_KEY_PATTERN.match(key)
+            if match:
+                item_hrefs[dt.datetime.strptime(match.group(1), "%Y%m%d").date()] = self._uri(key)
+        collection = build_collection(
+            item_hrefs, bbox=bbox, self_href=self._uri(COLLECTION_KEY),
+            root_href=self._uri(CATALOG_KEY),
+        )
+        catalog = build_catalog(self._uri(COLLECTION_KEY), self_href=self._uri(CATALOG_KEY))
+        written = []
+        for key, body, media_type in (
+            (COLLECTION_KEY, to_json_bytes(collection), _JSON),
+            (CATALOG_KEY, to_json_bytes(catalog), _JSON),
+        ):
+            if self.place(key, body, media_type)[1]:
+                written.append(key)
+        return written
+
+
+def _describe(ds: xr.Dataset) -> str:
+    """``variable [units]`` of every data variable, for the asset description."""
+    parts = []
+    for name, var in ds.data_vars.items():
+        if name == "crs" or str(name).endswith("_bnds"):
+            continue
+        units = var.attrs.get("units")
+        parts.append(f"{name} [{units}]" if units else f"{name} (flag)")
+    return "Variables: " + ", ".join(parts) + "."
+
+
+def _footprint(ds: xr.Dataset) -> tuple[list[float], dict[str, Any], list[int]]:
+    """bbox (cell edges), GeoJSON polygon and [n_lat, n_lon] of a product dataset."""
+    west, east = float(ds["lon_bnds"].min()), float(ds["lon_bnds"].max())
+    south, north = float(ds["lat_bnds"].min()), float(ds["lat_bnds"].max())
+    bbox = [round(v, 6) for v in (west, south, east, north)]
+    west, south, east, north = bbox
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+    }
+    return bbox, geometry, [int(ds.sizes["lat"]), int(ds.sizes["lon"])]

@@ -1,0 +1,207 @@
+"""Publishing against the real S3 server: layout, atomicity, idempotency, STAC last."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+
+import pytest
+import xarray as xr
+from PIL import Image
+
+import synthetic
+from smflow.publish.publisher import (
+    CATALOG_KEY,
+    COLLECTION_KEY,
+    PublishError,
+    Publisher,
+    daily_key,
+    item_key,
+)
+from smflow.s3 import list_keys
+
+DAY_PREFIX = "daily/2024/01/02/"
+NETCDF = ["merged-sm", "sm2rain-precip", "tc-diagnostics"]
+PNG = ["soil_moisture", "soil_moisture_error_variance", "precipitation_amount", "snr_db_smap",
+       "snr_db_era5_land", "snr_db_gldas"]
+
+
+@pytest.fixture
+def publisher(products_settings, s3_client):
+    return Publisher(products_settings, s3=s3_client)
+
+
+def _objects(s3, bucket: str) -> dict[str, tuple]:
+    """key -> (sha256 metadata, ETag, size, LastModified) of every object in the bucket."""
+    out = {}
+    for key in list_keys(s3, bucket):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        out[key] = (head["Metadata"].get("sha256"), head["ETag"], head["ContentLength"],
+                    head["LastModified"])
+    return out
+
+
+def _body(s3, bucket: str, key: str) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_layout_and_content(publisher, s3_client, product, day, provenance):
+    published = publisher.publish_day(product, day, provenance)
+    bucket = publisher.bucket
+
+    expected_assets = [f"{DAY_PREFIX}smflow_{n}_20240102.nc" for n in NETCDF] + [
+        f"{DAY_PREFIX}smflow_{v}_20240102.png" for v in PNG]
+    assert list(published.keys) == expected_assets
+    assert published.stac_key == "stac/items/smflow-daily-20240102.json" == item_key(day)
+    assert daily_key(day, "merged-sm", "nc") == expected_assets[0]
+    assert list_keys(s3_client, bucket) == sorted(
+        expected_assets + [published.stac_key, COLLECTION_KEY, CATALOG_KEY])
+    assert not published.unchanged
+    assert list_keys(s3_client, bucket, "staging/") == []
+
+    # every object's sha256 metadata is the sha256 of its bytes
+    for key in list_keys(s3_client, bucket):
+        body = _body(s3_client, bucket, key)
+        head = s3_client.head_object(Bucket=bucket, Key=key)
+        assert head["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest(), key
+        if key in published.checksums:
+            assert published.checksums[key] == head["Metadata"]["sha256"]
+
+    merged = xr.load_dataset(io.BytesIO(_body(s3_client, bucket, expected_assets[0])),
+                             engine="h5netcdf")
+    assert merged.attrs["Conventions"] == "CF-1.8"
+    assert merged["soil_moisture"].attrs["units"] == "m3 m-3"
+    assert s3_client.head_object(Bucket=bucket, Key=expected_assets[0])["ContentType"] == \
+        "application/netcdf"
+    for key in expected_assets[3:]:
+        Image.open(io.BytesIO(_body(s3_client, bucket, key))).verify()
+    assert json.loads(json.dumps(published.to_dict()))["stac_key"] == published.stac_key
+
+
+def test_stac_item_links_assets_granules_and_models(publisher, s3_client, product, day,
+                                                    provenance):
+    published = publisher.publish_day(product, day, provenance)
+    bucket = publisher.bucket
+    item = json.loads(_body(s3_client, bucket, published.stac_key))
+
+    hrefs = {asset["href"]: asset for asset in item["assets"].values()}
+    assert set(hrefs) == {f"s3://{bucket}/{key}" for key in published.keys}
+    for key in published.keys:
+        asset = hrefs[f"s3://{bucket}/{key}"]
+        body = _body(s3_client, bucket, key)
+        assert asset["file:checksum"] == "1220" + hashlib.sha256(body).hexdigest()
+        assert asset["file:size"] == len(body)
+    assert item["assets"]["merged-sm"]["type"] == "application/netcdf"
+    assert "soil_moisture [m3 m-3]" in item["assets"]["merged-sm"]["description"]
+    assert item["assets"]["quicklook-snr_db_smap"]["type"] == "image/png"
+
+    derived = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
+    assert derived == provenance["input_granules"]
+    assert item["properties"]["smflow:tc_merging_model"] == provenance["tc_merging_model"]
+    assert item["properties"]["smflow:sm2rain_model"] == provenance["sm2rain_model"]
+    assert item["properties"]["proj:code"] == "EPSG:4326"
+    assert item["bbox"] == [-156.05, 18.95, -155.05, 20.25]
+    links = {link["rel"]: link["href"] for link in item["links"] if link["rel"] != "derived_from"}
+    assert links["self"] == f"s3://{bucket}/{published.stac_key}"
+    assert links["collection"] == f"s3://{bucket}/{COLLECTION_KEY}"
+
+    collection = json.loads(_body(s3_client, bucket, COLLECTION_KEY))
+    assert [l["href"] for l in collection["links"] if l["rel"] == "item"] == [links["self"]]
+    catalog = json.loads(_body(s3_client, bucket, CATALOG_KEY))
+    assert [l["href"] for l in catalog["links"] if l["rel"] == "child"] == [links["collection"]]
+
+
+def test_same_day_twice_changes_nothing(publisher, s3_client, product, day, provenance):
+    first = publisher.publish_day(product, day, provenance)
+    before = _objects(s3_client, publisher.bucket)
+    second = publisher.publish_day(synthetic.daily_product(day), day, dict(provenance))
+    after = _objects(s3_client, publisher.bucket)
+
+    assert second.unchanged and second.written == ()
+    assert second.keys == first.keys and second.checksums == first.checksums
+    # same keys, same sha256 and ETag, and not even rewritten (LastModified unchanged)
+    assert after == before
+    assert list_keys(s3_client, publisher.bucket, "staging/") == []
+
+
+def test_changed_product_overwrites_with_new_checksums(publisher, s3_client, product, day,
+                                                      provenance):
+    first = publisher.publish_day(product, day, provenance)
+    wetter = synthetic.daily_product(day, seed=1, wetter=0.05)
+    second = publisher.publish_day(wetter, day, provenance)
+    bucket = publisher.bucket
+
+    assert not second.unchanged
+    assert second.keys == first.keys
+    for key in second.keys:
+        assert second.checksums[key] != first.checksums[key], key
+        assert s3_client.head_object(Bucket=bucket, Key=key)["Metadata"]["sha256"] == \
+            second.checksums[key]
+    assert second.checksums[second.stac_key] != first.checksums[first.stac_key]
+    item = json.loads(_body(s3_client, bucket, second.stac_key))
+    assert item["assets"]["merged-sm"]["file:checksum"] == \
+        "1220" + second.checksums[second.keys[0]]
+    # the collection did not change: same single item
+    assert COLLECTION_KEY not in second.written and CATALOG_KEY not in second.written
+    assert len(list_keys(s3_client, bucket)) == len(first.keys) + 3
+    assert list_keys(s3_client, bucket, "staging/") == []
+
+
+def test_collection_lists_every_published_day(publisher, s3_client, provenance):
+    days = [dt.date(2024, 1, 3), dt.date(2024, 1, 1)]
+    for day in days:
+        publisher.publish_day(synthetic.daily_product(day), day, synthetic.provenance(day))
+    collection = json.loads(_body(s3_client, publisher.bucket, COLLECTION_KEY))
+    items = [l["href"] for l in collection["links"] if l["rel"] == "item"]
+    assert items == [f"s3://{publisher.bucket}/{item_key(d)}" for d in sorted(days)]
+    assert collection["extent"]["temporal"]["interval"] == [["2024-01-01T00:00:00Z",
+                                                             "2024-01-03T23:59:59Z"]]
+
+
+class _CorruptingClient:
+    """The real client, except that uploads lose their last byte on the way (a bad transfer)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def put_object(self, **kwargs):
+        kwargs = {**kwargs, "Body": kwargs["Body"][:-1]}
+        kwargs.pop("ContentMD5", None)  # as if the corruption happened after the MD5 check
+        return self._client.put_object(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_failed_verification_keeps_the_published_object(publisher, products_settings, s3_client,
+                                                        product, day, provenance):
+    first = publisher.publish_day(product, day, provenance)
+    before = _objects(s3_client, publisher.bucket)
+
+    broken = Publisher(products_settings, s3=_CorruptingClient(s3_client))
+    with pytest.raises(PublishError, match="failed verification.*left in place"):
+        broken.publish_day(synthetic.daily_product(day, seed=1), day, provenance)
+
+    assert _objects(s3_client, publisher.bucket) == before
+    body = _body(s3_client, publisher.bucket, first.keys[0])
+    assert hashlib.sha256(body).hexdigest() == first.checksums[first.keys[0]]
+    assert list_keys(s3_client, publisher.bucket, "staging/") == []
+
+
+def test_invalid_product_writes_nothing(publisher, s3_client, product, day, provenance):
+    with pytest.raises(ValueError, match="lacks"):
+        publisher.publish_day(product.drop_vars("precipitation_amount"), day, provenance)
+    assert not _bucket_exists(s3_client, publisher.bucket) or not list_keys(s3_client,
+                                                                             publisher.bucket)
+
+
+def _bucket_exists(s3, bucket: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except ClientError:
+        return False
