@@ -1,0 +1,204 @@
+"""The internal time-series store: one gridded field per product and day, in S3.
+
+Key: ``s3://{store_bucket}/timeseries/{product}/{YYYY}/{product}_{YYYYMMDD}.nc`` (one object per
+product and day; a re-run replaces it). Each object is a small netCDF-4 file with the
+``(lat, lon)`` field on the domain grid plus a length-1 ``time`` axis (the UTC day at 00:00).
+The same field always serialises to the same bytes (netCDF4 engine, fixed encoding, no time
+stamps), so a re-run that changes nothing rewrites an identical object.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from smflow import s3 as s3mod
+from smflow.config import Settings
+from smflow.domain import DomainGrid, load_domain
+
+PREFIX = "timeseries"
+_KEY_RE = re.compile(r"_(\d{8})\.nc$")
+#: The HDF5 library under netCDF4 is not thread-safe; (de)serialising is cheap, so serialise it
+#: and let only the S3 transfers run in parallel.
+_NETCDF_LOCK = threading.Lock()
+
+
+def _as_date(day: date | datetime | str | np.datetime64) -> date:
+    if isinstance(day, datetime):
+        return day.date()
+    if isinstance(day, date):
+        return day
+    return pd.Timestamp(day).date()
+
+
+def _encode(field: xr.DataArray, day: date) -> bytes:
+    """Deterministic netCDF-4 bytes of ``field`` for ``day``."""
+    name = field.name or "soil_moisture"
+    ds = field.to_dataset(name=name).expand_dims(time=[np.datetime64(day, "ns")])
+    ds["time"].attrs = {"standard_name": "time", "long_name": "UTC day", "axis": "T"}
+    encoding = {
+        name: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.nan,
+               "dtype": "float64" if field.dtype == np.float64 else "float32"},
+        "time": {"units": "days since 1970-01-01 00:00:00", "calendar": "standard",
+                 "dtype": "int32"},
+        "lat": {"_FillValue": None},
+        "lon": {"_FillValue": None},
+    }
+    # netCDF4 engine via a file: deterministic bytes (h5netcdf in-memory writes differ run to run).
+    with tempfile.TemporaryDirectory(prefix="smflow-store-") as tmp, _NETCDF_LOCK:
+        path = Path(tmp) / "field.nc"
+        ds.to_netcdf(path, engine="netcdf4", format="NETCDF4", encoding=encoding)
+        return path.read_bytes()
+
+
+def _decode(data: bytes) -> xr.DataArray:
+    with tempfile.TemporaryDirectory(prefix="smflow-store-") as tmp, _NETCDF_LOCK:
+        path = Path(tmp) / "field.nc"
+        path.write_bytes(data)
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    name = next(iter(ds.data_vars))
+    return ds[name].isel(time=0)
+
+
+class TimeSeriesStore:
+    """Gridded daily fields per product, one S3 object each.
+
+    :param settings: deployment settings (``store_bucket``, S3 endpoint).
+    :param s3: boto3 S3 client (default: :func:`smflow.s3.client`).
+    :param grid: the domain grid every field must be on (default: ``load_domain()``).
+    :param max_workers: threads used by :meth:`window`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        s3=None,
+        *,
+        grid: DomainGrid | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self._s3 = s3
+        self.grid = grid or load_domain()
+        self.max_workers = max_workers
+        self._bucket_ready = False
+
+    @property
+    def s3(self):
+        if self._s3 is None:
+            self._s3 = s3mod.client(self.settings)
+        return self._s3
+
+    @property
+    def bucket(self) -> str:
+        return self.settings.store_bucket
+
+    def key(self, product: str, day: date | str) -> str:
+        """``timeseries/{product}/{YYYY}/{product}_{YYYYMMDD}.nc``."""
+        d = _as_date(day)
+        return f"{PREFIX}/{product}/{d:%Y}/{product}_{d:%Y%m%d}.nc"
+
+    def uri(self, product: str, day: date | str) -> str:
+        return f"s3://{self.bucket}/{self.key(product, day)}"
+
+    def put(self, product: str, day: date | str, field: xr.DataArray) -> str:
+        """Store ``field`` ``(lat, lon)`` for ``product`` and ``day`` (replaces); returns the key."""
+        if tuple(field.dims) != ("lat", "lon"):
+            raise ValueError(
+                f"field has dims {field.dims}; the store holds (lat, lon) fields on the "
+                f"{self.grid.name} grid (select one day with .isel(time=k))."
+            )
+        if not self.grid.is_on_grid(field):
+            raise ValueError(
+                f"field is not on the {self.grid.name} grid {self.grid.shape}; regrid it with "
+                "smflow.regrid.to_domain first."
+            )
+        d = _as_date(day)
+        field = field.drop_vars([c for c in field.coords if c not in ("lat", "lon")])
+        data = _encode(field, d)
+        if not self._bucket_ready:
+            s3mod.ensure_bucket(self.s3, self.bucket)
+            self._bucket_ready = True
+        key = self.key(product, d)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data,
+                           ContentType="application/x-netcdf",
+                           Metadata={"sha256": s3mod.sha256_hex(data)})
+        return key
+
+    def _fetch(self, product: str, day: date) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=self.key(product, day))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                return None
+            raise
+        return obj["Body"].read()
+
+    def get(self, product: str, day: date | str) -> xr.DataArray | None:
+        """The stored ``(lat, lon)`` field, or None if there is none."""
+        d = _as_date(day)
+        data = self._fetch(product, d)
+        if data is None:
+            return None
+        return _decode(data).assign_coords(time=np.datetime64(d, "ns"))
+
+    def window(self, product: str, end_day: date | str, n_days: int) -> xr.DataArray:
+        """The ``n_days`` days ending with ``end_day`` (inclusive), ``(time, lat, lon)``.
+
+        Missing days are all-NaN. Objects are fetched in parallel.
+        """
+        if n_days < 1:
+            raise ValueError(f"n_days must be >= 1, got {n_days}.")
+        end = _as_date(end_day)
+        days = [end - timedelta(days=n_days - 1 - k) for k in range(n_days)]
+        workers = max(1, min(self.max_workers, n_days, (os.cpu_count() or 4) * 2))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            blobs = list(pool.map(lambda d: self._fetch(product, d), days))
+        fields = [None if b is None else _decode(b) for b in blobs]
+        template = self.grid.template(product, "m3 m-3")
+        name, attrs = None, {}
+        for f in fields:
+            if f is not None:
+                name, attrs = f.name, dict(f.attrs)
+                break
+        stack = np.stack([
+            (f.values if f is not None else template.values) for f in fields
+        ]).astype(np.float64)
+        return xr.DataArray(
+            stack,
+            dims=("time", "lat", "lon"),
+            coords={"time": ("time", np.array(days, dtype="datetime64[ns]")),
+                    "lat": self.grid.lat_coord(), "lon": self.grid.lon_coord()},
+            name=name or "soil_moisture",
+            attrs={**attrs, "product": product,
+                   "missing_days": ",".join(d.isoformat() for d, f in zip(days, fields) if f is None)},
+        )
+
+    def days(self, product: str, start: date | str, end: date | str) -> list[date]:
+        """Days ``start .. end`` (inclusive) for which a field is stored, ascending."""
+        d0, d1 = _as_date(start), _as_date(end)
+        found: list[date] = []
+        for year in range(d0.year, d1.year + 1):
+            try:
+                keys = s3mod.list_keys(self.s3, self.bucket, f"{PREFIX}/{product}/{year}/")
+            except self.s3.exceptions.NoSuchBucket:
+                return []
+            for key in keys:
+                m = _KEY_RE.search(key)
+                if m and key.startswith(f"{PREFIX}/{product}/{year}/{product}_"):
+                    d = datetime.strptime(m.group(1), "%Y%m%d").date()
+                    if d0 <= d <= d1:
+                        found.append(d)
+        return sorted(found)
