@@ -110,12 +110,12 @@ def test_gldas_field_is_daily_mean_over_its_cell(grid):
     assert 0.05 < finite.min() and finite.max() < 0.5
 
 
-def test_smap_coverage_with_recommended_quality(grid):
-    """Only gpi 260345 passes the recommended-quality flag; its 36 km footprint covers cells."""
+def test_smap_coverage_with_successful_retrievals(grid):
+    """8 SMAP grid points with successful retrievals; their 36 km footprints cover most land cells."""
     series = gridded_series("smap", "2017-01-01", "2018-12-31", grid)
     covered = np.isfinite(series.values).any(axis=0)
-    assert 0 < covered.sum() <= 30
-    assert np.isfinite(series.values).any(axis=(1, 2)).sum() > 300  # days with SMAP data
+    assert covered.sum() == 77 and not covered[~grid.land_mask].any()
+    assert np.isfinite(series.values).any(axis=(1, 2)).sum() == 448  # days with SMAP data
 
 
 def test_ascat_bulk_uses_degree_of_saturation(grid):

@@ -143,15 +143,17 @@ def test_read_product_smap_flags(real):
     assert "long_name" in sm.attrs
     flag = ds["retrieval_qual_flag"].values
     passed = ds["quality_mask"].values
-    # bit 0 set = retrieval NOT recommended -> rejected; NaN exactly where the mask is False
-    assert not passed[(flag & 1) == 1].any()
+    # bit 2 set = retrieval failed -> rejected (see smflow.products.SMAP for why not bit 0);
+    # NaN exactly where the mask is False
+    assert not passed[(flag & 4) == 4].any()
     np.testing.assert_array_equal(np.isfinite(sm.values), passed)
     vals = sm.values[passed]
     assert vals.min() >= 0.02 and vals.max() <= 0.5
-    # Measured caveat: in 2017-2018 only one SMAP grid point over Hawaii has recommended-quality
-    # retrievals (gpi 260345, flag 8); all others are flagged 9/13/15.
-    assert passed.sum() == 502
-    assert set(ds["location_id"].values[passed.any(axis=1)]) == {260345}
+    # Measured (whole cells 0165+0166, all islands): with "recommended quality" (bit 0) only 502
+    # obs at one grid point survive in 2017-2018; with "retrieval succeeded" (bit 2) and the valid
+    # range 5,156 (4,171 at 8 points inside the Big-Island bundle).
+    assert ((flag & 1) == 0)[passed].sum() == 502
+    assert passed.sum() == 5156
     assert set(np.unique(ds["Overpass"].values[passed])) == {1, 2}
 
 
