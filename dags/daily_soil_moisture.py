@@ -56,7 +56,9 @@ def daily_soil_moisture():
 
         return run(ref)
 
-    @task
+    # SM2RAIN for day D needs the merged soil moisture of D-1, i.e. D-1's granules in the store:
+    # runs may overlap (backfill), but each day's products wait for the previous day's.
+    @task(depends_on_past=True)
     def compute_products(ingested: list[dict], **context) -> dict:
         from operators.daily import compute_products as run
 
