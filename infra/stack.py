@@ -26,8 +26,11 @@ Settings come from the environment, then from an existing ``stack.env`` (so a po
 chosen once sticks), then from the defaults. Ports: ``SMFLOW_S3_PORT`` (8333),
 ``SMFLOW_S3_MASTER_PORT`` (9333), ``SMFLOW_S3_VOLUME_PORT`` (8081, not 8080, which is Airflow's),
 ``SMFLOW_S3_FILER_PORT`` (8888), ``SMFLOW_MLFLOW_PORT`` (5000), ``SMFLOW_AIRFLOW_PORT`` (8080).
+``SMFLOW_AIRFLOW_DAGS_FOLDER`` (``<repo>/dags``).
 Databases: ``SMFLOW_POSTGRES_URL`` (a server URL, or ``off`` for SQLite); when unset, a
-PostgreSQL server on 127.0.0.1:5432 is used if one answers, else SQLite files.
+PostgreSQL server on 127.0.0.1:5432 is used if one answers, else SQLite files. Airflow 3 also
+opens an async engine, so its metadata DB goes to PostgreSQL only when ``asyncpg`` (or psycopg 3)
+is installed; otherwise it stays on SQLite and ``start`` says so.
 ``SMFLOW_AIRFLOW_DB`` / ``SMFLOW_MLFLOW_DB`` name the databases (``smflow_airflow``, ``smflow_mlflow``).
 
 Only the standard library and packages of the project's venv are used; nothing from ``smflow``
@@ -135,6 +138,7 @@ class Config:
     buckets: dict[str, str]
     airflow_db_name: str
     mlflow_db_name: str
+    dags_folder: Path
     recorded: dict[str, str]  # the existing stack.env
 
     @classmethod
@@ -166,6 +170,7 @@ class Config:
             buckets={key: get(key, default) for key, default in BUCKET_KEYS.items()},
             airflow_db_name=get("SMFLOW_AIRFLOW_DB", "smflow_airflow"),
             mlflow_db_name=get("SMFLOW_MLFLOW_DB", "smflow_mlflow"),
+            dags_folder=Path(get("SMFLOW_AIRFLOW_DAGS_FOLDER", str(REPO_ROOT / "dags"))).absolute(),
             recorded=recorded,
         )
 
@@ -426,6 +431,7 @@ def stack_env(cfg: Config, db: Database) -> dict[str, str]:
         "SMFLOW_MLFLOW_TRACKING_URI": cfg.mlflow_url,
         "SMFLOW_AIRFLOW_URL": cfg.airflow_url,
         "SMFLOW_AIRFLOW_PASSWORD_FILE": str(cfg.password_file),
+        "SMFLOW_AIRFLOW_DAGS_FOLDER": str(cfg.dags_folder),
         "SMFLOW_S3_PORT": str(cfg.s3_port),
         "SMFLOW_S3_MASTER_PORT": str(cfg.s3_master_port),
         "SMFLOW_S3_VOLUME_PORT": str(cfg.s3_volume_port),
@@ -713,6 +719,8 @@ def start_s3(cfg: Config, env: dict[str, str]) -> str:
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         f"-master.port={cfg.s3_master_port}",
+        # A single master still waits a whole election timeout (10 s) before it leads after a restart.
+        "-master.electionTimeout=2s",
         "-master.volumeSizeLimitMB=512",  # with the default 30 GB volumes a 2nd bucket finds "No writable volumes"
         f"-volume.port={cfg.s3_volume_port}",  # default 8080 is Airflow's
         "-volume.max=100",
@@ -818,7 +826,7 @@ def airflow_cfg_text(cfg: Config, db: Database) -> str:
     keys = airflow_secrets(cfg)
     sections: dict[str, dict[str, str]] = {
         "core": {
-            "dags_folder": str(REPO_ROOT / "dags"),
+            "dags_folder": str(cfg.dags_folder),
             "plugins_folder": str(cfg.airflow_home / "plugins"),
             "executor": "LocalExecutor",
             # 2 cores: the default 32 would fork 32 LocalExecutor workers.
@@ -1152,6 +1160,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print $SMFLOW_HOME/stack.env")
     sub.add_parser("prepare-airflow", help="write airflow.cfg and migrate the DB; start no daemon")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `stack.py status | head` ends quietly
     try:
         cfg = Config.load()
         if args.command == "start":

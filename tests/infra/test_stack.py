@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -207,17 +208,74 @@ def test_private_stack_start_and_stop_leaves_nothing(tmp_path):
     assert run_stack("stop", env=env).returncode == 0
 
 
+PROBE_DAG = """
+import os
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="stack_probe", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+def stack_probe():
+    @task
+    def where() -> str:
+        return os.environ.get("SMFLOW_HOME", "")
+
+    where()
+
+
+stack_probe()
+"""
+
+
+class _Api:
+    """Just enough of the Airflow REST API (urllib only) for the probe."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.token: str | None = None
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+
+    def login(self, user: str, password: str) -> int:
+        status, body = self.call("POST", "/auth/token", {"username": user, "password": password})
+        self.token = body.get("access_token", self.token)
+        return status
+
+    def wait(self, what: str, probe, timeout: float = 90.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = probe()
+            if result:
+                return result
+            time.sleep(1)
+        pytest.fail(f"timed out waiting for {what}")
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_private_airflow_starts_healthy_with_generated_login(tmp_path):
+def test_private_airflow_runs_a_task_behind_a_generated_login(tmp_path):
     home = tmp_path / "home"
-    env = _private_env(home)
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "stack_probe.py").write_text(PROBE_DAG)
+    env = {**_private_env(home), "SMFLOW_AIRFLOW_DAGS_FOLDER": str(dags)}
     started = run_stack("start", "--only", "airflow", env=env)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        url = f"http://127.0.0.1:{env['SMFLOW_AIRFLOW_PORT']}"
-        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=10) as response:
-            health = json.load(response)
+        api = _Api(f"http://127.0.0.1:{env['SMFLOW_AIRFLOW_PORT']}")
+        status, health = api.call("GET", "/api/v2/monitor/health")
+        assert status == 200
         for part in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
             assert health[part]["status"] == "healthy", health
 
@@ -227,31 +285,41 @@ def test_private_airflow_starts_healthy_with_generated_login(tmp_path):
         again = run_stack("start", "--only", "airflow", env=env)
         assert "already running" in again.stdout and password not in again.stdout  # ... not twice
 
-        def token(user: str, secret: str) -> int:
-            request = urllib.request.Request(
-                f"{url}/auth/token",
-                data=json.dumps({"username": user, "password": secret}).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    return response.status
-            except urllib.error.HTTPError as exc:
-                return exc.code
+        assert api.login("admin", "admin") == 401
+        assert api.call("GET", "/api/v2/dags")[0] == 401  # authentication is on
+        assert api.login("admin", password) in (200, 201)
 
-        assert token("admin", password) in (200, 201)
-        assert token("admin", "admin") == 401
+        # A task really runs: scheduler -> LocalExecutor -> execution API of the api-server.
+        api.wait("the probe DAG to be parsed", lambda: api.call("GET", "/api/v2/dags/stack_probe")[0] == 200)
+        status, run = api.call("POST", "/api/v2/dags/stack_probe/dagRuns", {"logical_date": None})
+        assert status in (200, 201), run
+        run_path = f"/api/v2/dags/stack_probe/dagRuns/{urllib.parse.quote(run['dag_run_id'])}"
 
-        cfg = (home / "airflow" / "airflow.cfg").read_text()
-        assert "executor = LocalExecutor" in cfg and "parallelism = 4" in cfg
-        assert "load_examples = False" in cfg
-        assert f"execution_api_server_url = {url}/execution/" in cfg
+        def finished():
+            state = api.call("GET", run_path)[1].get("state")
+            return state if state in ("success", "failed") else None
+
+        assert api.wait("the probe run", finished) == "success", (home / "logs").iterdir()
+        status, xcom = api.call("GET", f"{run_path}/taskInstances/where/xcomEntries/return_value")
+        assert status == 200 and str(home) in str(xcom.get("value")), xcom  # stack.env reached the task
     finally:
         pids = _pids(home)
         stopped = run_stack("stop", "--only", "airflow", env=env)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert set(pids) == {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
-    deadline = time.monotonic() + 5
-    while any(_session_members(pid) for pid in pids.values()) and time.monotonic() < deadline:
-        time.sleep(0.2)
     assert not any(_session_members(pid) for pid in pids.values())
+    assert not list((home / "run").glob("*.pid"))
+
+
+def test_airflow_env_points_the_cli_at_the_stack(airflow_env):
+    home = Path(airflow_env["AIRFLOW_HOME"])
+    assert (home / "airflow.cfg").is_file() and (home / "migrated.json").is_file()
+    result = subprocess.run(
+        ["airflow", "config", "get-value", "core", "dags_folder"],
+        env=airflow_env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(REPO_ROOT / "dags")
+    cfg = (home / "airflow.cfg").read_text()
+    for line in ("executor = LocalExecutor", "parallelism = 4", "load_examples = False", "dags_are_paused_at_creation = False"):
+        assert line in cfg
