@@ -70,6 +70,21 @@ def _decode(data: bytes) -> xr.DataArray:
     return ds[name].isel(time=0)
 
 
+def _decode_values(data: bytes) -> tuple[str, np.ndarray]:
+    """Fast path of :func:`_decode` for :meth:`TimeSeriesStore.window`: the data variable's values
+    ``(lat, lon)`` read with h5py from memory (~1 ms instead of ~30 ms through xarray)."""
+    import io
+
+    import h5py
+
+    with _NETCDF_LOCK, h5py.File(io.BytesIO(data), "r") as f:
+        names = [k for k, v in f.items() if isinstance(v, h5py.Dataset) and k not in ("lat", "lon", "time")]
+        if len(names) != 1:
+            raise ValueError(f"store object has data variables {names}, expected exactly one")
+        values = f[names[0]][()]
+    return names[0], np.asarray(values[0], dtype=np.float64)
+
+
 class TimeSeriesStore:
     """Gridded daily fields per product, one S3 object each.
 
@@ -166,15 +181,15 @@ class TimeSeriesStore:
         workers = max(1, min(self.max_workers, n_days, (os.cpu_count() or 4) * 2))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             blobs = list(pool.map(lambda d: self._fetch(product, d), days))
-        fields = [None if b is None else _decode(b) for b in blobs]
+        fields = [None if b is None else _decode_values(b)[1] for b in blobs]
         template = self.grid.template(product, "m3 m-3")
         name, attrs = None, {}
-        for f in fields:
-            if f is not None:
-                name, attrs = f.name, dict(f.attrs)
-                break
+        first = next((b for b in blobs if b is not None), None)
+        if first is not None:
+            sample = _decode(first)
+            name, attrs = sample.name, dict(sample.attrs)
         stack = np.stack([
-            (f.values if f is not None else template.values) for f in fields
+            (f if f is not None else template.values) for f in fields
         ]).astype(np.float64)
         return xr.DataArray(
             stack,
