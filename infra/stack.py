@@ -620,19 +620,29 @@ def _tail(path: Path, lines: int = 15) -> str:
 def wait_healthy(
     cfg: Config, service: str, check: Callable[[], bool], procs: dict[str, subprocess.Popen], timeout: float
 ) -> None:
-    """Poll ``check`` until it passes; fail early if one of ``procs`` exits."""
+    """Poll ``check`` until it passes. On failure (one of ``procs`` exits, or the timeout) the
+    just-started ``procs`` are stopped again, so a failed start leaves no half-started daemon."""
     deadline = time.monotonic() + timeout
-    while True:
+    problem = None
+    while problem is None:
         if check():
             return
         for name, proc in procs.items():
             if proc.poll() is not None:
                 log = cfg.logs_dir / f"{name}.log"
-                raise StackError(f"{name} exited with code {proc.returncode} while starting; see {log}:\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            logs = ", ".join(str(cfg.logs_dir / f"{name}.log") for name in procs) or str(cfg.logs_dir)
-            raise StackError(f"{service} not healthy after {timeout:.0f} s; see {logs}")
-        time.sleep(0.5)
+                problem = f"{name} exited with code {proc.returncode} while starting; see {log}:\n{_tail(log)}"
+                break
+        else:
+            if time.monotonic() > deadline:
+                logs = ", ".join(str(cfg.logs_dir / f"{name}.log") for name in procs) or str(cfg.logs_dir)
+                problem = f"{service} not healthy after {timeout:.0f} s; see {logs}"
+            else:
+                time.sleep(0.5)
+    for name, proc in procs.items():
+        stop_session(name, proc.pid, STOP_TIMEOUT[service])
+        proc.poll()
+        _pid_file(cfg, name).unlink(missing_ok=True)
+    raise StackError(problem)
 
 
 @contextlib.contextmanager
