@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,18 +100,36 @@ def champion_ref(name: str, alias: str = CHAMPION) -> ModelRef:
     return ModelRef(name=name, version=str(mv.version), run_id=mv.run_id, alias=alias)
 
 
+def _cache_path(ref: ModelRef) -> Path:
+    return Settings.load().home / "cache" / "models" / ref.name / f"v{ref.version}-{ref.run_id}" / "parameters.npz"
+
+
 def load_champion(name: str, alias: str = CHAMPION) -> tuple[GridParameters, ModelRef]:
-    """Load ``models:/{name}@{alias}`` and return its parameters with the version it resolved to."""
-    import mlflow
+    """Load ``models:/{name}@{alias}`` and return its parameters with the version it resolved to.
+
+    The alias is resolved on every call (one registry request); the parameters of a resolved
+    version are immutable, so they are cached locally by name, version and run id after the first
+    ``mlflow.pyfunc.load_model`` (which costs seconds per daily task otherwise).
+    """
+    from ml.models import load_npz
 
     ref = champion_ref(name, alias)
+    cache = _cache_path(ref)
+    if cache.is_file():
+        arrays, metadata = load_npz(cache)
+        return GridParameters(arrays=arrays, metadata=metadata), ref
+    import mlflow
+
     # Load by version, not alias, so the parameters are exactly those of the recorded version
     # even if the alias moves while we load.
     model = mlflow.pyfunc.load_model(ref.uri)
-    python_model = model.unwrap_python_model()
-    params = python_model.parameters
+    params = model.unwrap_python_model().parameters
     if params is None:
         raise RuntimeError(f"{ref.label()} has no parameters artifact")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    save_npz(tmp, params.arrays, params.metadata)
+    os.replace(tmp, cache)  # atomic: concurrent tasks never read a half-written cache file
     return params, ref
 
 
