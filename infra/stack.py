@@ -15,7 +15,7 @@ Everything lives under one state directory, ``$SMFLOW_HOME`` (default ``<repo>/.
     mlflow/    SQLite backend store when no PostgreSQL is used
     airflow/   AIRFLOW_HOME: airflow.cfg (derived, rewritten at each start), secrets, task logs
     logs/      one log per daemon: s3.log, mlflow.log, airflow-<component>.log
-    run/       pid files and the lock that serialises concurrent start/stop
+    run/       pid files, the lock that serialises start/stop, the DB the Airflow daemons run on
     stack.env  KEY=VALUE lines for clients: endpoints, keys, database URLs in use
 
 Each daemon runs in its own session (``start_new_session=True``); ``stop`` sends SIGTERM to its
@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import configparser
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -995,6 +997,8 @@ def start_airflow(cfg: Config, env: dict[str, str], db: Database) -> str:
         require_free_ports("airflow", {"SMFLOW_AIRFLOW_PORT": cfg.airflow_port})
     airflow_env = {**env, "AIRFLOW_HOME": str(cfg.airflow_home)}
     prepare_airflow(cfg, db, airflow_env)
+    record = {"conn": db.airflow_conn, "conn_async": db.airflow_conn_async}
+    (cfg.run_dir / "airflow-database.json").write_text(json.dumps(record) + "\n")
     procs = {}
     for component in missing:
         procs[f"airflow-{component}"] = spawn(
@@ -1045,9 +1049,50 @@ def _describe(db: Database) -> str:
     return f"{db.backend}{where} (mlflow), {db.airflow_backend} (airflow)"
 
 
-def _prepare(cfg: Config) -> tuple[Database, dict[str, str], dict[str, str]]:
+def _running_airflow_database(cfg: Config, db: Database) -> Database | None:
+    """``db`` with the metadata DB of the running Airflow daemons, if they use another one
+    (e.g. SQLite from before asyncpg was installed); None when none runs or it is the same."""
+    if not any(running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS):
+        return None
+    # airflow.cfg is rewritten by every prepare, the daemons read it once: trust the record
+    # written when they were spawned.
+    record = cfg.run_dir / "airflow-database.json"
+    if record.is_file():
+        spawned = json.loads(record.read_text())
+        conn, conn_async = spawned.get("conn"), spawned.get("conn_async")
+    else:
+        parser = configparser.ConfigParser()
+        parser.read(cfg.airflow_home / "airflow.cfg")
+        conn = parser.get("database", "sql_alchemy_conn", fallback=None)
+        conn_async = parser.get("database", "sql_alchemy_conn_async", fallback=None)
+    if not conn or conn == db.airflow_conn:
+        return None
+    sqlite = conn.startswith("sqlite")
+    return dataclasses.replace(
+        db,
+        airflow_backend="sqlite" if sqlite else "postgresql",
+        airflow_conn=conn,
+        airflow_conn_async=conn_async,
+        airflow_db=None if sqlite else urllib.parse.urlsplit(conn).path.lstrip("/"),
+        notes=(
+            f"Airflow keeps running on {_redact(conn)}; `stack.py start --only airflow` (or stop + start) "
+            f"moves it to {_redact(db.airflow_conn)}.",
+        ),
+    )
+
+
+def _prepare(cfg: Config, *, restart_airflow: bool = False) -> tuple[Database, dict[str, str], dict[str, str]]:
+    """Resolve the databases and write stack.env. Running Airflow daemons never silently lose
+    their metadata DB: with ``restart_airflow`` they are stopped to move to the new one,
+    otherwise the one they use stays in force."""
     cfg.ensure_dirs()
     db = resolve_database(cfg)
+    running = _running_airflow_database(cfg, db)
+    if running is not None and restart_airflow:
+        print(f"airflow: metadata DB changes from {_redact(running.airflow_conn)} to {_redact(db.airflow_conn)}; restarting Airflow")
+        _stop_service(cfg, "airflow")
+    elif running is not None:
+        db = running
     values = stack_env(cfg, db)
     write_stack_env(cfg, values)
     return db, values, service_env(cfg, values)
@@ -1055,7 +1100,7 @@ def _prepare(cfg: Config) -> tuple[Database, dict[str, str], dict[str, str]]:
 
 def cmd_start(cfg: Config, services: list[str]) -> int:
     with stack_lock(cfg):
-        db, _, env = _prepare(cfg)
+        db, _, env = _prepare(cfg, restart_airflow="airflow" in services)
         print(f"state: {cfg.home}  database: {_describe(db)}")
         for note in db.notes:
             print(f"note: {note}")
@@ -1085,24 +1130,28 @@ def _service_pids(cfg: Config, service: str) -> dict[str, int | None]:
     return {f"airflow-{c}": running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
 
 
+def _stop_service(cfg: Config, service: str) -> None:
+    pids = _service_pids(cfg, service)
+    if not any(pids.values()):
+        print(f"{service}: not running")
+        return
+    t0 = time.monotonic()
+    # Components of one service stop in parallel: signal all, then wait for each.
+    for pid in pids.values():
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+    for name, pid in pids.items():
+        if pid is not None:
+            stop_session(name, pid, STOP_TIMEOUT[service], terminate=False)
+            _pid_file(cfg, name).unlink(missing_ok=True)
+    print(f"{service}: stopped [{time.monotonic() - t0:.1f} s]")
+
+
 def cmd_stop(cfg: Config, services: list[str]) -> int:
     with stack_lock(cfg):
         for service in reversed(services):  # Airflow first, S3 last
-            pids = _service_pids(cfg, service)
-            if not any(pids.values()):
-                print(f"{service}: not running")
-                continue
-            t0 = time.monotonic()
-            # Components of one service stop in parallel: signal all, then wait for each.
-            for name, pid in pids.items():
-                if pid is not None:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGTERM)
-            for name, pid in pids.items():
-                if pid is not None:
-                    stop_session(name, pid, STOP_TIMEOUT[service], terminate=False)
-                    _pid_file(cfg, name).unlink(missing_ok=True)
-            print(f"{service}: stopped [{time.monotonic() - t0:.1f} s]")
+            _stop_service(cfg, service)
     return 0
 
 
