@@ -1,0 +1,35 @@
+"""The preloading executor imports the science stack in its workers without starting threads
+(tasks are forked from the workers: a thread alive at fork time could leave a lock held)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_preload_imports_every_module_and_starts_no_thread(tmp_path):
+    code = (
+        "import sys, threading\n"
+        "from operators.executor import PRELOAD_MODULES, preload_modules\n"
+        "loaded, seconds = preload_modules()\n"
+        "print('LOADED', len(loaded), len(PRELOAD_MODULES), threading.active_count(),"
+        " 'great_expectations' in sys.modules, 'xarray' in sys.modules)\n"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    env.pop("SMFLOW_PRELOAD_MODULES", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("LOADED"))
+    _, n_loaded, n_wanted, threads, gx, xr = line.split()
+    assert n_loaded == n_wanted
+    assert threads == "1", "a preloaded module started a thread before the fork"
+    assert gx == "True" and xr == "True"
+
+
+def test_executor_is_a_local_executor():
+    from airflow.executors.local_executor import LocalExecutor
+
+    from operators.executor import PreloadingLocalExecutor
+
+    assert issubclass(PreloadingLocalExecutor, LocalExecutor)
+    assert PreloadingLocalExecutor.is_local
