@@ -25,6 +25,58 @@ def step(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _current_champions(settings: Settings, train: list[str], evaluate: list[str]) -> list[str]:
+    """Labels of the champions of both models if they were trained on exactly these periods, else []
+    (so re-running the main job re-publishes identical products instead of new model versions)."""
+    from mlflow import MlflowClient
+
+    from ml.registry import champion_ref, configure
+
+    configure(settings)
+    labels = []
+    for name in ("tc_merging", "sm2rain"):
+        try:
+            ref = champion_ref(name)
+        except LookupError:
+            return []
+        params = MlflowClient().get_run(ref.run_id).data.params
+        wanted = {"train_start": train[0], "train_end": train[1]}
+        if any(params.get(k) != v for k, v in wanted.items()):
+            return []
+        if params.get("evaluate_start", params.get("validate_start")) != evaluate[0]:
+            return []
+        labels.append(ref.label())
+    return labels
+
+
+def _champion_metrics(settings: Settings) -> str:
+    from mlflow import MlflowClient
+
+    from ml.registry import champion_ref, configure
+
+    configure(settings)
+    lines = []
+    for name in ("tc_merging", "sm2rain"):
+        ref = champion_ref(name)
+        run = MlflowClient().get_run(ref.run_id).data
+        period = (f"{run.params.get('evaluate_start', run.params.get('validate_start'))}.."
+                  f"{run.params.get('evaluate_end', run.params.get('validate_end'))}")
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(run.metrics.items()))
+        lines.append(f"  {ref.label()} [{period}]: {metrics}")
+    return "\n".join(lines)
+
+
+def _checksums(s3, bucket: str) -> dict[str, str]:
+    """key -> sha256 (object metadata written by the publisher; ETag otherwise)."""
+    from smflow.s3 import list_keys
+
+    out = {}
+    for key in list_keys(s3, bucket):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        out[key] = head.get("Metadata", {}).get("sha256") or head["ETag"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--start", default="2018-06-01")
@@ -32,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", nargs=2, default=["2017-01-01", "2017-12-31"])
     p.add_argument("--evaluate", nargs=2, default=["2018-01-01", "2018-12-31"])
     p.add_argument("--api", default="http://127.0.0.1:8080")
+    p.add_argument("--reprocess", action="store_true", help="re-run days whose runs already succeeded "
+                   "(publishing is idempotent: unchanged products are not rewritten)")
+    p.add_argument("--retrain", action="store_true", help="train new model versions even if champions trained "
+                   "on the same periods exist")
     args = p.parse_args(argv)
     start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
 
@@ -50,13 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     for dag_id in ("seed_timeseries_store", "train_models", "daily_soil_moisture"):
         af.wait_for_dag(dag_id)
 
+    champions = _current_champions(settings, args.train, args.evaluate)
     seed_start = start - timedelta(days=TC_WINDOW_DAYS)
     seed_end = start - timedelta(days=1)
     step(f"seed_timeseries_store {seed_start}..{seed_end} and train_models (train {args.train}, evaluate {args.evaluate})")
-    seed_run = af.trigger("seed_timeseries_store", {"start": seed_start.isoformat(), "end": seed_end.isoformat()})
-    train_run = af.trigger("train_models", {"train_start": args.train[0], "train_end": args.train[1],
-                                            "evaluate_start": args.evaluate[0], "evaluate_end": args.evaluate[1]})
-    for dag_id, run_id in (("seed_timeseries_store", seed_run), ("train_models", train_run)):
+    runs = [("seed_timeseries_store", af.trigger("seed_timeseries_store",
+                                                 {"start": seed_start.isoformat(), "end": seed_end.isoformat()}))]
+    if champions and not args.retrain:
+        step(f"  champions trained on the same periods exist ({', '.join(champions)}): not retraining (--retrain forces it)")
+    else:
+        runs.append(("train_models", af.trigger("train_models", {
+            "train_start": args.train[0], "train_end": args.train[1],
+            "evaluate_start": args.evaluate[0], "evaluate_end": args.evaluate[1]})))
+    for dag_id, run_id in runs:
         state = af.wait_run(dag_id, run_id)
         step(f"  {dag_id}: {state}")
         if state != "success":
@@ -65,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     step(f"backfill daily_soil_moisture {start}..{end}")
-    af.backfill("daily_soil_moisture", f"{start}T00:00:00Z", f"{end}T00:00:00Z")
+    s3 = s3mod.client(settings)
+    before = _checksums(s3, settings.products_bucket)
+    af.backfill("daily_soil_moisture", f"{start}T00:00:00Z", f"{end}T00:00:00Z",
+                reprocess_behavior="completed" if args.reprocess else "failed")
     lo, hi = f"{start}T00:00:00Z", f"{end}T00:00:00Z"
     n_days = (end - start).days + 1
     t0 = time.monotonic()
@@ -84,10 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in failed:
         print(f"  FAILED {r['dag_run_id']}: {af.failed_tasks('daily_soil_moisture', r['dag_run_id'])}", file=sys.stderr)
 
+    import warnings
+
     from smflow.skill import format_table, skill_table
 
-    s3 = s3mod.client(settings)
-    keys = s3mod.list_keys(s3, settings.products_bucket)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+    after = _checksums(s3, settings.products_bucket)
+    keys = sorted(after)
     print("\nProducts written (s3://%s/):" % settings.products_bucket)
     for k in keys:
         print(f"  s3://{settings.products_bucket}/{k}")
@@ -95,9 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     png = [k for k in keys if k.endswith(".png")]
     stac = [k for k in keys if k.startswith("stac/items/")]
     print(f"  -> {len(nc)} netCDF, {len(png)} PNG quicklooks, {len(stac)} STAC items for {n_days} days")
+    if before:
+        changed = sorted(k for k in after if k in before and after[k] != before[k])
+        new = sorted(k for k in after if k not in before)
+        print(f"  -> against the bucket before this run: {len(after) - len(changed) - len(new)} objects unchanged, "
+              f"{len(changed)} changed, {len(new)} new")
 
     print(f"\nSkill {start}..{end} (published products):")
     print(format_table(skill_table(start, end, settings=settings)))
+
+    print("\nModel evaluation (champions in the MLflow registry, on periods their fit did not see):")
+    print(_champion_metrics(settings))
 
     pw_file = airflow_home / "simple_auth_manager_passwords.json.generated"
     print("\nAirflow UI: %s   user: admin   password: in %s" % (args.api, pw_file))
