@@ -21,14 +21,21 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "SM2RAINParameters",
+    "aggregate_sums",
+    "apply_sm2rain",
     "calibrate_sm2rain",
+    "exponential_filter",
+    "freeze_swi_bounds",
+    "frozen_soil_mask",
+    "mask_frozen_soil",
     "regionalise",
     "relative_saturation",
     "saturation_bounds",
     "sm2rain",
 ]
 
-Objective = Literal["rmse", "kge"]
+Objective = Literal["rmse", "kge", "nse"]
+Method = Literal["auto", "fast", "exact"]
 
 #: Parameter bounds of the SM2RAIN reference implementation (IRPI) for daily time steps:
 #: Z [mm], a [mm/day], b [-].
@@ -37,6 +44,9 @@ DEFAULT_A_BOUNDS: tuple[float, float] = (0.0, 200.0)
 DEFAULT_B_BOUNDS: tuple[float, float] = (0.01, 50.0)
 
 _EARTH_RADIUS_KM = 6371.0088
+
+#: Optional fields of :class:`SM2RAINParameters` (the SM2RAIN-ASCAT soil-water-index filter).
+_FILTER_FIELDS = ("T", "T_pot", "swi_lower", "swi_upper")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,14 @@ class SM2RAINParameters:
         Pearson correlation of the same series [-]; NaN when not calibrated.
     n : numpy.ndarray of int, shape (cells,)
         Number of (aggregated) samples the calibration used; 0 when not calibrated.
+    T : numpy.ndarray, shape (cells,), optional
+        Time constant of the soil-water-index filter [time unit of ``dt``, days for daily data]
+        of the SM2RAIN-ASCAT variants; NaN (the default) = no filter.
+    T_pot : numpy.ndarray, shape (cells,), optional
+        Wetness exponent of the filter time constant ``T SWI^-T_pot`` [-]; NaN = constant T.
+    swi_lower, swi_upper : numpy.ndarray, shape (cells,), optional
+        Min-max bounds of the filtered series frozen from the calibration period [unit of the
+        input saturation]; NaN when there is no filter.
     """
 
     Z: NDArray[np.float64]
@@ -67,10 +85,16 @@ class SM2RAINParameters:
     rmse: NDArray[np.float64]
     r: NDArray[np.float64]
     n: NDArray[np.int64]
+    T: NDArray[np.float64] | None = None
+    T_pot: NDArray[np.float64] | None = None
+    swi_lower: NDArray[np.float64] | None = None
+    swi_upper: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         shape = np.shape(self.Z)
         for f in fields(self):
+            if getattr(self, f.name) is None:
+                object.__setattr__(self, f.name, np.full(shape, np.nan))
             value = np.asarray(getattr(self, f.name))
             if f.name == "n":
                 value = np.where(np.isfinite(value.astype(float)), value, 0).astype(np.int64)
@@ -83,9 +107,18 @@ class SM2RAINParameters:
                 )
             object.__setattr__(self, f.name, value)
 
-    def to_dict(self) -> dict[str, NDArray[Any]]:
-        """Plain mapping of field name to array (``numpy.savez`` friendly)."""
-        return {f.name: np.array(getattr(self, f.name)) for f in fields(self)}
+    def to_dict(self, *, all_fields: bool = False) -> dict[str, NDArray[Any]]:
+        """Plain mapping of field name to array (``numpy.savez`` friendly).
+
+        The filter fields (``T``, ``T_pot``, ``swi_lower``, ``swi_upper``) are included only where
+        set (not all NaN) unless `all_fields` is True.
+        """
+        out = {}
+        for f in fields(self):
+            value = np.array(getattr(self, f.name))
+            if all_fields or f.name not in _FILTER_FIELDS or np.isfinite(value).any():
+                out[f.name] = value
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, ArrayLike]) -> SM2RAINParameters:
@@ -113,6 +146,7 @@ class SM2RAINParameters:
             rmse=np.asarray(data["rmse"]) if "rmse" in data else np.full(z.shape, np.nan),
             r=np.asarray(data["r"]) if "r" in data else np.full(z.shape, np.nan),
             n=np.asarray(data["n"]) if "n" in data else np.zeros(z.shape, dtype=np.int64),
+            **{k: np.asarray(data[k], dtype=float) for k in _FILTER_FIELDS if k in data},
         )
 
 
@@ -259,6 +293,7 @@ def sm2rain(
     *,
     dt: float = 1.0,
     delta_s_threshold: float | None = None,
+    frozen: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
     """Rainfall from consecutive relative-saturation values (SM2RAIN forward model).
 
@@ -278,6 +313,9 @@ def sm2rain(
     delta_s_threshold : float or None, default None
         If given, rainfall is set to 0 wherever :math:`s_t - s_{t-1}` does not exceed it (the IRPI
         reference code uses 0.005 on hourly data to suppress noise).
+    frozen : array_like of bool, shape of `s`, optional
+        Frozen-soil / snow mask (:func:`frozen_soil_mask`): rainfall is NaN for every step that
+        starts or ends on a masked value.
 
     Returns
     -------
@@ -309,7 +347,7 @@ def sm2rain(
     Brocca, L. et al. (2013). A new method for rainfall estimation through soil moisture
     observations. Geophys. Res. Lett. 40, 853-858.
     """
-    data = _check_saturation(s)
+    data = mask_frozen_soil(_check_saturation(s), frozen)
     if not dt > 0:
         raise ValueError(f"`dt` must be a positive time step, got {dt!r}.")
     if delta_s_threshold is not None and not np.isfinite(delta_s_threshold):
@@ -328,6 +366,307 @@ def sm2rain(
     out = np.full(data.shape, np.nan)
     out[..., 1:] = rain
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Soil water index filters of SM2RAIN-ASCAT, frozen-soil masking, aggregation
+# --------------------------------------------------------------------------------------------------
+
+#: Bounds of the filter time constant T [days] of the IRPI reference (``calib_sm2rain_T``).
+DEFAULT_T_BOUNDS: tuple[float, float] = (0.0001, 8.0)
+#: Bounds of T [days] and of the wetness exponent Tpot [-] of the reference ``calib_sm2rain_Tpot``.
+DEFAULT_T_BOUNDS_TPOT: tuple[float, float] = (0.05, 3.0)
+DEFAULT_T_POT_BOUNDS: tuple[float, float] = (0.05, 0.75)
+
+SWIFilter = Literal["none", "exponential", "wetness"]
+
+
+def exponential_filter(
+    s: ArrayLike,
+    T: ArrayLike,
+    *,
+    dt: float = 1.0,
+    T_pot: ArrayLike | None = None,
+    iterations: int = 3,
+) -> NDArray[np.float64]:
+    """Soil water index: recursive exponential filter of a soil-moisture series, per cell.
+
+    Parameters
+    ----------
+    s : array_like, shape (cells, time) or (time,)
+        Relative saturation [-] (or soil moisture) at regular steps, NaN where missing.
+    T : float or array_like, shape (cells,)
+        Characteristic time [time unit of `dt`, days with the default ``dt=1`` for daily data];
+        positive.
+    dt : float, default 1.0
+        Length of one step in the unit of `T`.
+    T_pot : float, array_like, shape (cells,), or None
+        Wetness exponent [-] of the SM2RAIN-ASCAT variant: the time constant becomes
+        :math:`T\\,\\mathrm{SWI}^{-T_{pot}}` (longer memory when dry). None = constant T.
+    iterations : int, default 3
+        Fixed-point iterations per step of the wetness-dependent time constant (3, as the IRPI
+        reference).
+
+    Returns
+    -------
+    swi : numpy.ndarray, shape of `s`
+        Filtered series [unit of `s`]; NaN where `s` is missing and before a cell's first value.
+
+    Raises
+    ------
+    ValueError
+        If `T` is not positive or the shapes do not match.
+
+    Notes
+    -----
+    Recursive form of the exponential filter (Albergel et al. 2008) over the available values
+    :math:`n` (gaps are skipped, the decay follows the elapsed time):
+
+    .. math::
+
+        \\mathrm{SWI}_n = \\mathrm{SWI}_{n-1} + K_n\\,(s_n - \\mathrm{SWI}_{n-1}),\\qquad
+        K_n = \\frac{K_{n-1}}{K_{n-1} + e^{-(t_n - t_{n-1})/T}},\\qquad K_0 = 1
+
+    which equals the exponentially weighted mean
+    :math:`\\sum_{i\\le n} s_i e^{-(t_n-t_i)/T} / \\sum_{i\\le n} e^{-(t_n-t_i)/T}`; for a constant
+    T common to all cells both sums are computed as first-order recursive filters along time for
+    all cells at once. With `T_pot`, :math:`T_n = T\\,\\mathrm{SWI}_n^{-T_{pot}}` is iterated with
+    :math:`K_n` and :math:`\\mathrm{SWI}_n` (Brocca et al. 2019; IRPI ``swi_pot_nan``).
+
+    A run over a trailing window reproduces the full-series value to a relative weight of
+    :math:`e^{-W/T}` for a window of length W: a 10 T window is exact for daily operation.
+
+    References
+    ----------
+    Albergel, C. et al. (2008). From near-surface to root-zone soil moisture using an exponential
+    filter. Hydrol. Earth Syst. Sci. 12, 1323-1337.
+    Brocca, L. et al. (2019). SM2RAIN-ASCAT (2007-2018): global daily satellite rainfall data from
+    ASCAT soil moisture observations. Earth Syst. Sci. Data 11, 1583-1601.
+    """
+    data = np.asarray(s, dtype=float)
+    if data.ndim not in (1, 2):
+        raise ValueError(f"`s` must be shaped (cells, time) or (time,), got {data.shape}.")
+    one = data.ndim == 1
+    if one:
+        data = data[None]
+    cells = data.shape[0]
+    if not dt > 0:
+        raise ValueError(f"`dt` must be a positive time step, got {dt!r}.")
+    t = np.asarray(T, dtype=float)
+    try:
+        t = np.broadcast_to(t, (cells,))
+    except ValueError:
+        raise ValueError(f"`T` with shape {np.shape(T)} does not match the {cells} cells of `s`; pass one value "
+                         "per cell or a scalar.") from None
+    if np.any(np.isfinite(t) & (t <= 0)):
+        raise ValueError(f"`T` must be positive, got {t[np.isfinite(t) & (t <= 0)][:3].tolist()}.")
+    pot = None if T_pot is None else np.broadcast_to(np.asarray(T_pot, dtype=float), (cells,))
+    if pot is None and np.ndim(T) == 0:
+        out = _exponential_filter_common(data, float(t[0]), dt)
+    else:
+        out = _exponential_filter_loop(data, t, dt, pot, iterations)
+    return out[0] if one else out
+
+
+def _exponential_filter_common(data: NDArray[np.float64], T: float, dt: float) -> NDArray[np.float64]:
+    from scipy.signal import lfilter
+
+    finite = np.isfinite(data)
+    decay = np.exp(-dt / T)
+    numerator = lfilter([1.0], [1.0, -decay], np.where(finite, data, 0.0), axis=-1)
+    denominator = lfilter([1.0], [1.0, -decay], finite.astype(float), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite & (denominator > 0), numerator / denominator, np.nan)
+
+
+def _exponential_filter_loop(
+    data: NDArray[np.float64], T: NDArray[np.float64], dt: float, T_pot: NDArray[np.float64] | None, iterations: int
+) -> NDArray[np.float64]:
+    cells, steps = data.shape
+    out = np.full(data.shape, np.nan)
+    swi = np.full(cells, np.nan)
+    gain = np.ones(cells)
+    elapsed = np.zeros(cells)
+    started = np.zeros(cells, dtype=bool)
+    for k in range(steps):
+        x = data[:, k]
+        ok = np.isfinite(x)
+        elapsed += dt
+        update = ok & started
+        if update.any():
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                if T_pot is None:
+                    gain_new = gain / (gain + np.exp(-elapsed / T))
+                    new = swi + gain_new * (x - swi)
+                else:
+                    t_now = T * swi ** (-T_pot)
+                    new = swi
+                    for _ in range(max(iterations, 1)):
+                        gain_new = gain / (gain + np.exp(-elapsed / t_now))
+                        new = swi + gain_new * (x - swi)
+                        t_now = T * new ** (-T_pot)
+            swi = np.where(update, new, swi)
+            gain = np.where(update, gain_new, gain)
+        first = ok & ~started
+        swi = np.where(first, x, swi)
+        started |= ok
+        elapsed = np.where(ok, 0.0, elapsed)
+        out[:, k] = np.where(ok, swi, np.nan)
+    return out
+
+
+def frozen_soil_mask(
+    *,
+    soil_temperature: ArrayLike | None = None,
+    temperature_threshold: float = 273.15,
+    snow_water_equivalent: ArrayLike | None = None,
+    snow_threshold: float = 1.0,
+    flags: ArrayLike | None = None,
+    frozen_flag_values: ArrayLike | None = None,
+    frozen_flag_bits: int | None = None,
+    buffer_steps: int = 0,
+) -> NDArray[np.bool_]:
+    """Where soil moisture cannot be inverted into rain: frozen soil or snow cover, per cell and step.
+
+    Parameters
+    ----------
+    soil_temperature : array_like, shape (cells, time), optional
+        Top-layer soil temperature [K] (e.g. ERA5-Land ``stl1``, GLDAS ``SoilTMP0_10cm_inst``).
+        Frozen where it is at or below `temperature_threshold`.
+    temperature_threshold : float, default 273.15
+        Freezing threshold [K].
+    snow_water_equivalent : array_like, shape (cells, time), optional
+        Snow water equivalent [kg m-2] (e.g. GLDAS ``SWE_inst``); snow where it exceeds
+        `snow_threshold`.
+    snow_threshold : float, default 1.0
+        Snow threshold [kg m-2].
+    flags : array_like of int, shape (cells, time), optional
+        Product flags, e.g. ASCAT ``ssf`` (2 frozen, 4 ice: ``frozen_flag_values=[2, 4]``) or the
+        C3S / ESA CCI bit flag (bit value 1 = snow/frozen: ``frozen_flag_bits=1``).
+    frozen_flag_values : array_like of int, optional
+        Flag values that mean frozen or snow.
+    frozen_flag_bits : int, optional
+        Bit mask: frozen where ``flags & frozen_flag_bits`` is non-zero.
+    buffer_steps : int, default 0
+        Also mask this many steps after each frozen step (melt water keeps raising soil moisture
+        after the thaw without rain).
+
+    Returns
+    -------
+    frozen : numpy.ndarray of bool, shape (cells, time)
+        True where frozen or snow-covered. Missing inputs (NaN) do not mask.
+
+    Raises
+    ------
+    ValueError
+        If no input is given, the shapes differ, or `flags` are given without
+        `frozen_flag_values` / `frozen_flag_bits`.
+
+    Notes
+    -----
+    SM2RAIN attributes every increase of soil moisture to rain. Over frozen soil the sensors see
+    the dielectric drop of ice (soil moisture falls) and at the thaw the rise back, and snowmelt
+    wets the soil without rain; neither reference implementation masks these periods. Pass the
+    mask to :func:`sm2rain` / :func:`calibrate_sm2rain` (``frozen=``) or apply it with
+    :func:`mask_frozen_soil`: the increments that touch a masked step become missing.
+
+    References
+    ----------
+    Brocca, L. et al. (2019). Earth Syst. Sci. Data 11, 1583-1601 (SM2RAIN-ASCAT; frozen soil
+    and snow are named as a limitation).
+    """
+    parts: list[NDArray[np.bool_]] = []
+    with np.errstate(invalid="ignore"):
+        if soil_temperature is not None:
+            parts.append(np.asarray(soil_temperature, dtype=float) <= temperature_threshold)
+        if snow_water_equivalent is not None:
+            parts.append(np.asarray(snow_water_equivalent, dtype=float) > snow_threshold)
+    if flags is not None:
+        if frozen_flag_values is None and frozen_flag_bits is None:
+            raise ValueError("`flags` needs `frozen_flag_values` (e.g. [2, 4] for ASCAT ssf) or "
+                             "`frozen_flag_bits` (e.g. 1 for the C3S/ESA CCI snow/frozen bit).")
+        raw = np.asarray(flags)
+        hit = np.zeros(raw.shape, dtype=bool)
+        if frozen_flag_values is not None:
+            hit |= np.isin(raw, np.asarray(frozen_flag_values))
+        if frozen_flag_bits is not None:
+            hit |= (np.nan_to_num(raw).astype(np.int64) & int(frozen_flag_bits)) != 0
+        parts.append(hit)
+    if not parts:
+        raise ValueError("Pass at least one of `soil_temperature`, `snow_water_equivalent` or `flags`.")
+    shapes = {p.shape for p in parts}
+    if len(shapes) != 1:
+        raise ValueError(f"The inputs of frozen_soil_mask have different shapes {sorted(shapes)}; put them on "
+                         "the same (cells, time) axis as the soil moisture.")
+    frozen = np.logical_or.reduce(parts)
+    if buffer_steps:
+        if buffer_steps < 0:
+            raise ValueError(f"`buffer_steps` must be >= 0, got {buffer_steps!r}.")
+        spread = frozen.copy()
+        for k in range(1, int(buffer_steps) + 1):
+            spread[..., k:] |= frozen[..., :-k]
+        frozen = spread
+    return frozen
+
+
+def mask_frozen_soil(s: ArrayLike, frozen: ArrayLike | None) -> NDArray[np.float64]:
+    """``s`` with NaN where `frozen` is True (see :func:`frozen_soil_mask`); `s` itself if None.
+
+    Raises
+    ------
+    ValueError
+        If `frozen` does not broadcast against `s`.
+    """
+    data = np.asarray(s, dtype=float)
+    if frozen is None:
+        return data
+    mask = np.asarray(frozen, dtype=bool)
+    try:
+        mask = np.broadcast_to(mask, data.shape)
+    except ValueError:
+        raise ValueError(f"`frozen` with shape {mask.shape} does not match `s` {data.shape}; build it on the "
+                         "same (cells, time) axis with frozen_soil_mask().") from None
+    return np.where(mask, np.nan, data)
+
+
+def aggregate_sums(values: ArrayLike, steps: int, *, min_valid: int | None = None) -> NDArray[np.float64]:
+    """NaN-aware sums over consecutive blocks of `steps` along the last (time) axis.
+
+    Parameters
+    ----------
+    values : array_like, shape (..., time)
+        E.g. hourly rainfall [mm per step]; NaN where missing.
+    steps : int
+        Block length (24 for daily sums of hourly data). A trailing incomplete block is dropped.
+    min_valid : int, optional
+        Minimum number of finite values for a block sum; blocks with fewer are NaN. Default:
+        `steps` (complete blocks only). Sums of incomplete blocks are scaled by
+        ``steps / n_valid`` so that they stay unbiased.
+
+    Returns
+    -------
+    sums : numpy.ndarray, shape (..., time // steps)
+        Block sums [unit of `values` times block].
+
+    Raises
+    ------
+    ValueError
+        If `steps` or `min_valid` is not a positive integer <= steps.
+    """
+    data = np.asarray(values, dtype=float)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"`steps` must be a positive integer, got {steps!r}.")
+    need = steps if min_valid is None else min_valid
+    if isinstance(need, bool) or not isinstance(need, (int, np.integer)) or not 1 <= need <= steps:
+        raise ValueError(f"`min_valid` must be an integer in [1, steps={steps}], got {min_valid!r}.")
+    blocks = data.shape[-1] // steps
+    shaped = data[..., : blocks * steps].reshape(*data.shape[:-1], blocks, steps)
+    finite = np.isfinite(shaped)
+    count = finite.sum(axis=-1)
+    total = np.where(finite, shaped, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = total * steps / count
+    return np.where(count >= need, scaled, np.nan)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -512,6 +851,423 @@ class _BestFit:
         self.b = np.where(better, b, self.b)
 
 
+# --------------------------------------------------------------------------------------------------
+# Fast daily calibration: histogram search of b, then Gauss-Newton passes under the clipping
+# --------------------------------------------------------------------------------------------------
+
+#: Stand-in for log(0): exp(b * -1e4) underflows to exactly 0 for every b >= 0.01, so s = 0 gives
+#: s^b = 0 and s^b ln s = 0 without NaN from 0 * -inf.
+_LOG_ZERO = -1.0e4
+
+
+def _rowdot(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.einsum("ij,ij->i", x, y)
+
+
+@dataclass
+class _Fit:
+    """Per-cell state of a fit: parameters, objective and the sums the skill scores need."""
+
+    value: NDArray[np.float64]
+    z: NDArray[np.float64]
+    a: NDArray[np.float64]
+    b: NDArray[np.float64]
+    sum_sim: NDArray[np.float64]
+    sum_sim2: NDArray[np.float64]
+    sum_simy: NDArray[np.float64]
+
+    @classmethod
+    def empty(cls, cells: int) -> _Fit:
+        nan = np.full(cells, np.nan)
+        return cls(np.full(cells, np.inf), nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy())
+
+    def offer(self, other: _Fit) -> NDArray[np.bool_]:
+        better = other.value < self.value
+        for name in ("value", "z", "a", "b", "sum_sim", "sum_sim2", "sum_simy"):
+            setattr(self, name, np.where(better, getattr(other, name), getattr(self, name)))
+        return better
+
+
+def _score_from_sums(
+    n: NDArray[np.int64],
+    sum_sim: NDArray[np.float64],
+    sum_sim2: NDArray[np.float64],
+    sum_simy: NDArray[np.float64],
+    sum_y: NDArray[np.float64],
+    sum_y2: NDArray[np.float64],
+    objective: str,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Objective to minimise (MSE, or the KGE distance 1 - KGE) and the KGE-optimal scale."""
+    nn = np.maximum(n, 1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mse = (sum_sim2 - 2.0 * sum_simy + sum_y2) / nn
+        if objective != "kge":
+            return np.where(np.isfinite(mse), np.maximum(mse, 0.0), np.inf), np.ones_like(mse)
+        mean_sim, mean_y = sum_sim / nn, sum_y / nn
+        var_sim = np.maximum(sum_sim2 / nn - mean_sim**2, 0.0)
+        var_y = np.maximum(sum_y2 / nn - mean_y**2, 0.0)
+        cov = sum_simy / nn - mean_sim * mean_y
+        r = cov / np.sqrt(var_sim * var_y)
+        alpha = np.sqrt(var_sim / var_y)
+        beta = mean_sim / mean_y
+        distance = np.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2)
+        scale = (alpha + beta) / (alpha**2 + beta**2)
+    return np.where(np.isfinite(distance), distance, np.inf), np.where(np.isfinite(scale), scale, 1.0)
+
+
+class _Workspace:
+    """Reusable work arrays of the daily calibration.
+
+    Large temporaries are what costs most in numpy code of this kind: every fresh multi-megabyte
+    array is mapped page by page on first touch. The blocks of one calibration reuse these buffers.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, NDArray[Any]] = {}
+
+    def get(self, name: str, rows: int, cols: int, dtype: Any = np.float64) -> NDArray[Any]:
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape[0] < rows or buffer.shape[1] != cols or buffer.dtype != dtype:
+            buffer = np.empty((rows, cols), dtype=dtype)
+            self._buffers[name] = buffer
+        return buffer[:rows]
+
+
+class _DailyProblem:
+    """SM2RAIN calibration without aggregation (one step = one comparison), all cells of a block.
+
+    For a fixed set ``A`` of steps with positive rain, the model is linear in (Z, a) and all the
+    normal-equation sums are sums of powers of the saturation: with ``g_t = dt (s_t^b + s_{t-1}^b)/2``,
+
+    ``sum_A ds g = dt/2 sum_tau W^ds_tau s_tau^b``,  ``sum_A g y = dt/2 sum_tau W^y_tau s_tau^b``,
+    ``sum_A g^2 = dt^2/4 [sum_tau W^1_tau s_tau^(2b) + 2 sum_A (s_t s_{t-1})^b]``,
+
+    where the weights ``W`` collect the steps in which ``s_tau`` is the new or the previous value.
+    Binning ``s_tau`` (and ``s_t s_{t-1}``) on a fixed grid of nodes turns every sum, for every b,
+    into a product of a per-cell histogram with a node-by-b matrix: one pass over the data gives
+    the objective for a whole grid of b at the cost of a matrix product. The best b is then refined
+    on the exact series by Gauss-Newton passes on (Z, a, b) that update ``A`` (the clipping at zero).
+
+    Arrays are zero outside the steps that can carry rain (``event``): ``ds`` and ``g`` there are 0,
+    so the model is 0 there without masking, and ``y`` is 0 outside the valid steps.
+    """
+
+    def __init__(
+        self,
+        s: NDArray[np.float64],
+        p_obs: NDArray[np.float64],
+        *,
+        dt: float,
+        delta_s_threshold: float | None,
+        z_bounds: tuple[float, float],
+        a_bounds: tuple[float, float],
+        objective: str,
+        n_bins: int,
+        work: _Workspace,
+    ) -> None:
+        cells, size = s.shape
+        steps = size - 1
+        self.work = work
+        w = work.get
+        # s is in [0, 1]: fmax maps NaN to 0 in one operation.
+        s0 = np.fmax(s, 0.0, out=w("s0", cells, size))
+        self.s0 = s0
+        self.log_s = w("log_s", cells, size)
+        self.log_s.fill(_LOG_ZERO)
+        np.log(s0, out=self.log_s, where=s0 > 0)
+        finite = s == s
+        y = p_obs[:, 1:]
+        valid = finite[:, 1:] & finite[:, :-1] & (y == y)
+        self.n = np.count_nonzero(valid, axis=1)
+        ds = np.subtract(s0[:, 1:], s0[:, :-1], out=w("ds", cells, steps))
+        if delta_s_threshold is None:
+            event = valid
+        else:
+            event = valid & (ds > delta_s_threshold)
+        self.event = event
+        ds *= event
+        self.ds = ds
+        self.y = np.fmax(y, 0.0, out=w("y", cells, steps))
+        self.y *= valid
+        self.event_h = np.multiply(event, 0.5 * dt, out=w("event_h", cells, steps))
+        self.fixed = delta_s_threshold is not None and delta_s_threshold >= 0
+        # Where s does not decrease the clipping is a no-op for every Z, a >= 0.
+        self.base = event & (ds >= 0)
+        self.sum_y = self.y.sum(axis=1)
+        self.sum_y2 = _rowdot(self.y, self.y)
+        self.ds2 = np.multiply(ds, ds, out=w("ds2", cells, steps))
+        self.dsy = np.multiply(ds, self.y, out=w("dsy", cells, steps))
+        self.dt = dt
+        self.z_bounds, self.a_bounds = z_bounds, a_bounds
+        self.objective = objective
+        self.n_bins = n_bins
+        self.nodes = np.arange(n_bins + 1) / n_bins
+        with np.errstate(divide="ignore"):
+            self.log_nodes = np.maximum(np.log(self.nodes), _LOG_ZERO)
+
+    # -- histogram stage ---------------------------------------------------------------------------
+
+    def histograms(self, mask: NDArray[np.bool_]) -> dict[str, NDArray[np.float64]]:
+        cells, steps = mask.shape
+        bins = self.n_bins + 1
+        w = self.work.get
+        m = np.multiply(mask, self.event_h, out=w("m", cells, steps))  # dt/2 on the steps of the mask
+        tmp = w("tmp", cells, steps)
+        offsets = (np.arange(cells) * bins)[:, None]
+        weight = w("weight", cells, steps + 1)
+
+        def per_value(x: NDArray[np.float64]) -> NDArray[np.float64]:
+            # weight of s_tau: as the new value of step tau-1 and as the previous value of step tau
+            weight[:, 0] = x[:, 0]
+            np.add(x[:, 1:], x[:, :-1], out=weight[:, 1:-1])
+            weight[:, -1] = x[:, -1]
+            return weight.ravel()
+
+        scaled = np.multiply(self.s0, self.n_bins, out=w("scaled", cells, steps + 1))
+        scaled += 0.5
+        node = w("node", cells, steps + 1, np.intp)
+        np.copyto(node, scaled, casting="unsafe")
+        node += offsets
+        node = node.ravel()
+        size = cells * bins
+        h_ds = np.bincount(node, per_value(np.multiply(self.ds, m, out=tmp)), minlength=size).reshape(cells, bins)
+        h_y = np.bincount(node, per_value(np.multiply(self.y, m, out=tmp)), minlength=size).reshape(cells, bins)
+        h_1 = np.bincount(node, per_value(m), minlength=size).reshape(cells, bins)
+        product = np.multiply(self.s0[:, 1:], self.s0[:, :-1], out=tmp)
+        product *= self.n_bins
+        product += 0.5
+        index = w("index", cells, steps, np.intp)
+        np.copyto(index, product, casting="unsafe")
+        index += offsets
+        h_p = np.bincount(index.ravel(), m.ravel(), minlength=size).reshape(cells, bins)
+        mf = np.multiply(mask, 1.0, out=tmp)
+        return {
+            # h_1 and h_p carry dt/2 once; the squares of g need (dt/2)^2: see _moments
+            "ds": h_ds, "y": h_y, "one": h_1, "product": h_p,
+            "s11": _rowdot(mf, self.ds2), "t1": _rowdot(mf, self.dsy), "d1": _rowdot(mf, self.ds),
+        }
+
+    def _solve_from_moments(
+        self, h: dict[str, NDArray[np.float64]], s12: NDArray[np.float64], t2: NDArray[np.float64],
+        s22: NDArray[np.float64], g1: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """Objective from the sums, for arrays shaped (cells, k) or (cells,)."""
+        extra = (slice(None),) + (None,) * (s12.ndim - 1)
+        s11, t1, d1 = h["s11"][extra], h["t1"][extra], h["d1"][extra]
+        z, a = _box_least_squares(np.broadcast_to(s11, s12.shape), s12, s22,
+                                  np.broadcast_to(t1, s12.shape), t2, self.z_bounds, self.a_bounds)
+        sum_sim2 = z * z * s11 + 2 * z * a * s12 + a * a * s22
+        sum_simy = z * t1 + a * t2
+        sum_sim = z * d1 + a * g1
+        n, sy, sy2 = self.n[extra], self.sum_y[extra], self.sum_y2[extra]
+        value, scale = _score_from_sums(n, sum_sim, sum_sim2, sum_simy, sy, sy2, self.objective)
+        if self.objective == "kge":
+            scale = self._feasible_scale(scale, z, a)
+            value, _ = _score_from_sums(n, scale * sum_sim, scale**2 * sum_sim2, scale * sum_simy, sy, sy2, "kge")
+        return value
+
+    def _feasible_scale(self, scale: NDArray[np.float64], z: NDArray[np.float64], a: NDArray[np.float64]) -> NDArray[np.float64]:
+        # Scaling (Z, a) by c scales the clipped rain by c; keep c Z and c a inside the bounds.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lo = np.fmax(self.z_bounds[0] / z, np.where(a > 0, self.a_bounds[0] / a, 0.0))
+            hi = np.fmin(self.z_bounds[1] / z, np.where(a > 0, self.a_bounds[1] / a, np.inf))
+        return np.clip(scale, lo, np.maximum(lo, hi))
+
+    def _moments(self, h: dict[str, NDArray[np.float64]], power: NDArray[np.float64], power2: NDArray[np.float64],
+                 product: Any) -> tuple[NDArray[np.float64], ...]:
+        half = 0.5 * self.dt
+        s12 = product(h["ds"], power)
+        t2 = product(h["y"], power)
+        g1 = product(h["one"], power)
+        s22 = half * (product(h["one"], power2) + 2.0 * product(h["product"], power))
+        return s12, t2, s22, g1
+
+    def grid_search(self, h: dict[str, NDArray[np.float64]], b_grid: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Objective (cells, len(b_grid)) from the histograms."""
+        power = np.exp(self.log_nodes[:, None] * b_grid[None, :])
+        s12, t2, s22, g1 = self._moments(h, power, power * power, np.matmul)
+        return self._solve_from_moments(h, s12, t2, s22, g1)
+
+    def cell_search(self, h: dict[str, NDArray[np.float64]], b: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Objective for one b per cell from the histograms."""
+        power = np.exp(b[:, None] * self.log_nodes[None, :])
+        s12, t2, s22, g1 = self._moments(h, power, power * power, _rowdot)
+        return self._solve_from_moments(h, s12, t2, s22, g1)
+
+    # -- exact stage ---------------------------------------------------------------------------------
+
+    def exact_pass(
+        self, b: NDArray[np.float64], mask: NDArray[np.bool_], *, step: bool
+    ) -> tuple[_Fit, NDArray[np.bool_], NDArray[np.float64]]:
+        """Exact fit of (Z, a) at b on the steps ``mask``; its clipped objective; the new active set
+        and the Gauss-Newton update of b."""
+        cells, steps = mask.shape
+        w = self.work.get
+        power = np.multiply(self.log_s, b[:, None], out=w("power", cells, steps + 1))
+        np.exp(power, out=power)
+        g = np.add(power[:, 1:], power[:, :-1], out=w("g", cells, steps))
+        g *= self.event_h
+        m = np.multiply(mask, 1.0, out=w("m", cells, steps))
+        gm = np.multiply(g, m, out=w("tmp", cells, steps))
+        s11, t1 = _rowdot(m, self.ds2), _rowdot(m, self.dsy)
+        s12, s22, t2 = _rowdot(gm, self.ds), _rowdot(gm, g), _rowdot(gm, self.y)
+        z, a = _box_least_squares(s11, s12, s22, t1, t2, self.z_bounds, self.a_bounds)
+        raw = np.multiply(self.ds, z[:, None], out=w("raw", cells, steps))
+        gm = np.multiply(g, a[:, None], out=gm)
+        raw += gm
+        sim = np.fmax(raw, 0.0, out=gm)
+        sum_sim, sum_sim2, sum_simy = sim.sum(axis=1), _rowdot(sim, sim), _rowdot(sim, self.y)
+        value, scale = _score_from_sums(self.n, sum_sim, sum_sim2, sum_simy, self.sum_y, self.sum_y2, self.objective)
+        fit_z, fit_a = z, a
+        if self.objective == "kge":
+            scale = self._feasible_scale(scale, z, a)
+            fit_z, fit_a = z * scale, a * scale
+            sum_sim, sum_sim2, sum_simy = scale * sum_sim, scale**2 * sum_sim2, scale * sum_simy
+            value, _ = _score_from_sums(self.n, sum_sim, sum_sim2, sum_simy, self.sum_y, self.sum_y2, "kge")
+        fit = _Fit(value, fit_z, fit_a, b.copy(), sum_sim, sum_sim2, sum_simy)
+        new_mask = self.event if self.fixed else raw > 0  # raw is 0 outside the event steps
+        if not step:
+            return fit, new_mask, b
+        # Gauss-Newton on the clipped model: columns ds, g, a dg/db on the new active set.
+        power *= self.log_s
+        dg = np.add(power[:, 1:], power[:, :-1], out=w("dg", cells, steps))
+        dg *= self.event_h
+        m = np.multiply(new_mask, 1.0, out=m)
+        raw -= self.y
+        raw *= m  # residual on the active set
+        gm = np.multiply(g, m, out=gm)
+        c11, c12, c22 = _rowdot(m, self.ds2), _rowdot(gm, self.ds), _rowdot(gm, g)
+        r1, r2, r3 = _rowdot(raw, self.ds), _rowdot(raw, g), a * _rowdot(raw, dg)
+        dgm = np.multiply(dg, m, out=gm)
+        c13, c23, c33 = a * _rowdot(dgm, self.ds), a * _rowdot(dgm, g), a * a * _rowdot(dgm, dg)
+        # Cramer's rule for the b component of (J'J) delta = -J'r.
+        det = c11 * (c22 * c33 - c23 * c23) - c12 * (c12 * c33 - c23 * c13) + c13 * (c12 * c23 - c22 * c13)
+        num = c11 * (c22 * r3 - r2 * c23) - c12 * (c12 * r3 - r2 * c13) + r1 * (c12 * c23 - c22 * c13)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = -num / det
+        well_posed = np.abs(det) > 1e-12 * np.abs(c11 * c22 * c33)
+        delta = np.where(well_posed & np.isfinite(delta), delta, 0.0)
+        # At most a factor e per pass: the loss curve is far from linear in b.
+        b_next = np.clip(b + delta, b / np.e, b * np.e)
+        return fit, new_mask, b_next
+
+
+#: Cells per block of the daily calibration: the working arrays of a block stay in the CPU caches.
+_DAILY_BLOCK_CELLS = 96
+
+
+def _search_b(problem: _DailyProblem, mask: NDArray[np.bool_], grid: NDArray[np.float64], refine: bool
+              ) -> NDArray[np.float64]:
+    """Best b per cell on the grid from the histograms of ``mask`` (refined by a parabola)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        limits: Any = _nullcontext()
+    else:
+        # The matrix products are small: BLAS threads only fight the other blocks for the cores.
+        limits = threadpool_limits(1, user_api="blas")
+    with limits:
+        hist = problem.histograms(mask)
+        scores = problem.grid_search(hist, grid)
+    cells = scores.shape[0]
+    index = np.argmin(scores, axis=1)
+    b = grid[index]
+    if refine and grid.size > 2:
+        # Parabola through the best grid value and its neighbours (in log b), checked on the
+        # histograms: a start within a few per cent for the Gauss-Newton passes.
+        rows = np.arange(cells)
+        k = np.clip(index, 1, grid.size - 2)
+        log_grid = np.log(grid)
+        x0, x1, x2 = log_grid[k - 1], log_grid[k], log_grid[k + 1]
+        f0, f1, f2 = scores[rows, k - 1], scores[rows, k], scores[rows, k + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
+            vertex = x1 - 0.5 * ((x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)) / denominator
+        vertex = np.where(np.isfinite(vertex) & (denominator != 0), np.clip(vertex, x0, x2), np.log(b))
+        candidate = np.exp(vertex)
+        b = np.where(problem.cell_search(hist, candidate) < scores[rows, index], candidate, b)
+    return b
+
+
+def _calibrate_daily(
+    s: NDArray[np.float64],
+    p_obs: NDArray[np.float64],
+    *,
+    dt: float,
+    delta_s_threshold: float | None,
+    objective: str,
+    z_bounds: tuple[float, float],
+    a_bounds: tuple[float, float],
+    b_bounds: tuple[float, float],
+    grid: NDArray[np.float64],
+    refine: bool,
+    passes: int,
+    n_bins: int,
+    work: _Workspace | None = None,
+) -> tuple[_Fit, NDArray[np.int64]]:
+    cells = s.shape[0]
+    work = work or _Workspace()
+    if cells > _DAILY_BLOCK_CELLS:
+        parts = [
+            _calibrate_daily(s[i : i + _DAILY_BLOCK_CELLS], p_obs[i : i + _DAILY_BLOCK_CELLS], dt=dt,
+                             delta_s_threshold=delta_s_threshold, objective=objective, z_bounds=z_bounds,
+                             a_bounds=a_bounds, b_bounds=b_bounds, grid=grid, refine=refine, passes=passes,
+                             n_bins=n_bins, work=work)
+            for i in range(0, cells, _DAILY_BLOCK_CELLS)
+        ]
+        fits = [p[0] for p in parts]
+        fit = _Fit(*(np.concatenate([getattr(f, name) for f in fits]) for name in
+                     ("value", "z", "a", "b", "sum_sim", "sum_sim2", "sum_simy")))
+        return fit, np.concatenate([p[1] for p in parts])
+    problem = _DailyProblem(s, p_obs, dt=dt, delta_s_threshold=delta_s_threshold, z_bounds=z_bounds,
+                            a_bounds=a_bounds, objective=objective, n_bins=n_bins, work=work)
+    start_mask = problem.event if problem.fixed else problem.base
+    best = _Fit.empty(cells)
+    b = _search_b(problem, start_mask, grid, refine)
+    mask = start_mask
+    if refine and not problem.fixed:
+        # The steps that dry out but still carry rain change the best b: search again on the
+        # active set of a first exact fit.
+        fit, mask, _ = problem.exact_pass(np.clip(b, *b_bounds), start_mask, step=False)
+        best.offer(fit)
+        b = _search_b(problem, mask, grid, refine)
+    b = np.clip(b, *b_bounds)
+    total = max(passes, 1) if refine else 1
+    for k in range(total):
+        last = k == total - 1
+        fit, new_mask, b_next = problem.exact_pass(b, mask, step=not last)
+        better = best.offer(fit)
+        if last:
+            break
+        keep = better[:, None]
+        mask = (keep & new_mask) | (~keep & mask)
+        # Cells that did not improve step back halfway (in log b) towards their best b.
+        b = np.where(better, np.clip(b_next, *b_bounds), np.sqrt(b * best.b))
+    return best, problem.n
+
+
+def _golden_section(
+    f: Any, lo: NDArray[np.float64], hi: NDArray[np.float64], *, iterations: int
+) -> NDArray[np.float64]:
+    """Per-cell golden-section minimisation of ``f`` (vectorised over cells) on [lo, hi]."""
+    golden = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = hi - golden * (hi - lo), lo + golden * (hi - lo)
+    fc, fd = f(c), f(d)
+    best_x, best_f = np.where(fc < fd, c, d), np.minimum(fc, fd)
+    for _ in range(iterations):
+        left = fc < fd
+        lo, hi = np.where(left, lo, c), np.where(left, d, hi)
+        new = np.where(left, hi - golden * (hi - lo), lo + golden * (hi - lo))
+        f_new = f(new)
+        improved = f_new < best_f
+        best_x, best_f = np.where(improved, new, best_x), np.where(improved, f_new, best_f)
+        c, d = np.where(left, new, d), np.where(left, c, new)
+        fc, fd = np.where(left, f_new, fd), np.where(left, fc, f_new)
+        if np.all(hi - lo < 1e-7):
+            break
+    return best_x
+
+
 def _check_bounds(name: str, bounds: tuple[float, float], *, minimum: float, strict: bool) -> tuple[float, float]:
     lo, hi = (float(v) for v in bounds)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi) or (lo <= minimum if strict else lo < minimum):
@@ -535,27 +1291,39 @@ def calibrate_sm2rain(
     refine: bool = True,
     min_samples: int = 30,
     max_active_set_iterations: int = 8,
+    method: Method = "auto",
+    newton_passes: int = 4,
+    swi_filter: SWIFilter = "none",
+    T_bounds: tuple[float, float] | None = None,
+    T_grid: ArrayLike | None = None,
+    T_pot_bounds: tuple[float, float] = DEFAULT_T_POT_BOUNDS,
+    T_pot_grid: ArrayLike | None = None,
+    frozen: ArrayLike | None = None,
+    chunk_cells: int | None = None,
+    scheduler: str | None = None,
 ) -> SM2RAINParameters:
-    """Calibrate SM2RAIN parameters (Z, a, b) per cell against observed rainfall.
+    """Calibrate SM2RAIN parameters (Z, a, b, and optionally the filter T, Tpot) per cell.
 
     Parameters
     ----------
-    s : array_like, shape (cells, time) or (time,)
-        Relative saturation [-] in [0, 1], NaN where missing.
-    p_obs : array_like, same shape as `s`
+    s : array_like or dask array, shape (cells, time) or (time,)
+        Relative saturation [-] in [0, 1], NaN where missing. A dask array is calibrated chunk by
+        chunk of cells (the time axis is rechunked whole), with bounded memory.
+    p_obs : array_like or dask array, same shape as `s`
         Observed rainfall during the step ending at each time [mm per step], NaN where missing
         (``p_obs[..., t]`` is compared with ``sm2rain(s, ...)[..., t]``).
     dt : float, default 1.0
-        Step length in the time unit of `a` (see :func:`sm2rain`).
+        Step length in the time unit of `a` (see :func:`sm2rain`) and of `T`.
     aggregation : int, default 1
         Number of consecutive steps summed before comparing (24 for daily sums of hourly data).
         Blocks start at the second step (the first has no previous saturation); only complete
         blocks where every step is finite count.
     delta_s_threshold : float or None, default None
         As in :func:`sm2rain`; calibrate with the threshold you will apply.
-    objective : {"rmse", "kge"}, default "rmse"
-        Minimise the RMSE of the aggregated rainfall (as Zhang et al. 2022 and the IRPI code,
-        whose 1 - NSE has the same minimiser) or maximise the KGE (Gupta et al. 2009).
+    objective : {"rmse", "nse", "kge"}, default "rmse"
+        Minimise the RMSE of the aggregated rainfall (as Zhang et al. 2022 and the IRPI code);
+        "nse" maximises the Nash-Sutcliffe efficiency, which has the same optimum per cell; "kge"
+        maximises the KGE (Gupta et al. 2009).
     z_bounds : (float, float), default (1, 800)
         Bounds of Z [mm].
     a_bounds : (float, float), default (0, 200)
@@ -566,25 +1334,54 @@ def calibrate_sm2rain(
     b_grid : array_like or None
         Values of b searched for every cell; default 48 log-spaced values spanning `b_bounds`.
     refine : bool, default True
-        Refine b per cell by golden-section search (on log b) between the neighbours of the best
-        grid value.
+        Refine b per cell beyond the grid (golden-section search, then Gauss-Newton passes).
     min_samples : int, default 30
         Minimum number of aggregated samples; cells with fewer get NaN parameters.
     max_active_set_iterations : int, default 8
-        Without a threshold, the clipping ``max(0, .)`` makes the model piecewise linear; (Z, a) are
-        re-solved on the steps with positive rain until that set stops changing.
+        ``method="exact"``: re-solutions of (Z, a) on the steps with positive rain (the clipping
+        ``max(0, .)`` makes the model piecewise linear) until that set stops changing.
+    method : {"auto", "fast", "exact"}, default "auto"
+        "fast" (daily comparison, ``aggregation=1`` only): one histogram pass gives the objective
+        for the whole b grid, then `newton_passes` exact Gauss-Newton passes refine (Z, a, b) under
+        the clipping. "exact": every b tried is evaluated on the full series (any aggregation).
+        "auto" = "fast" for ``aggregation=1``, else "exact".
+    newton_passes : int, default 4
+        ``method="fast"``: exact passes over the series (each one fits (Z, a) at the current b,
+        scores the clipped model and takes a Gauss-Newton step in b).
+    swi_filter : {"none", "exponential", "wetness"}, default "none"
+        SM2RAIN-ASCAT variants (Brocca et al. 2019): filter `s` with :func:`exponential_filter`
+        (time constant T; "wetness": T SWI^-Tpot) and min-max scale the filtered series with bounds
+        frozen from this calibration period (returned as ``swi_lower`` / ``swi_upper``) before the
+        inversion. T (and Tpot) are searched on a grid, then on a finer grid around each cell's best.
+    T_bounds : (float, float), optional
+        Bounds of T [time unit of `dt`]; default (0.0001, 8) for "exponential" and (0.05, 3) for
+        "wetness", as the IRPI reference.
+    T_grid : array_like, optional
+        Values of T tried first; default 12 ("exponential") or 8 ("wetness") log-spaced values.
+    T_pot_bounds : (float, float), default (0.05, 0.75)
+        Bounds of Tpot [-] ("wetness").
+    T_pot_grid : array_like, optional
+        Values of Tpot tried first; default 5 evenly spaced values.
+    frozen : array_like of bool, optional
+        Steps with frozen soil or snow (:func:`frozen_soil_mask`); treated as missing.
+    chunk_cells : int, optional
+        Calibrate this many cells at a time (bounded memory; default: all at once for numpy input,
+        256 for dask input).
+    scheduler : str, optional
+        Dask scheduler for dask input ("threads", "processes", "synchronous"); default: dask's.
 
     Returns
     -------
     SM2RAINParameters
-        Z [mm], a, b [-], and the calibration RMSE [mm per aggregated step], R [-] and sample size
-        per cell (cell axis dropped for 1-D input).
+        Z [mm], a, b [-] (T, Tpot and the frozen SWI bounds for the filtered variants), and the
+        calibration RMSE [mm per aggregated step], R [-] and sample size per cell (cell axis
+        dropped for 1-D input).
 
     Raises
     ------
     ValueError
-        If the shapes differ, `s` is outside [0, 1], the bounds, `aggregation`, `dt`, `objective`
-        or `min_samples` are invalid.
+        If the shapes differ, `s` is outside [0, 1], the bounds, `aggregation`, `dt`, `objective`,
+        `method`, `swi_filter` or `min_samples` are invalid.
 
     Notes
     -----
@@ -600,17 +1397,33 @@ def calibrate_sm2rain(
     valid blocks of every cell), constrained to the bounds exactly by checking the box edges.
     With a non-negative `delta_s_threshold`, :math:`A` is known in advance and the solution is
     exact; otherwise :math:`A` is updated from the solution (Gauss-Newton on the clipped model)
-    and the best clipped fit is kept. :math:`b` is searched on a grid and refined, and each cell
-    keeps its best (Z, a, b). For ``objective="kge"``, the least-squares (Z, a) are rescaled by
-    the factor that maximises KGE (exact, since the clipped rainfall is proportional to a common
-    scale of Z and a). All cells are solved at once; only the values of b are looped over.
+    and the best clipped fit is kept.
+
+    Without aggregation every normal-equation sum is a weighted sum of powers
+    :math:`s^b`, :math:`s^{2b}`, :math:`(s_t s_{t-1})^b`; binning the saturation once turns the
+    sums for a whole grid of b into a matrix product (``method="fast"``), and Gauss-Newton passes
+    on the exact series refine :math:`(Z, a, b)` under the clipping. For ``objective="kge"`` the
+    least-squares (Z, a) are rescaled by the factor that maximises KGE (exact, since the clipped
+    rainfall is proportional to a common scale of Z and a). All cells are solved at once; only
+    the values of b (and T, Tpot) are looped over.
 
     References
     ----------
     Zhang, Hou & Huang 2022, Remote Sens. 14, 5355, Eqs. 1-2 and Sect. 3.3 (RMSE calibration).
     Brocca, L. et al. (2013). Geophys. Res. Lett. 40, 853-858 (IRPI reference code and bounds).
+    Brocca, L. et al. (2019). Earth Syst. Sci. Data 11, 1583-1601 (SM2RAIN-ASCAT filters).
     Gupta, H. V. et al. (2009). J. Hydrol. 377, 80-91 (KGE).
     """
+    options = _CalibrationOptions.build(
+        dt=dt, aggregation=aggregation, delta_s_threshold=delta_s_threshold, objective=objective,
+        z_bounds=z_bounds, a_bounds=a_bounds, b_bounds=b_bounds, b_grid=b_grid, refine=refine,
+        min_samples=min_samples, max_active_set_iterations=max_active_set_iterations, method=method,
+        newton_passes=newton_passes, swi_filter=swi_filter, T_bounds=T_bounds, T_grid=T_grid,
+        T_pot_bounds=T_pot_bounds, T_pot_grid=T_pot_grid,
+    )
+    if _is_dask(s) or _is_dask(p_obs):
+        return _calibrate_dask(s, p_obs, options, frozen=frozen, chunk_cells=chunk_cells or 256, scheduler=scheduler)
+
     data = _check_saturation(s)
     obs = np.asarray(p_obs, dtype=float)
     if obs.shape != data.shape:
@@ -618,42 +1431,137 @@ def calibrate_sm2rain(
             f"`p_obs` shape {obs.shape} differs from `s` shape {data.shape}; put the observed rain of "
             "the step ending at each time on the same (cells, time) axis, NaN where missing."
         )
-    if objective not in ("rmse", "kge"):
-        raise ValueError(f"`objective` must be 'rmse' or 'kge', got {objective!r}.")
-    if isinstance(aggregation, bool) or not isinstance(aggregation, (int, np.integer)) or aggregation < 1:
-        raise ValueError(f"`aggregation` must be a positive number of steps, got {aggregation!r}.")
-    if not dt > 0:
-        raise ValueError(f"`dt` must be a positive time step, got {dt!r}.")
-    if isinstance(min_samples, bool) or not isinstance(min_samples, (int, np.integer)) or min_samples < 3:
-        raise ValueError(f"`min_samples` must be an integer >= 3, got {min_samples!r}.")
-    if delta_s_threshold is not None and not np.isfinite(delta_s_threshold):
-        raise ValueError(f"`delta_s_threshold` must be a finite number or None, got {delta_s_threshold!r}.")
-    z_bounds = _check_bounds("z_bounds", z_bounds, minimum=0.0, strict=True)
-    a_bounds = _check_bounds("a_bounds", a_bounds, minimum=0.0, strict=False)
-    b_bounds = _check_bounds("b_bounds", b_bounds, minimum=0.0, strict=True)
-    if b_grid is None:
-        grid = np.geomspace(b_bounds[0], b_bounds[1], 48)
-    else:
-        grid = np.unique(np.asarray(b_grid, dtype=float).ravel())
-        if grid.size == 0 or not np.all(np.isfinite(grid)) or grid[0] < b_bounds[0] or grid[-1] > b_bounds[1]:
-            raise ValueError(f"`b_grid` must hold finite values inside b_bounds {b_bounds}, got {b_grid!r}.")
-
+    data = mask_frozen_soil(data, frozen)
     one_cell = data.ndim == 1
     if one_cell:
         data, obs = data[None], obs[None]
-    cells = data.shape[0]
-    if data.shape[1] < aggregation + 1:
+    if data.shape[1] < options.aggregation + 1:
         raise ValueError(
-            f"`s` has {data.shape[1]} time steps, fewer than aggregation + 1 = {aggregation + 1}; "
+            f"`s` has {data.shape[1]} time steps, fewer than aggregation + 1 = {options.aggregation + 1}; "
             "pass a longer calibration period."
         )
+    if chunk_cells is not None and (isinstance(chunk_cells, bool) or not isinstance(chunk_cells, (int, np.integer))
+                                    or chunk_cells < 1):
+        raise ValueError(f"`chunk_cells` must be a positive integer, got {chunk_cells!r}.")
+    step = data.shape[0] if chunk_cells is None else int(chunk_cells)
+    parts = [_calibrate_block(data[i : i + step], obs[i : i + step], options) for i in range(0, data.shape[0], step)]
+    result = _concatenate(parts)
+    if one_cell:
+        result = SM2RAINParameters(**{k: v[0] for k, v in result.to_dict(all_fields=True).items()})
+    return result
 
+
+@dataclass(frozen=True)
+class _CalibrationOptions:
+    dt: float
+    aggregation: int
+    delta_s_threshold: float | None
+    objective: str
+    z_bounds: tuple[float, float]
+    a_bounds: tuple[float, float]
+    b_bounds: tuple[float, float]
+    grid: NDArray[np.float64]
+    refine: bool
+    min_samples: int
+    max_active_set_iterations: int
+    method: str
+    newton_passes: int
+    swi_filter: str
+    T_bounds: tuple[float, float]
+    T_grid: NDArray[np.float64]
+    T_pot_bounds: tuple[float, float]
+    T_pot_grid: NDArray[np.float64]
+
+    @classmethod
+    def build(cls, **kw: Any) -> _CalibrationOptions:
+        objective, aggregation, dt = kw["objective"], kw["aggregation"], kw["dt"]
+        if objective not in ("rmse", "kge", "nse"):
+            raise ValueError(f"`objective` must be 'rmse', 'nse' or 'kge', got {objective!r}.")
+        if isinstance(aggregation, bool) or not isinstance(aggregation, (int, np.integer)) or aggregation < 1:
+            raise ValueError(f"`aggregation` must be a positive number of steps, got {aggregation!r}.")
+        if not dt > 0:
+            raise ValueError(f"`dt` must be a positive time step, got {dt!r}.")
+        min_samples = kw["min_samples"]
+        if isinstance(min_samples, bool) or not isinstance(min_samples, (int, np.integer)) or min_samples < 3:
+            raise ValueError(f"`min_samples` must be an integer >= 3, got {min_samples!r}.")
+        threshold = kw["delta_s_threshold"]
+        if threshold is not None and not np.isfinite(threshold):
+            raise ValueError(f"`delta_s_threshold` must be a finite number or None, got {threshold!r}.")
+        method = kw["method"]
+        if method not in ("auto", "fast", "exact"):
+            raise ValueError(f"`method` must be 'auto', 'fast' or 'exact', got {method!r}.")
+        if method == "fast" and aggregation != 1:
+            raise ValueError("method='fast' compares every step (aggregation=1); use method='exact' (or 'auto') "
+                             f"with aggregation={aggregation}.")
+        if method == "auto":
+            method = "fast" if aggregation == 1 else "exact"
+        swi_filter = kw["swi_filter"]
+        if swi_filter not in ("none", "exponential", "wetness"):
+            raise ValueError(f"`swi_filter` must be 'none', 'exponential' or 'wetness', got {swi_filter!r}.")
+        z_bounds = _check_bounds("z_bounds", kw["z_bounds"], minimum=0.0, strict=True)
+        a_bounds = _check_bounds("a_bounds", kw["a_bounds"], minimum=0.0, strict=False)
+        b_bounds = _check_bounds("b_bounds", kw["b_bounds"], minimum=0.0, strict=True)
+        grid = _grid_inside("b_grid", kw["b_grid"], b_bounds, np.geomspace(b_bounds[0], b_bounds[1], 48))
+        default_t = DEFAULT_T_BOUNDS_TPOT if swi_filter == "wetness" else DEFAULT_T_BOUNDS
+        T_bounds = _check_bounds("T_bounds", kw["T_bounds"] or default_t, minimum=0.0, strict=True)
+        T_grid = _grid_inside("T_grid", kw["T_grid"], T_bounds,
+                              np.geomspace(T_bounds[0], T_bounds[1], 8 if swi_filter == "wetness" else 12))
+        T_pot_bounds = _check_bounds("T_pot_bounds", kw["T_pot_bounds"], minimum=0.0, strict=False)
+        T_pot_grid = _grid_inside("T_pot_grid", kw["T_pot_grid"], T_pot_bounds,
+                                  np.linspace(T_pot_bounds[0], T_pot_bounds[1], 5))
+        passes = kw["newton_passes"]
+        if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 1:
+            raise ValueError(f"`newton_passes` must be a positive integer, got {passes!r}.")
+        return cls(
+            dt=float(dt), aggregation=int(aggregation), delta_s_threshold=threshold, objective=objective,
+            z_bounds=z_bounds, a_bounds=a_bounds, b_bounds=b_bounds, grid=grid, refine=bool(kw["refine"]),
+            min_samples=int(min_samples), max_active_set_iterations=int(kw["max_active_set_iterations"]),
+            method=method, newton_passes=int(passes), swi_filter=swi_filter, T_bounds=T_bounds, T_grid=T_grid,
+            T_pot_bounds=T_pot_bounds, T_pot_grid=T_pot_grid,
+        )
+
+
+def _grid_inside(name: str, values: ArrayLike | None, bounds: tuple[float, float],
+                 default: NDArray[np.float64]) -> NDArray[np.float64]:
+    if values is None:
+        return default
+    grid = np.unique(np.asarray(values, dtype=float).ravel())
+    if grid.size == 0 or not np.all(np.isfinite(grid)) or grid[0] < bounds[0] or grid[-1] > bounds[1]:
+        raise ValueError(f"`{name}` must hold finite values inside the bounds {bounds}, got {values!r}.")
+    return grid
+
+
+def _calibrate_block(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions) -> SM2RAINParameters:
+    """Calibrate one block of cells (numpy, (cells, time)), with the filter search if asked."""
+    if o.swi_filter == "none":
+        return _calibrate_saturation(data, obs, o)
+    return _calibrate_filtered(data, obs, o)
+
+
+def _fit_saturation(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions
+                    ) -> tuple[_Fit, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Best fit per cell; returns the fit, sample size, and the sums of y and y^2 (for R)."""
+    objective = "rmse" if o.objective == "nse" else o.objective
+    if o.method == "fast":
+        fit, n = _calibrate_daily(
+            data, obs, dt=o.dt, delta_s_threshold=o.delta_s_threshold, objective=objective,
+            z_bounds=o.z_bounds, a_bounds=o.a_bounds, b_bounds=o.b_bounds, grid=o.grid, refine=o.refine,
+            passes=o.newton_passes, n_bins=512,
+        )
+        valid = np.isfinite(data[:, 1:]) & np.isfinite(data[:, :-1]) & np.isfinite(obs[:, 1:])
+        y = np.where(valid, obs[:, 1:], 0.0)
+        return fit, n, y.sum(axis=1), _rowdot(y, y)
+    return _calibrate_exact(data, obs, o, objective)
+
+
+def _calibrate_exact(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions, objective: str
+                     ) -> tuple[_Fit, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    cells = data.shape[0]
     problem = _CalibrationProblem(
-        data, obs, dt=dt, aggregation=aggregation, delta_s_threshold=delta_s_threshold,
-        z_bounds=z_bounds, a_bounds=a_bounds, objective=objective,
-        max_active_set_iterations=max_active_set_iterations,
+        data, obs, dt=o.dt, aggregation=o.aggregation, delta_s_threshold=o.delta_s_threshold,
+        z_bounds=o.z_bounds, a_bounds=o.a_bounds, objective=objective,  # type: ignore[arg-type]
+        max_active_set_iterations=o.max_active_set_iterations,
     )
-
     best = _BestFit(cells)
 
     def evaluate(b: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -661,48 +1569,202 @@ def calibrate_sm2rain(
         best.offer(value, z, a, b)
         return value
 
+    grid = o.grid
     scores = np.stack([evaluate(np.full(cells, b_value)) for b_value in grid])
-
-    if refine and grid.size > 1:
-        # Golden-section search on log b, per cell, inside the bracket of the best grid value.
+    if o.refine and grid.size > 1:
         log_grid = np.log(grid)
         index = np.argmin(scores, axis=0)
         lo = log_grid[np.maximum(index - 1, 0)]
         hi = log_grid[np.minimum(index + 1, grid.size - 1)]
-        golden = (np.sqrt(5.0) - 1.0) / 2.0
-        c, d = hi - golden * (hi - lo), lo + golden * (hi - lo)
-        fc, fd = evaluate(np.exp(c)), evaluate(np.exp(d))
-        for _ in range(40):
-            left = fc < fd  # minimum in [lo, d]: d <- c and a new c; else [c, hi]: c <- d, new d
-            lo, hi = np.where(left, lo, c), np.where(left, d, hi)
-            new = np.where(left, hi - golden * (hi - lo), lo + golden * (hi - lo))
-            f_new = evaluate(np.exp(new))
-            c, d = np.where(left, new, d), np.where(left, c, new)
-            fc, fd = np.where(left, f_new, fd), np.where(left, fc, f_new)
-            if np.all(hi - lo < 1e-6):
-                break
-
+        _golden_section(lambda x: evaluate(np.exp(x)), lo, hi, iterations=40)
     z, a, b = best.z, best.a, best.b
-    enough = (problem.n >= min_samples) & np.isfinite(z)
-    z, a, b = (np.where(enough, v, np.nan) for v in (z, a, b))
+    ok = np.isfinite(z)
     sim, _ = problem.simulate(np.nan_to_num(z), np.nan_to_num(a), problem.loss_term(np.nan_to_num(b, nan=1.0)))
-    n = np.maximum(problem.n, 1)
-    residual = np.where(problem.valid, sim - problem.y, 0.0)
-    rmse = np.sqrt((residual**2).sum(1) / n)
-    sim_mean = np.where(problem.valid, sim, 0.0).sum(1) / n
-    d_sim = np.where(problem.valid, sim - sim_mean[:, None], 0.0)
-    d_obs = np.where(problem.valid, problem.y - problem.obs_mean[:, None], 0.0)
+    sim = np.where(problem.valid, sim, 0.0)
+    fit = _Fit(np.where(ok, best.value, np.inf), z, a, b, sim.sum(1), _rowdot(sim, sim), _rowdot(sim, problem.y))
+    return fit, problem.n, problem.y.sum(1), _rowdot(problem.y, problem.y)
+
+
+def _finish(fit: _Fit, n: NDArray[np.int64], sum_y: NDArray[np.float64], sum_y2: NDArray[np.float64],
+            min_samples: int, **extra: NDArray[np.float64]) -> SM2RAINParameters:
+    enough = (n >= min_samples) & np.isfinite(fit.z)
+    nn = np.maximum(n, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (d_sim * d_obs).sum(1) / np.sqrt((d_sim**2).sum(1) * (d_obs**2).sum(1))
-    result = SM2RAINParameters(
-        Z=z, a=a, b=b,
-        rmse=np.where(enough, rmse, np.nan),
-        r=np.where(enough, r, np.nan),
-        n=problem.n,
+        mse = np.maximum(fit.sum_sim2 - 2 * fit.sum_simy + sum_y2, 0.0) / nn
+        cov = fit.sum_simy - fit.sum_sim * sum_y / nn
+        var_sim = fit.sum_sim2 - fit.sum_sim**2 / nn
+        var_y = sum_y2 - sum_y**2 / nn
+        r = np.clip(cov / np.sqrt(var_sim * var_y), -1.0, 1.0)
+    masked = {k: np.where(enough, v, np.nan) for k, v in extra.items()}
+    return SM2RAINParameters(
+        Z=np.where(enough, fit.z, np.nan), a=np.where(enough, fit.a, np.nan), b=np.where(enough, fit.b, np.nan),
+        rmse=np.where(enough, np.sqrt(mse), np.nan), r=np.where(enough, r, np.nan), n=n, **masked,
     )
-    if one_cell:
-        result = SM2RAINParameters(**{k: v[0] for k, v in result.to_dict().items()})
-    return result
+
+
+def _calibrate_saturation(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions
+                          ) -> SM2RAINParameters:
+    fit, n, sum_y, sum_y2 = _fit_saturation(data, obs, o)
+    return _finish(fit, n, sum_y, sum_y2, o.min_samples)
+
+
+def _filtered_saturation(data: NDArray[np.float64], T: NDArray[np.float64] | float,
+                         T_pot: NDArray[np.float64] | None, dt: float
+                         ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    swi = exponential_filter(data, T, dt=dt, T_pot=T_pot)
+    lower, upper = saturation_bounds(swi)
+    return relative_saturation(swi, lower, upper), lower, upper
+
+
+def _calibrate_filtered(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions
+                        ) -> SM2RAINParameters:
+    """Search T (and Tpot) for every cell: the coarse grid, then a finer grid around each best."""
+    cells = data.shape[0]
+    wetness = o.swi_filter == "wetness"
+    pots = o.T_pot_grid if wetness else np.array([np.nan])
+    state = {"value": np.full(cells, np.inf)}
+    best: dict[str, Any] = {}
+
+    def consider(T: NDArray[np.float64], T_pot: NDArray[np.float64]) -> None:
+        common = np.all(T == T[0]) and not wetness
+        s_f, lower, upper = _filtered_saturation(data, float(T[0]) if common else T,
+                                                 T_pot if wetness else None, o.dt)
+        fit, n, sum_y, sum_y2 = _fit_saturation(s_f, obs, o)
+        better = fit.value < state["value"]
+        state["value"] = np.where(better, fit.value, state["value"])
+        candidate = {"fit": fit, "n": n, "sum_y": sum_y, "sum_y2": sum_y2, "T": T, "T_pot": T_pot,
+                     "swi_lower": lower, "swi_upper": upper}
+        if not best:
+            best.update(candidate)
+            return
+        for key, value in candidate.items():
+            if key == "fit":
+                best["fit"].offer(_Fit(np.where(better, value.value, np.inf), value.z, value.a, value.b,
+                                       value.sum_sim, value.sum_sim2, value.sum_simy))
+            else:
+                best[key] = np.where(better, value, best[key])
+
+    for T in o.T_grid:
+        for pot in pots:
+            consider(np.full(cells, T), np.full(cells, pot))
+    if o.refine:
+        # A finer grid around each cell's best (half the coarse spacing, in log T and in Tpot).
+        log_step = np.log(o.T_grid[1] / o.T_grid[0]) / 2 if o.T_grid.size > 1 else 0.0
+        pot_step = (pots[1] - pots[0]) / 2 if wetness and pots.size > 1 else 0.0
+        center_t, center_p = best["T"].copy(), best["T_pot"].copy()
+        for dl in (-1, 0, 1):
+            for dp in ((-1, 0, 1) if wetness else (0,)):
+                if dl == 0 and dp == 0:
+                    continue
+                T = np.clip(center_t * np.exp(dl * log_step), *o.T_bounds)
+                pot = np.clip(center_p + dp * pot_step, *o.T_pot_bounds) if wetness else center_p
+                consider(T, pot)
+    return _finish(best["fit"], best["n"], best["sum_y"], best["sum_y2"], o.min_samples,
+                   T=best["T"], T_pot=best["T_pot"] if wetness else np.full(cells, np.nan),
+                   swi_lower=best["swi_lower"], swi_upper=best["swi_upper"])
+
+
+def _concatenate(parts: list[SM2RAINParameters]) -> SM2RAINParameters:
+    if len(parts) == 1:
+        return parts[0]
+    fields_ = [p.to_dict(all_fields=True) for p in parts]
+    return SM2RAINParameters(**{k: np.concatenate([f[k] for f in fields_]) for k in fields_[0]})
+
+
+def _is_dask(x: Any) -> bool:
+    return type(x).__module__.startswith("dask")
+
+
+#: Column order of the per-cell results of a dask block.
+_COLUMNS = ("Z", "a", "b", "rmse", "r", "n", "T", "T_pot", "swi_lower", "swi_upper")
+
+
+def _calibrate_dask(s: Any, p_obs: Any, o: _CalibrationOptions, *, frozen: Any, chunk_cells: int,
+                    scheduler: str | None) -> SM2RAINParameters:
+    import dask
+    import dask.array as da
+
+    s, p_obs = da.asarray(s), da.asarray(p_obs)
+    if s.shape != p_obs.shape or s.ndim != 2:
+        raise ValueError(f"`s` {s.shape} and `p_obs` {p_obs.shape} must be dask arrays of the same (cells, time) shape.")
+    s = s.rechunk({0: chunk_cells, 1: -1})
+    p_obs = p_obs.rechunk(s.chunks)
+    args = [s, p_obs]
+    if frozen is not None:
+        args.append(da.asarray(frozen).rechunk(s.chunks))
+
+    def block(sb: NDArray[np.float64], pb: NDArray[np.float64], fb: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
+        data = _check_saturation(np.asarray(sb, dtype=float))
+        data = mask_frozen_soil(data, fb)
+        result = _calibrate_block(data, np.asarray(pb, dtype=float), o).to_dict(all_fields=True)
+        return np.stack([np.asarray(result[c], dtype=float) for c in _COLUMNS], axis=1)
+
+    table = da.map_blocks(block, *args, dtype=float, chunks=(s.chunks[0], (len(_COLUMNS),)))
+    with dask.config.set(scheduler=scheduler) if scheduler else _nullcontext():
+        values = table.compute()
+    return SM2RAINParameters(**{c: values[:, k] for k, c in enumerate(_COLUMNS)})
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def apply_sm2rain(
+    s: ArrayLike,
+    params: SM2RAINParameters,
+    *,
+    dt: float = 1.0,
+    delta_s_threshold: float | None = None,
+    frozen: ArrayLike | None = None,
+) -> NDArray[np.float64]:
+    """Rainfall from saturation with a calibrated parameter set, filter included.
+
+    Parameters
+    ----------
+    s : array_like, shape (cells, time) or (time,)
+        Relative saturation [-] in [0, 1], NaN where missing. For the filtered variants pass
+        enough history for the filter (10 T; the first steps are the filter's spin-up).
+    params : SM2RAINParameters
+        From :func:`calibrate_sm2rain` (or :func:`regionalise`). Cells with a finite ``T`` are
+        filtered (:func:`exponential_filter`, with ``T_pot`` where finite) and scaled with the
+        frozen ``swi_lower`` / ``swi_upper`` before the inversion; the others use `s` as is.
+    dt, delta_s_threshold : see :func:`sm2rain`.
+    frozen : array_like of bool, optional
+        Frozen-soil / snow mask (:func:`frozen_soil_mask`); rainfall is NaN where it touches a
+        masked step.
+
+    Returns
+    -------
+    precipitation : numpy.ndarray, shape of `s`
+        Rainfall [mm per step] (see :func:`sm2rain`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`sm2rain`.
+    """
+    data = mask_frozen_soil(_check_saturation(s), frozen)
+    one = data.ndim == 1
+    if one:
+        data = data[None]
+    cells = data.shape[0]
+    T = np.broadcast_to(np.asarray(params.T, dtype=float), (cells,))
+    filtered = np.isfinite(T)
+    if filtered.any():
+        pot = np.broadcast_to(np.asarray(params.T_pot, dtype=float), (cells,))
+        rows = np.flatnonzero(filtered)
+        wet = np.isfinite(pot[rows])
+        swi = exponential_filter(data[rows], T[rows], dt=dt, T_pot=np.where(wet, pot[rows], 0.0))
+        lower = np.broadcast_to(np.asarray(params.swi_lower, dtype=float), (cells,))[rows]
+        upper = np.broadcast_to(np.asarray(params.swi_upper, dtype=float), (cells,))[rows]
+        data = data.copy()
+        data[rows] = relative_saturation(swi, lower, upper)
+    rain = sm2rain(data, params.Z, params.a, params.b, dt=dt, delta_s_threshold=delta_s_threshold)
+    return rain[0] if one else rain
 
 
 # --------------------------------------------------------------------------------------------------
@@ -813,6 +1875,19 @@ def regionalise(
     interpolated[total == 0] = np.nan
     a_out = np.exp(interpolated[:, 1])
     targets = tgt_lat.shape
+
+    def filter_field(values: NDArray[np.float64], log: bool) -> NDArray[np.float64]:
+        # T (log, a time scale) and T_pot over the sources that have a filter, weights renormalised.
+        v = np.asarray(values, dtype=float).ravel()[usable]
+        has = np.isfinite(v)
+        if not has.any():
+            return np.full(targets, np.nan)
+        w = weight * has[None]
+        feature = np.log(np.where(has, v, 1.0)) if log else np.where(has, v, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (w @ feature) / w.sum(axis=1)
+        return np.exp(out) if log else out
+
     return SM2RAINParameters(
         Z=np.exp(interpolated[:, 0]),
         a=a_out,
@@ -820,4 +1895,55 @@ def regionalise(
         rmse=np.full(targets, np.nan),
         r=np.full(targets, np.nan),
         n=np.zeros(targets, dtype=np.int64),
+        T=filter_field(params.T, log=True),
+        T_pot=filter_field(params.T_pot, log=False),
     )
+
+
+def freeze_swi_bounds(
+    params: SM2RAINParameters, s: ArrayLike, *, dt: float = 1.0, lower_quantile: float = 0.0,
+    upper_quantile: float = 1.0,
+) -> SM2RAINParameters:
+    """Set the frozen min-max bounds of the filtered series from each cell's own calibration period.
+
+    Regionalised parameters (:func:`regionalise`) carry T and Tpot but no bounds: those belong to
+    the soil-moisture series of the target cell, which is available even where no rain gauge is.
+
+    Parameters
+    ----------
+    params : SM2RAINParameters, shape (cells,)
+        Parameters with ``T`` (and ``T_pot``) per cell.
+    s : array_like, shape (cells, time)
+        Relative saturation [-] of the calibration period, NaN where missing.
+    dt : float, default 1.0
+        Step length in the unit of T.
+    lower_quantile, upper_quantile : float, default 0 and 1
+        As :func:`saturation_bounds`.
+
+    Returns
+    -------
+    SM2RAINParameters
+        `params` with ``swi_lower`` / ``swi_upper`` of the cells that have a finite T.
+
+    Raises
+    ------
+    ValueError
+        If `s` does not have one row per cell of `params`.
+    """
+    data = _check_saturation(s)
+    if data.ndim == 1:
+        data = data[None]
+    T = np.atleast_1d(np.asarray(params.T, dtype=float))
+    if data.shape[0] != T.shape[0]:
+        raise ValueError(f"`s` has {data.shape[0]} cells but the parameters have {T.shape[0]}; pass the "
+                         "calibration-period saturation of the same cells.")
+    lower = np.full(T.shape, np.nan)
+    upper = np.full(T.shape, np.nan)
+    rows = np.flatnonzero(np.isfinite(T))
+    if rows.size:
+        pot = np.atleast_1d(np.asarray(params.T_pot, dtype=float))[rows]
+        swi = exponential_filter(data[rows], T[rows], dt=dt, T_pot=np.where(np.isfinite(pot), pot, 0.0))
+        lower[rows], upper[rows] = saturation_bounds(swi, lower_quantile=lower_quantile, upper_quantile=upper_quantile)
+    values = params.to_dict(all_fields=True)
+    values.update(swi_lower=lower.reshape(np.shape(params.Z)), swi_upper=upper.reshape(np.shape(params.Z)))
+    return SM2RAINParameters(**values)

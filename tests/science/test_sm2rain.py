@@ -187,7 +187,7 @@ def test_calibration_errors_say_how_to_fix(water_balance: dict[str, np.ndarray])
     with pytest.raises(ValueError, match="p_obs"):
         calibrate_sm2rain(s, rain[:, :-1])
     with pytest.raises(ValueError, match="objective"):
-        calibrate_sm2rain(s, rain, objective="nse")  # type: ignore[arg-type]
+        calibrate_sm2rain(s, rain, objective="mae")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="z_bounds"):
         calibrate_sm2rain(s, rain, z_bounds=(0.0, 100.0))
     with pytest.raises(ValueError, match="a_bounds"):
