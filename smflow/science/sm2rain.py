@@ -1097,16 +1097,25 @@ class _DailyProblem:
     # -- exact stage ---------------------------------------------------------------------------------
 
     def exact_pass(
-        self, b: NDArray[np.float64], mask: NDArray[np.bool_], *, step: bool
+        self, b: NDArray[np.float64], mask: NDArray[np.bool_], *, step: bool,
+        previous: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
     ) -> tuple[_Fit, NDArray[np.bool_], NDArray[np.float64]]:
         """Exact fit of (Z, a) at b on the steps ``mask``; its clipped objective; the new active set
-        and the Gauss-Newton update of b."""
+        and the Gauss-Newton update of b.
+
+        With ``previous`` = (Z, a) of the last fit, the steps are instead those where that (Z, a)
+        gives positive rain at this b: the active set follows the step in b.
+        """
         cells, steps = mask.shape
         w = self.work.get
         power = np.multiply(self.log_s, b[:, None], out=w("power", cells, steps + 1))
         np.exp(power, out=power)
         g = np.add(power[:, 1:], power[:, :-1], out=w("g", cells, steps))
         g *= self.event_h
+        if previous is not None and not self.fixed:
+            raw = np.multiply(self.ds, previous[0][:, None], out=w("raw", cells, steps))
+            raw += np.multiply(g, previous[1][:, None], out=w("tmp", cells, steps))
+            mask = raw > 0
         m = np.multiply(mask, 1.0, out=w("m", cells, steps))
         gm = np.multiply(g, m, out=w("tmp", cells, steps))
         s11, t1 = _rowdot(m, self.ds2), _rowdot(m, self.dsy)
@@ -1235,14 +1244,15 @@ def _calibrate_daily(
     total = max(passes, 1) if refine else 1
     for k in range(total):
         last = k == total - 1
-        fit, new_mask, b_next = problem.exact_pass(b, mask, step=not last)
-        better = best.offer(fit)
+        previous = None if k == 0 else (best.z, best.a)
+        fit, new_mask, b_next = problem.exact_pass(b, mask, step=not last, previous=previous)
+        best.offer(fit)
         if last:
             break
-        keep = better[:, None]
-        mask = (keep & new_mask) | (~keep & mask)
-        # Cells that did not improve step back halfway (in log b) towards their best b.
-        b = np.where(better, np.clip(b_next, *b_bounds), np.sqrt(b * best.b))
+        # Gauss-Newton steps from the current point, better or not (the first one starts from the
+        # histogram's b, whose fit may be worse than the first exact fit); the best fit is kept.
+        mask = new_mask
+        b = np.clip(b_next, *b_bounds)
     return best, problem.n
 
 
