@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["TCResult", "collocated_moments", "triple_collocation"]
+__all__ = ["TCResult", "collocated_moments", "tc_from_moments", "triple_collocation"]
 
 #: Order of the pairs in :attr:`TCResult.pair_correlation`.
 PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2))
@@ -114,6 +114,7 @@ def triple_collocation(
     *,
     min_samples: int = 30,
     min_pair_correlation: float = 0.2,
+    chunk_cells: int | None = None,
 ) -> TCResult:
     """Covariance-based triple collocation of three collocated data sets, per cell.
 
@@ -129,6 +130,8 @@ def triple_collocation(
     min_pair_correlation : float, default 0.2
         Minimum Pearson correlation of every pair for a cell to be resolved (Lv et al. 2021 mask
         cells where any pairwise R < 0.2).
+    chunk_cells : int, optional
+        Process this many cells at a time (bounded memory for whole grids); default all at once.
 
     Returns
     -------
@@ -196,8 +199,56 @@ def triple_collocation(
     stack = np.stack(arrays)
     if ndim == 1:
         stack = stack[:, None, :]
-    n, mean, c = collocated_moments(stack)
+    if chunk_cells is not None and (isinstance(chunk_cells, bool) or not isinstance(chunk_cells, (int, np.integer))
+                                    or chunk_cells < 1):
+        raise ValueError(f"`chunk_cells` must be a positive integer, got {chunk_cells!r}.")
+    step = stack.shape[1] if chunk_cells is None else int(chunk_cells)
+    parts = []
+    for start in range(0, stack.shape[1], max(step, 1)):
+        n, mean, c = collocated_moments(stack[:, start : start + step])
+        parts.append((n, mean, c))
+    if len(parts) == 1:
+        n, mean, c = parts[0]
+    else:
+        n = np.concatenate([p[0] for p in parts])
+        mean = np.concatenate([p[1] for p in parts], axis=-1)
+        c = np.concatenate([p[2] for p in parts], axis=-1)
+    result = tc_from_moments(n, mean, c, min_samples=min_samples, min_pair_correlation=min_pair_correlation)
+    if ndim == 1:
+        result = TCResult(**{name: value[..., 0] for name, value in vars(result).items()})
+    return result
 
+
+def tc_from_moments(
+    sample_size: ArrayLike,
+    mean: ArrayLike,
+    covariance: ArrayLike,
+    *,
+    min_samples: int = 30,
+    min_pair_correlation: float = 0.2,
+) -> TCResult:
+    """Triple collocation metrics from precomputed sample moments (any trailing shape).
+
+    Parameters
+    ----------
+    sample_size : array_like of int, shape (...)
+        Number of common samples, e.g. (cells,) or (cells, resamples).
+    mean : array_like, shape (3, ...)
+        Means of x, y, z on the common samples [unit of each data set].
+    covariance : array_like, shape (3, 3, ...)
+        Sample covariances (``ddof=1``) [product of the units].
+    min_samples, min_pair_correlation
+        Resolution rules, as :func:`triple_collocation`.
+
+    Returns
+    -------
+    TCResult
+        Fields shaped (3, ...) and (...); see :func:`triple_collocation` for the formulas
+        (Ming et al. 2022, Eqs. 5-10; McColl et al. 2014). Used by :func:`triple_collocation` and
+        by the bootstrap of :mod:`smflow.science.bootstrap`, so both apply the same rules.
+    """
+    n = np.asarray(sample_size)
+    c = np.asarray(covariance, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         pair_correlation = np.stack([c[i, j] / np.sqrt(c[i, i] * c[j, j]) for i, j in PAIRS])
         cyclic = ((0, 1, 2), (1, 0, 2), (2, 0, 1))
@@ -220,16 +271,13 @@ def triple_collocation(
     def masked(a: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.where(resolved, a, np.nan)
 
-    result = TCResult(
+    return TCResult(
         error_variance=masked(error_variance),
         correlation_with_truth=masked(correlation_with_truth),
         snr_db=masked(snr_db),
         scaling=masked(scaling),
         pair_correlation=pair_correlation,
-        mean=mean,
+        mean=np.asarray(mean, dtype=float),
         sample_size=n,
         resolved=resolved,
     )
-    if ndim == 1:
-        result = TCResult(**{name: value[..., 0] for name, value in vars(result).items()})
-    return result

@@ -13,7 +13,12 @@ import pytest
 from smflow.science.metrics import kge, pearson_r, rmse
 from smflow.science.sm2rain import (
     SM2RAINParameters,
+    aggregate_sums,
+    apply_sm2rain,
     calibrate_sm2rain,
+    exponential_filter,
+    freeze_swi_bounds,
+    frozen_soil_mask,
     regionalise,
     relative_saturation,
     saturation_bounds,
@@ -309,3 +314,180 @@ def test_parameters_round_trip(water_balance: dict[str, np.ndarray]) -> None:
         SM2RAINParameters.from_dict({"Z": [1.0]})
     with pytest.raises(ValueError, match="shape"):
         SM2RAINParameters.from_dict({"Z": [1.0, 2.0], "a": [1.0], "b": [1.0, 2.0]})
+
+
+# ----------------------------------------------------------------------------- whole-grid calibration
+
+
+def test_fast_and_exact_methods_agree(water_balance: dict[str, np.ndarray]) -> None:
+    wb = water_balance
+    rng = np.random.default_rng(4)
+    s = np.clip(wb["s"][:12] + rng.normal(0.0, 0.005, wb["s"][:12].shape), 0.0, 1.0)
+    fast = calibrate_sm2rain(s, wb["rain"][:12], method="fast")
+    exact = calibrate_sm2rain(s, wb["rain"][:12], method="exact")
+    # both reach the same optimum; the fast one is never noticeably worse
+    assert np.all(fast.rmse <= exact.rmse * (1 + 1e-4))
+    np.testing.assert_allclose(fast.rmse, rmse(sm2rain(s, fast.Z, fast.a, fast.b), wb["rain"][:12]), rtol=1e-10)
+    # NSE has the RMSE optimum
+    nse_fit = calibrate_sm2rain(s, wb["rain"][:12], objective="nse")
+    np.testing.assert_allclose(nse_fit.rmse, fast.rmse, rtol=1e-12)
+    with pytest.raises(ValueError, match="aggregation"):
+        calibrate_sm2rain(s, wb["rain"][:12], method="fast", aggregation=2)
+
+
+def test_threshold_calibration_is_exact(water_balance: dict[str, np.ndarray]) -> None:
+    wb = water_balance
+    s, rain = wb["s"][:5], wb["rain"][:5]
+    cal = calibrate_sm2rain(s, rain, delta_s_threshold=0.001)
+    estimate = sm2rain(s, cal.Z, cal.a, cal.b, delta_s_threshold=0.001)
+    np.testing.assert_allclose(cal.rmse, rmse(estimate, rain), rtol=1e-10)
+    exact = calibrate_sm2rain(s, rain, delta_s_threshold=0.001, method="exact")
+    assert np.all(cal.rmse <= exact.rmse * (1 + 1e-6))
+
+
+def test_chunks_and_dask_give_the_same_parameters(water_balance: dict[str, np.ndarray]) -> None:
+    da = pytest.importorskip("dask.array")
+    wb = water_balance
+    whole = calibrate_sm2rain(wb["s"], wb["rain"])
+    chunked = calibrate_sm2rain(wb["s"], wb["rain"], chunk_cells=7)
+    lazy = calibrate_sm2rain(da.from_array(wb["s"], chunks=(9, -1)), da.from_array(wb["rain"], chunks=(9, -1)),
+                             chunk_cells=16, scheduler="synchronous")
+    for other in (chunked, lazy):
+        for name in ("Z", "a", "b", "rmse", "r", "n"):
+            np.testing.assert_allclose(getattr(other, name), getattr(whole, name), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- SWI filters
+
+
+def test_exponential_filter_is_the_weighted_mean_and_skips_gaps() -> None:
+    rng = np.random.default_rng(8)
+    s = rng.random((3, 60))
+    s[0, 10:15] = np.nan
+    s[2, :4] = np.nan
+    T = 3.0
+    common = exponential_filter(s, T)
+    looped = exponential_filter(s, np.full(3, T))  # per-cell T takes the recursive loop
+    np.testing.assert_allclose(common, looped, rtol=1e-12, equal_nan=True)
+    t = np.arange(60.0)
+    for c in range(3):
+        for n in (20, 59):
+            ok = np.isfinite(s[c, : n + 1])
+            w = np.exp(-(t[n] - t[: n + 1][ok]) / T)
+            assert common[c, n] == pytest.approx(np.sum(w * s[c, : n + 1][ok]) / np.sum(w), rel=1e-12)
+    assert np.isnan(common[0, 12]) and np.isnan(common[2, :4]).all() and common[2, 4] == s[2, 4]
+    # a trailing window of 10 T reproduces the full-series filter (daily operation)
+    window = exponential_filter(s[:, -30:], T)
+    np.testing.assert_allclose(window[:, -1], common[:, -1], rtol=1e-4)
+    with pytest.raises(ValueError, match="positive"):
+        exponential_filter(s, 0.0)
+
+
+def test_wetness_filter_follows_the_reference_recursion() -> None:
+    rng = np.random.default_rng(9)
+    s = np.clip(0.4 + 0.2 * np.cumsum(rng.normal(0, 0.1, 80)) / 4, 0.05, 1.0)
+    T, pot = 2.0, 0.4
+    swi = exponential_filter(s, T, T_pot=pot)
+    # scalar transcription of the SM2RAIN-ASCAT recursion: T_n = T SWI^-Tpot, three fixed-point steps
+    expected = [s[0]]
+    gain, t_now = 1.0, T * s[0] ** -pot
+    for n in range(1, s.size):
+        previous = expected[-1]
+        for _ in range(3):
+            g = gain / (gain + np.exp(-1.0 / t_now))
+            value = previous + g * (s[n] - previous)
+            t_now = T * value**-pot
+        gain = g
+        expected.append(value)
+    np.testing.assert_allclose(swi, expected, rtol=1e-12)
+    # T_pot = 0 is the plain filter
+    np.testing.assert_allclose(exponential_filter(s, T, T_pot=0.0), exponential_filter(s, T), rtol=1e-12)
+
+
+def test_filtered_calibration_denoises_and_applies_with_frozen_bounds(water_balance: dict[str, np.ndarray]) -> None:
+    wb = water_balance
+    rng = np.random.default_rng(12)
+    noisy = np.clip(wb["s"][:6] + rng.normal(0.0, 0.03, wb["s"][:6].shape), 0.0, 1.0)
+    rain = wb["rain"][:6]
+    plain = calibrate_sm2rain(noisy, rain)
+    filtered = calibrate_sm2rain(noisy, rain, swi_filter="exponential")
+    assert np.all(np.isfinite(filtered.T)) and np.all((filtered.T >= 1e-4) & (filtered.T <= 8))
+    assert np.isnan(filtered.T_pot).all() and np.all(filtered.swi_lower < filtered.swi_upper)
+    assert np.all(filtered.rmse <= plain.rmse * (1 + 1e-9))  # T -> 0 is the unfiltered model
+    estimate = apply_sm2rain(noisy, filtered)
+    np.testing.assert_allclose(rmse(estimate, rain), filtered.rmse, rtol=1e-6)
+    # the bounds are frozen: applying to a later period does not rescale
+    later = apply_sm2rain(noisy[:, 500:], filtered)
+    assert np.isfinite(later[:, 1:]).all()
+    wet = calibrate_sm2rain(noisy[:2], rain[:2], swi_filter="wetness")
+    assert np.all((wet.T_pot >= 0.05) & (wet.T_pot <= 0.75))
+    np.testing.assert_allclose(rmse(apply_sm2rain(noisy[:2], wet), rain[:2]), wet.rmse, rtol=1e-6)
+    keys = set(SM2RAINParameters.from_dict(wet.to_dict()).to_dict())
+    assert {"T", "T_pot", "swi_lower", "swi_upper"} <= keys
+    assert "T" not in plain.to_dict()  # the 3-parameter set keeps its old layout
+
+
+def test_regionalised_filter_parameters_get_their_own_bounds(water_balance: dict[str, np.ndarray]) -> None:
+    wb = water_balance
+    cal = calibrate_sm2rain(wb["s"][:2], wb["rain"][:2], swi_filter="exponential", T_grid=[0.5, 1.0, 2.0],
+                            refine=False)
+    out = regionalise(cal, [19.0, 19.1], [-155.0, -155.0], [19.05], [-155.0])
+    assert out.T[0] == pytest.approx(np.sqrt(cal.T[0] * cal.T[1]))
+    assert np.isnan(out.swi_lower).all()
+    frozen = freeze_swi_bounds(out, wb["s"][2:3])
+    assert frozen.swi_lower[0] < frozen.swi_upper[0]
+    assert np.isfinite(apply_sm2rain(wb["s"][2:3], frozen)[:, 1:]).all()
+
+
+# ----------------------------------------------------------------------------- frozen soil, aggregation
+
+
+def test_frozen_soil_mask_sources_and_buffer() -> None:
+    temperature = np.array([[275.0, 272.0, 273.15, 276.0, 280.0, np.nan]])
+    swe = np.array([[0.0, 0.0, 0.0, 0.0, 5.0, 0.0]])
+    flags = np.array([[0, 0, 0, 0, 0, 2]])
+    frozen = frozen_soil_mask(soil_temperature=temperature, snow_water_equivalent=swe, flags=flags,
+                              frozen_flag_values=[2, 4])
+    np.testing.assert_array_equal(frozen[0], [False, True, True, False, True, True])
+    buffered = frozen_soil_mask(soil_temperature=temperature, buffer_steps=1)
+    np.testing.assert_array_equal(buffered[0], [False, True, True, True, False, False])
+    bits = frozen_soil_mask(flags=np.array([[0, 1, 3, 16]]), frozen_flag_bits=1)
+    np.testing.assert_array_equal(bits[0], [False, True, True, False])
+    with pytest.raises(ValueError, match="frozen_flag"):
+        frozen_soil_mask(flags=flags)
+    with pytest.raises(ValueError, match="at least one"):
+        frozen_soil_mask()
+
+
+def test_frozen_steps_produce_no_rain_and_do_not_bias_calibration(water_balance: dict[str, np.ndarray]) -> None:
+    wb = water_balance
+    s, rain = wb["s"][:4].copy(), wb["rain"][:4]
+    # a "winter": the sensor sees ice (saturation drops) and the thaw brings it back, without rain
+    winter = np.zeros(s.shape, dtype=bool)
+    winter[:, 300:360] = True
+    corrupted = s.copy()
+    corrupted[:, 300:360] *= 0.3
+    temperature = np.where(winter, 268.0, 285.0)
+    frozen = frozen_soil_mask(soil_temperature=temperature)
+    naive = sm2rain(corrupted, wb["Z"][:4], wb["a"][:4], wb["b"][:4])
+    assert np.nanmax(naive[:, 360]) > 10  # the thaw looks like a storm
+    masked = sm2rain(corrupted, wb["Z"][:4], wb["a"][:4], wb["b"][:4], frozen=frozen)
+    assert np.isnan(masked[:, 300:361]).all()
+    np.testing.assert_allclose(masked[:, 1:300], naive[:, 1:300])
+    clean = calibrate_sm2rain(corrupted, rain, frozen=frozen)
+    np.testing.assert_allclose(clean.Z, wb["Z"][:4], rtol=1e-4)
+    unmasked = calibrate_sm2rain(corrupted, rain)
+    assert np.all(unmasked.rmse > clean.rmse)
+
+
+def test_aggregate_sums_nan_aware() -> None:
+    hourly = np.arange(48.0).reshape(1, 48)
+    np.testing.assert_allclose(aggregate_sums(hourly, 24)[0], [276.0, 852.0])
+    gappy = hourly.copy()
+    gappy[0, 5] = np.nan
+    assert np.isnan(aggregate_sums(gappy, 24)[0, 0])
+    scaled = aggregate_sums(gappy, 24, min_valid=20)[0, 0]
+    assert scaled == pytest.approx((276.0 - 5.0) * 24 / 23)
+    assert aggregate_sums(hourly[:, :47], 24).shape == (1, 1)
+    with pytest.raises(ValueError, match="min_valid"):
+        aggregate_sums(hourly, 24, min_valid=25)
