@@ -1242,17 +1242,25 @@ def _calibrate_daily(
         b = _search_b(problem, mask, grid, refine)
     b = np.clip(b, *b_bounds)
     total = max(passes, 1) if refine else 1
+    direction = np.zeros(cells)
+    boost = np.ones(cells)
     for k in range(total):
         last = k == total - 1
         previous = None if k == 0 else (best.z, best.a)
         fit, new_mask, b_next = problem.exact_pass(b, mask, step=not last, previous=previous)
-        best.offer(fit)
+        better = best.offer(fit)
         if last:
             break
         # Gauss-Newton steps from the current point, better or not (the first one starts from the
         # histogram's b, whose fit may be worse than the first exact fit); the best fit is kept.
+        # Where the objective is flat the steps creep: successive improving steps in the same
+        # direction are doubled (up to 8x), e.g. towards an optimum on a bound.
+        step = np.log(b_next / b)
+        same = better & (np.sign(step) == direction) & (step != 0)
+        boost = np.where(same, np.minimum(boost * 2.0, 8.0), 1.0)
+        direction = np.sign(step)
         mask = new_mask
-        b = np.clip(b_next, *b_bounds)
+        b = np.clip(b * np.exp(np.clip(boost * step, -1.0, 1.0)), *b_bounds)
     return best, problem.n
 
 

@@ -491,3 +491,68 @@ def test_aggregate_sums_nan_aware() -> None:
     assert aggregate_sums(hourly[:, :47], 24).shape == (1, 1)
     with pytest.raises(ValueError, match="min_valid"):
         aggregate_sums(hourly, 24, min_valid=25)
+
+
+# ----------------------------------------------------------------------------- Hawaii gauges
+
+REAL = SM2RAIN_EXAMPLE.parent
+
+
+def hawaii_gauge_cells() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ERA5-Land saturation (06 UTC) at the SCAN gauge cells and the gauge sums over the same
+    06-06 UTC days, 2017 (calibration) -- (stations, days) each, plus the day index."""
+    import pandas as pd
+
+    from smflow.domain import load_domain
+    from smflow.ingest import gridded_series
+    from smflow.insitu import find_stm_files, read_stm
+
+    grid = load_domain()
+    era = gridded_series("era5_land", "2017-01-01", "2017-12-31", grid)
+    days = pd.DatetimeIndex(era["time"].values)
+    theta, rain = [], []
+    for f in find_stm_files(REAL, "p"):
+        records, info = read_stm(f.path)
+        good = records.loc[records["ismn_flag"] == "G", "value"]
+        good.index = good.index - pd.Timedelta(hours=7)  # hours ending 07 .. 06 UTC -> one day
+        grouped = good.groupby(good.index.floor("D"))
+        window = days - pd.Timedelta(days=1)
+        total = grouped.sum().reindex(window).to_numpy()
+        count = grouped.count().reindex(window).fillna(0).to_numpy()
+        iy, ix = grid.cell_index(info["lat"], info["lon"])
+        theta.append(era.values[:, iy, ix])
+        rain.append(np.where(count >= 20, total, np.nan))
+    return np.array(theta), np.array(rain), days.values
+
+
+def reference_tnc_rmse(s: np.ndarray, p_obs: np.ndarray) -> float:
+    """The IRPI reference calibration: scipy TNC from (a, b, Z) = (20, 5, 80), bounds a in [0, 200],
+    b in [0.01, 50], Z in [1, 800], RMSE of the clipped rain (written from its description)."""
+    import warnings
+
+    from scipy.optimize import minimize
+
+    def cost(x: np.ndarray) -> float:
+        sim = np.clip(x[2] * (s[1:] - s[:-1]) + x[0] * (s[1:] ** x[1] + s[:-1] ** x[1]) / 2, 0, None)
+        return float(np.nanmean((p_obs[1:] - sim) ** 2) ** 0.5)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = minimize(cost, [20.0, 5.0, 80.0], method="TNC", bounds=((0, 200), (0.01, 50), (1, 800)),
+                          options={"ftol": 1e-8, "maxiter": 3000})
+    return cost(result.x)
+
+
+@pytest.mark.skipif(not (REAL / "ismn_hawaii").is_dir(), reason=f"ISMN Hawaii data not found under {REAL}")
+def test_hawaii_gauges_calibration_at_least_as_good_as_reference_tnc() -> None:
+    theta, rain, _ = hawaii_gauge_cells()
+    lower, upper = saturation_bounds(theta)
+    s = relative_saturation(theta, lower, upper)
+    cal = calibrate_sm2rain(s, rain, min_samples=100)
+    assert cal.Z.shape == (5,) and np.all(cal.n >= 300)
+    np.testing.assert_allclose(cal.rmse, rmse(sm2rain(s, cal.Z, cal.a, cal.b), rain), rtol=1e-10)
+    reference = np.array([reference_tnc_rmse(s[k], rain[k]) for k in range(5)])
+    # every station-year at least as good as the per-cell TNC fit of the reference
+    assert np.all(cal.rmse <= reference * (1 + 1e-6)), (cal.rmse, reference)
+    filtered = calibrate_sm2rain(s, rain, min_samples=100, swi_filter="exponential")
+    assert np.all(filtered.rmse <= cal.rmse * (1 + 1e-9))
