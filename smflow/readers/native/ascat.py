@@ -161,6 +161,10 @@ class AscatBufrHandler(FileHandler):
         return out
 
 
+#: Largest WMO bulletin envelope accepted between BUFR messages [bytes].
+MAX_ENVELOPE_BYTES = 64
+
+
 def _read_bufr(path: Path, keys: list[str], required: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Concatenate ``keys`` over all BUFR messages of ``path`` (float arrays, NaN = missing).
 
@@ -171,6 +175,7 @@ def _read_bufr(path: Path, keys: list[str], required: tuple[str, ...]) -> dict[s
 
     values: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     n_messages = 0
+    extents: list[tuple[int, int]] = []  # (offset, totalLength) of each message
     with reading(path, "decode it as BUFR"), path.open("rb") as fh:
         while True:
             handle = eccodes.codes_bufr_new_from_file(fh)
@@ -178,6 +183,8 @@ def _read_bufr(path: Path, keys: list[str], required: tuple[str, ...]) -> dict[s
                 break
             try:
                 n_messages += 1
+                extents.append((int(eccodes.codes_get(handle, "offset")),
+                                int(eccodes.codes_get(handle, "totalLength"))))
                 eccodes.codes_set(handle, "unpack", 1)
                 n_sub = int(eccodes.codes_get(handle, "numberOfSubsets"))
                 for key in keys:
@@ -202,4 +209,13 @@ def _read_bufr(path: Path, keys: list[str], required: tuple[str, ...]) -> dict[s
                 eccodes.codes_release(handle)
     if n_messages == 0:
         raise GranuleError(path, "contains no BUFR message; the file is truncated or corrupt")
+    # eccodes skips bytes it cannot read as BUFR; only WMO bulletin envelopes (header before,
+    # trailer after each message, 14-45 bytes in the real files) may lie between messages.
+    ends = [0] + [o + n for o, n in extents]
+    starts = [o for o, _ in extents] + [path.stat().st_size]
+    gaps = [b - a for a, b in zip(ends, starts)]
+    worst = int(np.argmax(gaps))
+    if gaps[worst] > MAX_ENVELOPE_BYTES:
+        raise GranuleError(path, f"{gaps[worst]} bytes before message {worst + 1} of "
+                           f"{n_messages} are not BUFR (a damaged message was skipped)")
     return {k: np.concatenate(v) for k, v in values.items()}

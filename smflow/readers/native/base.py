@@ -66,12 +66,26 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _eccodes_errors() -> tuple[type[BaseException], ...]:
+def _library_errors() -> tuple[type[BaseException], ...]:
+    """Error classes of the format libraries that do not derive from the built-in ones."""
+    import tarfile
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    errors: list[type[BaseException]] = [tarfile.TarError, zipfile.BadZipFile, ET.ParseError]
     try:
         import gribapi.errors as ge  # shipped with the eccodes wheel
+        errors.append(ge.GribInternalError)
     except ImportError:  # pragma: no cover - eccodes is a pinned dependency
-        return ()
-    return (ge.GribInternalError,)
+        pass
+    try:
+        from pyhdf.error import HDF4Error
+        errors.append(HDF4Error)
+    except ImportError:  # pragma: no cover - pyhdf is a pinned dependency
+        pass
+    from rasterio.errors import RasterioError
+    errors.append(RasterioError)
+    return tuple(errors)
 
 
 def check_signature(path: Path, container: str) -> None:
@@ -113,7 +127,7 @@ def reading(path: Path, what: str = "read") -> Iterator[None]:
         yield
     except GranuleError:
         raise
-    except (*READ_ERRORS, *_eccodes_errors()) as exc:
+    except (*READ_ERRORS, *_library_errors()) as exc:
         raise GranuleError(
             path, f"cannot {what} ({type(exc).__name__}: {exc}); the file is probably truncated "
             "or corrupt, fetch it again"
@@ -277,7 +291,10 @@ class FileHandler:
         self.check_ranges(ds)
         ds.attrs = {
             "Conventions": "CF-1.10",
-            "product": self.product.name,
+            # A handler that returns another contract's dataset (the time-series cells) keeps
+            # that contract's product name; native_product is always the facts' name.
+            "product": ds.attrs.get("product") or self.product.name,
+            "native_product": self.product.name,
             "title": self.product.title,
             "source_file": self.path.name,
             "source_format": self.product.file_format,
@@ -285,7 +302,8 @@ class FileHandler:
                       f"{type(self).__name__}",
             "licence": self.product.licence,
             "attribution": self.product.attribution,
-            **{k: v for k, v in ds.attrs.items() if k not in ("product", "source_file")},
+            **{k: v for k, v in ds.attrs.items()
+               if k not in ("product", "source_file", "Conventions")},
         }
         if chunks is not None:  # data dask-backed; coordinates stay in memory for indexing
             ds = ds.assign({name: var.chunk(chunks) for name, var in ds.data_vars.items()})
@@ -354,10 +372,31 @@ def open_netcdf(path: Path):
     """``netCDF4.Dataset`` of ``path`` with automatic masking/scaling off (facts decide)."""
     import netCDF4
 
+    with path.open("rb") as fh:
+        classic = fh.read(3) == b"CDF"
+    if classic:
+        # netCDF-C reads the missing tail of a truncated classic file as fill values without
+        # an error; scipy's reader sizes every variable from the header and notices.
+        from scipy.io import netcdf_file
+
+        with reading(path, "read it as classic netCDF"), \
+                netcdf_file(path, "r", mmap=False) as check:
+            for var in check.variables.values():
+                var.data  # noqa: B018 - reading is the check
     with reading(path, "open it as netCDF"):
         ds = netCDF4.Dataset(path, "r")
     ds.set_auto_maskandscale(False)
     return ds
+
+
+def check_text_complete(path: Path) -> None:
+    """Raise :class:`GranuleError` unless a text file ends with a newline (not cut short)."""
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        last = fh.read(1)
+    if last != b"\n":
+        raise GranuleError(path, "text does not end with a newline: the file was cut short "
+                           "(truncated download?)")
 
 
 def nc_attrs(var: Any, keep: Sequence[str] | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from smflow.readers.granule import GranuleError
-from smflow.readers.native.base import FileHandler, decode_packed, register, require
+from smflow.readers.native.base import FileHandler, decode_packed, reading, register, require
 
 _SOIL = ("soil_moisture", "soil_temperature")
 
@@ -77,6 +77,37 @@ def mask_sea(handler: FileHandler, out: xr.Dataset) -> None:
     out["quality_mask"] = handler.mask_variable(passes, dims, rule)
 
 
+def _check_grib_messages(path) -> None:
+    """Every GRIB message complete, and nothing but zero padding between them.
+
+    cfgrib skips a damaged message with a logged warning and returns the others, which would
+    silently drop fields; eccodes raises on a truncated message, and bytes it skipped show up
+    as non-zero content between messages (ECMWF pads GRIB1 messages with zeros).
+    """
+    import eccodes
+
+    extents = []
+    with reading(path, "decode it as GRIB"), open(path, "rb") as fh:
+        while True:
+            handle = eccodes.codes_grib_new_from_file(fh)
+            if handle is None:
+                break
+            try:
+                extents.append((int(eccodes.codes_get(handle, "offset")),
+                                int(eccodes.codes_get(handle, "totalLength"))))
+            finally:
+                eccodes.codes_release(handle)
+    if not extents:
+        raise GranuleError(path, "contains no GRIB message")
+    data = path.read_bytes()
+    ends = [0] + [o + n for o, n in extents]
+    starts = [o for o, _ in extents] + [len(data)]
+    for k, (a, b) in enumerate(zip(ends, starts)):
+        if b > a and data[a:b].strip(b"\x00"):
+            raise GranuleError(path, f"{b - a} bytes before GRIB message {k + 1} of "
+                               f"{len(extents)} are not GRIB (a damaged message was skipped)")
+
+
 @register
 class EcmwfGribHandler(FileHandler):
     """ERA5 / ERA5-Land / IFS GRIB and H SAF H14 GRIB via cfgrib (no index files written)."""
@@ -86,6 +117,7 @@ class EcmwfGribHandler(FileHandler):
     def decode(self) -> xr.Dataset:
         import cfgrib
 
+        _check_grib_messages(self.path)
         with warnings.catch_warnings():  # cfgrib's own xr.merge default-change notice
             warnings.simplefilter("ignore", FutureWarning)
             # indexpath "": never write a .idx file next to the input.
@@ -141,7 +173,7 @@ class EcmwfGribHandler(FileHandler):
         facts = self.product
         layers = facts.options["layers_m"]
         sources = [v.source for v in facts.variables]
-        require(self.path, fields, sources[:1], "GRIB parameter")
+        require(self.path, fields, sources, "GRIB parameter")  # all four layers
         present = [s for s in sources if s in fields]
         arrays = [_standardise_grid(fields[s][0].squeeze(drop=True), "") for s in present]
         first = arrays[0]

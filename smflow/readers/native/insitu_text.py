@@ -25,7 +25,9 @@ import pandas as pd
 import xarray as xr
 
 from smflow.readers.granule import GranuleError
-from smflow.readers.native.base import FileHandler, flag_attrs, reading, register
+from smflow.readers.native.base import (
+    FileHandler, check_text_complete, flag_attrs, reading, register,
+)
 
 #: ISMN quality flag codes, one bit each (Dorigo et al. 2013); G (good) = no bit set.
 ISMN_FLAG_CODES = ("C01", "C02", "C03", "D01", "D02", "D03", "D04", "D05", "D06", "D07", "D08",
@@ -56,6 +58,8 @@ class IsmnHandler(FileHandler):
 
     def decode(self) -> xr.Dataset:
         name = self.product.name
+        if name in ("ismn_stm", "ismn_static_variables"):  # the flag table has no final
+            check_text_complete(self.path)                  # newline; XML: parser notices
         if name == "ismn_stm":
             return self._stm()
         if name == "ismn_static_variables":
@@ -74,7 +78,8 @@ class IsmnHandler(FileHandler):
             raise GranuleError(self.path, f"ISMN variable {info.variable!r} has no reader "
                                f"facts (known: {sorted(by_source)})")
         v = by_source[info.variable]
-        records, station = read_stm(self.path)
+        with reading(self.path, "parse it as an ISMN .stm file"):
+            records, station = read_stm(self.path)
         if records["value"].isna().any() or records["ismn_flag"].isna().any():
             raise GranuleError(self.path, "a record has no value or flag; the file is "
                                "truncated or a line is damaged")
@@ -164,6 +169,7 @@ class Sm2rainTextHandler(FileHandler):
     container = "text"
 
     def decode(self) -> xr.Dataset:
+        check_text_complete(self.path)
         with reading(self.path, "parse it as whitespace-separated numbers"):
             table = pd.read_csv(self.path, sep=r"\s+", header=None, dtype=np.float64,
                                 engine="c").to_numpy()

@@ -226,7 +226,7 @@ class EtopoTextHandler(FileHandler):
             raise GranuleError(self.path, f"etopo20data is {z.shape} with "
                                f"{int(np.isnan(z).sum())} empty fields, lats/lons give "
                                f"{(lats.size, lons.size)}; a file of the set is truncated")
-        if np.isclose((lons[-1] - lons[0]) % 360.0, 0.0):  # repeated wrap column
+        if np.isclose(lons[-1] - lons[0], 360.0, atol=1e-4):  # repeated wrap column
             z, lons = z[:, :-1], lons[:-1]
         wrapped = ((lons + 180.0) % 360.0) - 180.0
         order = np.argsort(wrapped)
