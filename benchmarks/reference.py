@@ -68,7 +68,8 @@ def exponential_filter(sm: np.ndarray, jd: np.ndarray, T: float) -> np.ndarray:
     idx = np.flatnonzero(np.isfinite(sm))
     if idx.size == 0:
         return out
-    swi, gain = sm[idx[0]], 1.0
+    swi = sm[idx[0]]
+    gain = 1.0
     out[idx[0]] = swi
     for i in range(1, idx.size):
         gain = gain / (gain + np.exp(-(jd[idx[i]] - jd[idx[i - 1]]) / T))
@@ -85,18 +86,29 @@ def wetness_filter(sm: np.ndarray, jd: np.ndarray, T: float, c: float) -> np.nda
         return out
     swi = sm[idx[0]]
     out[idx[0]] = swi
-    t_now, gain = T * swi ** (-c), 1.0
-    with np.errstate(divide="ignore", over="ignore"):
-        for i in range(1, idx.size):
-            dt = jd[idx[i]] - jd[idx[i - 1]]
-            new = swi
-            for _ in range(3):
-                gain_new = gain / (gain + np.exp(-dt / t_now))
-                new = swi + gain_new * (sm[idx[i]] - swi)
-                t_now = T * new ** (-c)
-            swi, gain = new, gain_new
-            out[idx[i]] = swi
+    t_now = T * swi ** (-c)
+    gain = 1.0
+    for i in range(1, idx.size):
+        dt = jd[idx[i]] - jd[idx[i - 1]]
+        new = swi
+        gain_new = gain
+        for _ in range(3):
+            gain_new = gain / (gain + np.exp(-dt / t_now))
+            new = swi + gain_new * (sm[idx[i]] - swi)
+            t_now = T * new ** (-c)
+        swi, gain = new, gain_new
+        out[idx[i]] = swi
     return out
+
+
+try:  # the reference jit-compiles its filters when numba is installed (benchmarks/.venv-bench has it)
+    from numba import njit
+except ImportError:  # pragma: no cover
+    NUMBA = False
+else:
+    NUMBA = True
+    exponential_filter = njit(cache=True, nogil=True)(exponential_filter)
+    wetness_filter = njit(cache=True, nogil=True)(wetness_filter)
 
 
 def _rain_filtered(swi: np.ndarray, a: float, b: float, z: float, jd: np.ndarray) -> np.ndarray:

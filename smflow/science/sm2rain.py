@@ -13,7 +13,7 @@ the loss rate at saturation [mm per unit of time of ``dt``] (mm/day with the def
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -1643,11 +1643,18 @@ def _calibrate_filtered(data: NDArray[np.float64], obs: NDArray[np.float64], o: 
     state = {"value": np.full(cells, np.inf)}
     best: dict[str, Any] = {}
 
-    def consider(T: NDArray[np.float64], T_pot: NDArray[np.float64]) -> None:
-        common = np.all(T == T[0]) and not wetness
-        s_f, lower, upper = _filtered_saturation(data, float(T[0]) if common else T,
-                                                 T_pot if wetness else None, o.dt)
-        fit, n, sum_y, sum_y2 = _fit_saturation(s_f, obs, o)
+    # The search ranks (T, Tpot) with a short fit (one Gauss-Newton pass); the full fit is run once
+    # at each cell's best filter.
+    search = replace(o, newton_passes=min(o.newton_passes, 2)) if o.method == "fast" else o
+
+    def consider(T: NDArray[np.float64], T_pot: NDArray[np.float64], options: _CalibrationOptions = search,
+                 swi: NDArray[np.float64] | None = None) -> None:
+        if swi is None:
+            common = np.all(T == T[0]) and not wetness
+            swi = exponential_filter(data, float(T[0]) if common else T, dt=o.dt, T_pot=T_pot if wetness else None)
+        lower, upper = saturation_bounds(swi)
+        s_f = relative_saturation(swi, lower, upper)
+        fit, n, sum_y, sum_y2 = _fit_saturation(s_f, obs, options)
         better = fit.value < state["value"]
         state["value"] = np.where(better, fit.value, state["value"])
         candidate = {"fit": fit, "n": n, "sum_y": sum_y, "sum_y2": sum_y2, "T": T, "T_pot": T_pot,
@@ -1662,9 +1669,27 @@ def _calibrate_filtered(data: NDArray[np.float64], obs: NDArray[np.float64], o: 
             else:
                 best[key] = np.where(better, value, best[key])
 
-    for T in o.T_grid:
-        for pot in pots:
-            consider(np.full(cells, T), np.full(cells, pot))
+    if wetness:
+        # The wetness filter has no closed form: run every (T, Tpot) of the grid in one recursion
+        # over time (cells x combinations side by side), a block of cells at a time.
+        combos = [(T, pot) for T in o.T_grid for pot in pots]
+        block = max(1, 4096 // len(combos))
+        swis = [np.empty_like(data) for _ in combos]
+        for start in range(0, cells, block):
+            rows = slice(start, start + block)
+            size = data[rows].shape[0]
+            tiled = np.tile(data[rows], (len(combos), 1))
+            t_all = np.repeat([c[0] for c in combos], size)
+            p_all = np.repeat([c[1] for c in combos], size)
+            out = exponential_filter(tiled, t_all, dt=o.dt, T_pot=p_all)
+            for k in range(len(combos)):
+                swis[k][rows] = out[k * size : (k + 1) * size]
+        for (T, pot), swi in zip(combos, swis):
+            consider(np.full(cells, T), np.full(cells, pot), swi=swi)
+        del swis
+    else:
+        for T in o.T_grid:
+            consider(np.full(cells, T), np.full(cells, np.nan))
     if o.refine:
         # A finer grid around each cell's best (half the coarse spacing, in log T and in Tpot).
         log_step = np.log(o.T_grid[1] / o.T_grid[0]) / 2 if o.T_grid.size > 1 else 0.0
@@ -1677,6 +1702,11 @@ def _calibrate_filtered(data: NDArray[np.float64], obs: NDArray[np.float64], o: 
                 T = np.clip(center_t * np.exp(dl * log_step), *o.T_bounds)
                 pot = np.clip(center_p + dp * pot_step, *o.T_pot_bounds) if wetness else center_p
                 consider(T, pot)
+    if search is not o:
+        # The full fit at each cell's best filter; its (better) value replaces the search value.
+        state["value"] = np.full(cells, np.inf)
+        best["fit"].value = np.full(cells, np.inf)
+        consider(best["T"].copy(), best["T_pot"].copy(), o)
     return _finish(best["fit"], best["n"], best["sum_y"], best["sum_y2"], o.min_samples,
                    T=best["T"], T_pot=best["T_pot"] if wetness else np.full(cells, np.nan),
                    swi_lower=best["swi_lower"], swi_upper=best["swi_upper"])
