@@ -18,6 +18,7 @@ A file with the same parameter on two grids (``tp_on_different_grid_resolutions.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -27,6 +28,8 @@ from smflow.readers.granule import GranuleError
 from smflow.readers.native.base import FileHandler, decode_packed, reading, register, require
 
 _SOIL = ("soil_moisture", "soil_temperature")
+#: Soil layers 2-4, kept under their GRIB short names.
+_DEEPER_LAYER = re.compile(r"(swvl|stl)[234]")
 
 
 def _layer_coords(layers: dict[int, tuple[float, float]], keys: list[int]) -> dict[str, tuple]:
@@ -69,8 +72,7 @@ def mask_sea(handler: FileHandler, out: xr.Dataset) -> None:
     else:
         return
     for name in list(out.data_vars):
-        if out[name].dims == dims and (name in _SOIL or name[:4] in ("swvl", "stl2", "stl3",
-                                                                      "stl4")):
+        if out[name].dims == dims and (name in _SOIL or _DEEPER_LAYER.fullmatch(name)):
             out[name] = out[name].where(land)
     passes = land & np.isfinite(out["soil_moisture"].values) if "soil_moisture" in out \
         else land
@@ -136,8 +138,7 @@ class EcmwfGribHandler(FileHandler):
     def _ecmwf(self, fields: dict[str, list[xr.DataArray]]) -> xr.Dataset:
         facts = self.product
         by_source = {v.source: v for v in facts.variables}
-        wanted = [s for s in fields if s in by_source or s[:4] in ("swvl", "stl1", "stl2",
-                                                                     "stl3", "stl4")]
+        wanted = [s for s in fields if s in by_source or _DEEPER_LAYER.fullmatch(s)]
         if not wanted:
             raise GranuleError(self.path, f"has GRIB parameters {sorted(fields)} but none of "
                                f"{sorted(by_source)}; not an ERA5/ERA5-Land/IFS land field?")
@@ -212,7 +213,7 @@ class Era5NetcdfHandler(FileHandler):
                              engine="netcdf4") as raw:
             raw = raw.load()
         by_source = {v.source: v for v in facts.variables}
-        present = [s for s in raw.data_vars if s in by_source or str(s)[:4] == "swvl"]
+        present = [s for s in raw.data_vars if s in by_source or _DEEPER_LAYER.fullmatch(str(s))]
         if not present:
             raise GranuleError(self.path, f"has variables {sorted(map(str, raw.data_vars))} but "
                                f"none of {sorted(by_source)}; not an ERA5 netCDF?")

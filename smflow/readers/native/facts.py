@@ -553,7 +553,8 @@ MOD13_NDVI_TIF = NativeProduct(
     variables=(VariableFacts("band1", "ndvi", "1", fills=(32767,),
                              long_name="normalized difference vegetation index"),),
     plausible=_mp({"ndvi": (-1.0, 1.0)}),
-    options=_mp({"int_scale": 1e-4, "valid_raw_int": (-2000, 10000), "valid_float": (-0.2, 1.0)}),
+    options=_mp({"int_scale": 1e-4, "valid_raw_int": (-2000, 10000), "valid_float": (-0.2, 1.0),
+                 "dtypes": "if", "projection": "Sinusoidal"}),
     licence=NASA_OPEN,
     attribution="Didan, K. (2015). MOD13A1 MODIS/Terra Vegetation Indices 16-Day L3 Global 500m "
     "SIN Grid V006. NASA EOSDIS LP DAAC. https://doi.org/10.5067/MODIS/MOD13A1.006",
@@ -610,7 +611,7 @@ GTOPO30_TIF = NativeProduct(
     variables=(VariableFacts("band1", "elevation", "m", fills=(-9999,),
                              standard_name="height_above_mean_sea_level"),),
     plausible=_mp({"elevation": ELEV_PLAUSIBLE}),
-    options=_mp({"default_crs": "EPSG:4326"}),
+    options=_mp({"default_crs": "EPSG:4326", "dtypes": "i", "projection": "geographic"}),
     licence="USGS GTOPO30: public domain",
     attribution="U.S. Geological Survey EROS Center, GTOPO30 (1996)",
     redistributable=True,
@@ -677,7 +678,7 @@ GLCNMO = NativeProduct(
     file_format="GeoTIFF uint8 class codes, nodata 241",
     variables=(VariableFacts("band1", "land_cover", "1", fills=(241, 255),
                              standard_name="area_type", long_name="GLCNMO land cover class"),),
-    options=_mp({"classes": {
+    options=_mp({"dtypes": "u", "projection": "geographic", "classes": {
         1: "broadleaf_evergreen_forest", 2: "broadleaf_deciduous_forest",
         3: "needleleaf_evergreen_forest", 4: "needleleaf_deciduous_forest", 5: "mixed_forest",
         6: "tree_open", 7: "shrub", 8: "herbaceous", 9: "herbaceous_with_sparse_tree_shrub",
@@ -727,6 +728,7 @@ CHIRPS_TIF = NativeProduct(
                              standard_name="precipitation_amount",
                              long_name="daily precipitation"),),
     plausible=_mp({"precipitation_amount": (0.0, 2000.0)}),
+    options=_mp({"dtypes": "f", "projection": "geographic"}),
     licence="CHIRPS: public domain (CC0-style waiver)",
     attribution="Funk et al. (2015) CHIRPS, https://doi.org/10.1038/sdata.2015.66",
     redistributable=True,

@@ -72,7 +72,10 @@ class IsmnHandler(FileHandler):
         from smflow.insitu import StmFile, read_stm
 
         facts = self.product
-        info = StmFile.from_path(self.path)
+        try:
+            info = StmFile.from_path(self.path)
+        except ValueError as exc:
+            raise GranuleError(self.path, f"{exc}; cannot tell the ISMN variable") from exc
         by_source = {v.source: v for v in facts.variables}
         if info.variable not in by_source:
             raise GranuleError(self.path, f"ISMN variable {info.variable!r} has no reader "

@@ -113,7 +113,8 @@ class LandCoverHandler(FileHandler):
 
         facts = self.product
         v = facts.variables[0]
-        raster = read_raster(self.path)
+        raster = read_raster(self.path, dtypes=facts.options.get("dtypes"),
+                             projection=facts.options.get("projection"))
         classes = facts.options["classes"]
         raw = raster.data.astype(np.int64)
         nodata = np.isin(raw, [*v.fills, *(() if raster.nodata is None else (raster.nodata,))])

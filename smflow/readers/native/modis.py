@@ -191,7 +191,8 @@ class NdviGeoTiffHandler(FileHandler):
 
         facts = self.product
         opt = facts.options
-        raster = read_raster(self.path)
+        raster = read_raster(self.path, dtypes=opt.get("dtypes"),
+                             projection=opt.get("projection"))
         raw = raster.data
         v = facts.variables[0]
         fills = (*v.fills, *(() if raster.nodata is None else (raster.nodata,)))

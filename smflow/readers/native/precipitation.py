@@ -51,7 +51,8 @@ class PrecipitationGridHandler(FileHandler):
         from smflow.readers.native.terrain import read_raster
 
         v = self.product.variables[0]
-        raster = read_raster(self.path)
+        raster = read_raster(self.path, dtypes=self.product.options.get("dtypes"),
+                             projection=self.product.options.get("projection"))
         fills = (*v.fills, *(() if raster.nodata is None else (raster.nodata,)))
         data = decode_packed(raster.data, fills=fills, valid_raw=(0.0, np.inf),
                              dtype=np.float32)

@@ -91,8 +91,14 @@ class Raster:
     crs_wkt: str | None
 
 
-def read_raster(path: Path, *, default_crs: str | None = None) -> Raster:
-    """Band 1 of a GDAL-readable raster (GeoTIFF, SRTMHGT, ...) with pixel-centre coordinates."""
+def read_raster(path: Path, *, default_crs: str | None = None, dtypes: str | None = None,
+                projection: str | None = None) -> Raster:
+    """Band 1 of a GDAL-readable raster (GeoTIFF, SRTMHGT, ...) with pixel-centre coordinates.
+
+    ``dtypes`` (numpy kind letters, e.g. ``"iu"``) and ``projection`` (``"geographic"`` or a
+    word of the CRS WKT such as ``"Sinusoidal"``) are what the product's facts expect; a raster
+    of another product fails here instead of being decoded into nonsense.
+    """
     import rasterio
     from pyproj import CRS, Transformer
 
@@ -101,6 +107,16 @@ def read_raster(path: Path, *, default_crs: str | None = None) -> Raster:
         transform, nodata = src.transform, src.nodata
         crs = src.crs.to_wkt() if src.crs else None
         height, width = src.height, src.width
+    if dtypes and data.dtype.kind not in dtypes:
+        raise GranuleError(path, f"raster holds {data.dtype} values; this product stores "
+                           f"{'/'.join({'i': 'int', 'u': 'uint', 'f': 'float'}[k] for k in dtypes)}"
+                           ": a file of another product?")
+    if projection and crs:
+        geographic = CRS.from_wkt(crs).is_geographic
+        ok = geographic if projection == "geographic" else projection.lower() in crs.lower()
+        if not ok:
+            raise GranuleError(path, f"raster is not on a {projection} grid (CRS "
+                               f"{CRS.from_wkt(crs).name!r}): a file of another product?")
     if transform.b != 0 or transform.d != 0:
         raise GranuleError(path, "rotated rasters are not supported")
     xs = transform.c + (np.arange(width) + 0.5) * transform.a
@@ -184,7 +200,9 @@ class GeoTiffDemHandler(FileHandler):
 
     def decode(self) -> xr.Dataset:
         facts = self.product
-        raster = read_raster(self.path, default_crs=facts.options["default_crs"])
+        raster = read_raster(self.path, default_crs=facts.options["default_crs"],
+                             dtypes=facts.options.get("dtypes"),
+                             projection=facts.options.get("projection"))
         v = facts.variables[0]
         fills = (*v.fills, *(() if raster.nodata is None else (raster.nodata,)))
         elevation = decode_packed(raster.data, fills=fills)
