@@ -55,6 +55,8 @@ def preload_modules() -> tuple[list[str], float]:
     """Import :data:`PRELOAD_MODULES`; a module that fails is skipped (the task will raise it)."""
     import matplotlib
 
+    import quality  # noqa: F401 - quiets Great Expectations' import-time logging before it loads
+
     matplotlib.use("Agg")
     names = os.environ.get("SMFLOW_PRELOAD_MODULES")
     modules = [m.strip() for m in names.split(",") if m.strip()] if names else list(PRELOAD_MODULES)

@@ -14,7 +14,12 @@ module on first use, so DAG files may import it at parse time.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
+
+# GX logs one INFO line per internal function at import ("Skipping registering function ..."):
+# hundreds of lines in every task log that uses it.
+logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
 
 _EXPORTS = {
     "ValidationOutcome": "quality.validate",
