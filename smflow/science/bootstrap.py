@@ -403,17 +403,3 @@ def _nanquantiles(values: NDArray[np.float64], qs: tuple[float, ...]) -> list[ND
         with np.errstate(invalid="ignore"):
             out.append(np.where(count > 0, lo + frac * (hi - lo), np.nan))
     return out
-
-
-class _quiet:
-    """Silence the all-NaN warnings of nanquantile for unresolved cells."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)

@@ -1626,14 +1626,6 @@ def _calibrate_saturation(data: NDArray[np.float64], obs: NDArray[np.float64], o
     return _finish(fit, n, sum_y, sum_y2, o.min_samples)
 
 
-def _filtered_saturation(data: NDArray[np.float64], T: NDArray[np.float64] | float,
-                         T_pot: NDArray[np.float64] | None, dt: float
-                         ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    swi = exponential_filter(data, T, dt=dt, T_pot=T_pot)
-    lower, upper = saturation_bounds(swi)
-    return relative_saturation(swi, lower, upper), lower, upper
-
-
 def _calibrate_filtered(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions
                         ) -> SM2RAINParameters:
     """Search T (and Tpot) for every cell: the coarse grid, then a finer grid around each best."""

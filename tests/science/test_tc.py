@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +220,38 @@ def test_errors_say_how_to_fix() -> None:
         triple_collocation(np.ones(10), np.ones(10), np.ones(10), min_samples=2)
     with pytest.raises(ValueError, match="min_pair_correlation"):
         triple_collocation(np.ones(10), np.ones(10), np.ones(10), min_pair_correlation=1.5)
+
+
+BENCH_PYTHON = Path(__file__).resolve().parents[2] / "benchmarks" / ".venv-bench" / "bin" / "python"
+
+
+@pytest.mark.skipif(not BENCH_PYTHON.exists(), reason="pytesmo lives only in benchmarks/.venv-bench (benchmarks/setup.sh)")
+def test_agrees_with_pytesmo_itself_to_1e10() -> None:
+    # pytesmo is a benchmark-only dependency: run it in its own environment on data written here.
+    rng = np.random.default_rng(21)
+    cells, steps = 40, 730
+    truth = ar1_truth(rng, cells, steps, phi=0.9)
+    data = ALPHA[:, None, None] + BETA[:, None, None] * truth[None] + rng.normal(size=(3, cells, steps)) * (
+        SIGMA[:, None, None] * rng.uniform(0.5, 2.0, (3, cells, 1)))
+    data[rng.random(data.shape) < 0.1] = np.nan
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "data.npy", data)
+        script = (
+            "import sys, numpy as np\n"
+            "from pytesmo.metrics import tcol_metrics\n"
+            "d = np.load(sys.argv[1])\n"
+            "out = []\n"
+            "for c in range(d.shape[1]):\n"
+            "    keep = np.isfinite(d[:, c]).all(axis=0)\n"
+            "    out.append(np.concatenate(tcol_metrics(*d[:, c, keep], ref_ind=0)))\n"
+            "np.save(sys.argv[2], np.array(out))\n"
+        )
+        subprocess.run([str(BENCH_PYTHON), "-c", script, str(Path(tmp) / "data.npy"), str(Path(tmp) / "out.npy")],
+                       check=True, timeout=300)
+        reference = np.load(Path(tmp) / "out.npy")
+    res = triple_collocation(*data, min_samples=3, min_pair_correlation=-1.0)
+    assert res.resolved.all()
+    snr, err_std, beta = reference[:, 0:3].T, reference[:, 3:6].T, reference[:, 6:9].T
+    np.testing.assert_allclose(res.snr_db, snr, rtol=1e-10)
+    np.testing.assert_allclose(1.0 / res.scaling, beta, rtol=1e-10)
+    np.testing.assert_allclose(np.sqrt(res.error_variance) / res.scaling, err_std, rtol=1e-10)
