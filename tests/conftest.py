@@ -107,3 +107,26 @@ def airflow_env() -> dict[str, str]:
     env["AIRFLOW_HOME"] = values["AIRFLOW_HOME"]
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+# --- process exit ---------------------------------------------------------------------------
+# The eccodes wheel (GRIB/BUFR readers) bundles its own copies of libraries that other wheels
+# (pyarrow via Great Expectations, PROJ via pyproj/rasterio) also load; with all of them in one
+# process the interpreter's final C-level teardown can double-free and abort *after* every test
+# has passed and pytest has reported. Leave the process with pytest's status before that teardown,
+# so a crash in library finalisers cannot turn a green run red or a red one green.
+_EXIT_STATUS: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    import sys as _sys
+
+    if "status" in _EXIT_STATUS and "eccodes" in _sys.modules:
+        _sys.stdout.flush()
+        _sys.stderr.flush()
+        os._exit(_EXIT_STATUS["status"])
