@@ -6,20 +6,14 @@ parsing this file imports nothing heavy). XCom carries S3 keys and small dicts o
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+
+from operators.callbacks import default_args
 
 MERGED_SM = Asset(name="smflow_merged_soil_moisture", uri="s3://sm-products/daily/merged-sm")
 SM2RAIN_PRECIP = Asset(name="smflow_sm2rain_precipitation", uri="s3://sm-products/daily/sm2rain-precip")
 TC_DIAGNOSTICS = Asset(name="smflow_tc_diagnostics", uri="s3://sm-products/daily/tc-diagnostics")
-
-
-def _on_failure(context):
-    from operators.callbacks import on_task_failure
-
-    on_task_failure(context)
 
 
 def _product_day(context) -> str:
@@ -34,12 +28,7 @@ def _product_day(context) -> str:
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,
-    default_args={
-        "owner": "smflow",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": _on_failure,
-    },
+    default_args=default_args(retries=2, retry_delay_seconds=30),
     tags=["smflow", "daily", "products"],
     doc_md=__doc__,
 )

@@ -6,16 +6,10 @@ its history. Period from the run's conf.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, task
 
-
-def _on_failure(context):
-    from operators.callbacks import on_task_failure
-
-    on_task_failure(context)
+from operators.callbacks import default_args
 
 
 @dag(
@@ -24,8 +18,7 @@ def _on_failure(context):
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "smflow", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": _on_failure},
+    default_args=default_args(retries=1, retry_delay_seconds=30),
     params={
         "start": Param("2017-12-01", type="string", format="date"),
         "end": Param("2018-05-31", type="string", format="date"),

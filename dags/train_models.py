@@ -7,16 +7,10 @@ Periods come from the run's conf (defaults: train 2017, evaluate 2018).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, task
 
-
-def _on_failure(context):
-    from operators.callbacks import on_task_failure
-
-    on_task_failure(context)
+from operators.callbacks import default_args
 
 
 @dag(
@@ -25,8 +19,7 @@ def _on_failure(context):
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "smflow", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": _on_failure},
+    default_args=default_args(retries=1, retry_delay_seconds=30),
     params={
         "train_start": Param("2017-01-01", type="string", format="date"),
         "train_end": Param("2017-12-31", type="string", format="date"),

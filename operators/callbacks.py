@@ -36,3 +36,18 @@ def on_task_failure(context: dict[str, Any]) -> None:
         )
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("could not write the alert record")
+
+
+def default_args(*, retries: int, retry_delay_seconds: int) -> dict[str, Any]:
+    """``default_args`` every smflow DAG uses: owner, retries and :func:`on_task_failure`.
+
+    Light on purpose: DAG files import it at parse time.
+    """
+    from datetime import timedelta
+
+    return {
+        "owner": "smflow",
+        "retries": retries,
+        "retry_delay": timedelta(seconds=retry_delay_seconds),
+        "on_failure_callback": on_task_failure,
+    }
