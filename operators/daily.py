@@ -7,6 +7,7 @@ never arrays, so XCom stays light. Everything here is importable without Airflow
 from __future__ import annotations
 
 import io
+import json
 import logging
 import tempfile
 from datetime import date, timedelta
@@ -195,7 +196,7 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
         "sm2rain_parameters_source": str(rain_params.metadata.get("source", "")),
         "tc_window_days": TC_WINDOW_DAYS,
     }
-    ds.attrs["provenance_json"] = __import__("json").dumps(provenance, sort_keys=True)
+    ds.attrs["provenance_json"] = json.dumps(provenance, sort_keys=True)
     key = _staging_key(d)
     buf = ds.to_netcdf(engine="h5netcdf")
     client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(buf))
