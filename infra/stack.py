@@ -31,7 +31,7 @@ Databases: ``SMFLOW_POSTGRES_URL`` (a server URL, or ``off`` for SQLite); when u
 PostgreSQL server on 127.0.0.1:5432 is used if one answers, else SQLite files. Airflow 3 also
 opens an async engine, so its metadata DB goes to PostgreSQL only when ``asyncpg`` (or psycopg 3)
 is installed; otherwise it stays on SQLite and ``start`` says so.
-``SMFLOW_AIRFLOW_DB`` / ``SMFLOW_MLFLOW_DB`` name the databases (``smflow_airflow``, ``smflow_mlflow``).
+``SMFLOW_AIRFLOW_DB`` / ``SMFLOW_MLFLOW_DB`` name the databases (default ``smflow_airflow_<tag>``, ``smflow_mlflow_<tag>``, the tag a hash of the state directory: one pair per checkout).
 
 Only the standard library and packages of the project's venv are used; nothing from ``smflow``
 is imported, so this script works before the package is importable.
@@ -170,8 +170,10 @@ class Config:
             mlflow_workers=port("SMFLOW_MLFLOW_WORKERS", 1),
             airflow_api_workers=port("SMFLOW_AIRFLOW_API_WORKERS", 1),
             buckets={key: get(key, default) for key, default in BUCKET_KEYS.items()},
-            airflow_db_name=get("SMFLOW_AIRFLOW_DB", "smflow_airflow"),
-            mlflow_db_name=get("SMFLOW_MLFLOW_DB", "smflow_mlflow"),
+            # One pair of databases per state directory: a fresh clone never meets another
+            # checkout's runs, models or artifacts (see ensure_pg_database).
+            airflow_db_name=get("SMFLOW_AIRFLOW_DB", f"smflow_airflow_{_home_tag(home)}"),
+            mlflow_db_name=get("SMFLOW_MLFLOW_DB", f"smflow_mlflow_{_home_tag(home)}"),
             dags_folder=Path(get("SMFLOW_AIRFLOW_DAGS_FOLDER", str(REPO_ROOT / "dags"))).absolute(),
             recorded=recorded,
         )
@@ -394,8 +396,21 @@ def resolve_database(cfg: Config) -> Database:
     )
 
 
-def ensure_pg_database(db: Database, name: str | None) -> None:
-    """``CREATE DATABASE name`` unless it exists (a no-op for SQLite)."""
+def _home_tag(home: Path) -> str:
+    """Short stable tag of a state directory's absolute path (names its PostgreSQL databases)."""
+    import hashlib
+
+    return hashlib.sha256(str(Path(home).absolute()).encode()).hexdigest()[:10]
+
+
+def ensure_pg_database(db: Database, name: str | None, marker: Path | None = None) -> None:
+    """``CREATE DATABASE name`` unless it exists (a no-op for SQLite).
+
+    ``marker`` is a file in the state directory saying the database is this directory's. A
+    database of that name without the marker was left by an earlier state directory at the same
+    path (a deleted checkout, a previous CI clone): its S3 data is gone with that directory, so it
+    is dropped and created empty, rather than serving runs and models whose artifacts no longer exist.
+    """
     if db.backend != "postgresql" or not name:
         return
     import psycopg2
@@ -406,10 +421,18 @@ def ensure_pg_database(db: Database, name: str | None) -> None:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
+            exists = cur.fetchone() is not None
+            if exists and marker is not None and not marker.is_file():
+                cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+                print(f"database: dropped {name}, left by an earlier state directory at this path")
+                exists = False
+            if not exists:
                 with contextlib.suppress(errors.DuplicateDatabase):
                     cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 print(f"database: created PostgreSQL database {name}")
+        if marker is not None:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(name + "\n")
     except psycopg2.Error as exc:
         raise StackError(f"cannot create database {name} on {_redact(db.server_url)}: {exc}".strip()) from exc
     finally:
@@ -803,7 +826,7 @@ def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
     require_free_ports("mlflow", {"SMFLOW_MLFLOW_PORT": cfg.mlflow_port})
     if not s3_healthy(cfg):
         print("mlflow: warning: S3 is not healthy, artifact uploads will fail until it is started", file=sys.stderr)
-    ensure_pg_database(db, db.mlflow_db)
+    ensure_pg_database(db, db.mlflow_db, cfg.mlflow_dir / "pg-database")
     argv = [
         executable("mlflow"),
         "server",
@@ -930,7 +953,7 @@ def _airflow_version() -> str | None:
 def prepare_airflow(cfg: Config, db: Database, env: dict[str, str]) -> None:
     """Write airflow.cfg and migrate the metadata DB (skipped when already at the revision the
     last migrate of this Airflow version reached)."""
-    ensure_pg_database(db, db.airflow_db)
+    ensure_pg_database(db, db.airflow_db, cfg.airflow_home / "pg-database")
     (cfg.airflow_home / "plugins").mkdir(exist_ok=True)
     cfg_path = cfg.airflow_home / "airflow.cfg"
     tmp = cfg_path.with_suffix(".tmp")
