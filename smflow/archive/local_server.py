@@ -1,0 +1,352 @@
+"""A local archive on 127.0.0.1 that speaks the real protocols, serving real files.
+
+- CMR granule search: ``GET /search/granules.json`` and ``/search/granules.umm_json`` with
+  ``short_name``, ``version``, ``temporal``, ``bounding_box``, ``page_size``, ``page_num``;
+  ``CMR-Hits`` / ``CMR-Took`` headers; ``400 {"errors": [...]}`` on bad parameters.
+- Data files: ``GET /data/{short_name}/{file}``; ``401`` with ``WWW-Authenticate`` unless the
+  request carries ``Authorization: Bearer <token>`` (or basic ``user:password``).
+- Copernicus CDS, the protocol of ``cdsapi``'s ``uid:key`` client: ``POST /api/resources/{dataset}``
+  (basic auth) → ``{"state": "queued", "request_id": ...}``; ``GET /api/tasks/{id}`` →
+  ``queued`` … ``completed`` with ``location``, ``content_length``, ``content_type``;
+  ``GET /api/status.json``; ``GET /api/download/{id}/{file}``.
+
+Used by the tests (no Python mock of the archives) and for demos::
+
+    with ArchiveServer(token="t") as server:
+        CmrClient(server.url, credentials=Credentials(token="t")).search("SPL2SMP")
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+
+
+@dataclass(frozen=True)
+class ArchivedFile:
+    """One file the local archive serves, with the CMR metadata it is found by."""
+
+    path: Path
+    short_name: str
+    version: str
+    start: datetime
+    end: datetime
+    bbox: tuple[float, float, float, float]  # W, S, E, N
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def real_catalog(root: str | Path = REAL_DATA) -> list[ArchivedFile]:
+    """The real NASA granules in ``../shared/data/real``, with their true CMR metadata.
+
+    SMAP SPL2SMP half-orbits (2015-08-11; start from the file name, ~49 min each), GLDAS-2.1
+    Noah 3-hourly (2016-01-01; instantaneous at the file-name hour, global land 60S..90N),
+    MODIS MOD11A1 tile h14v09 (2019-11-01).
+    """
+    root = Path(root)
+    files: list[ArchivedFile] = []
+    for p in sorted((root / "smap_l2").glob("SMAP_L2_SM_P_*.h5")):
+        t0 = datetime.strptime(p.name.split("_")[6], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+        files.append(ArchivedFile(p, "SPL2SMP", "009", t0, t0 + timedelta(minutes=49),
+                                  (-180.0, -85.0, 180.0, 85.0)))
+    for p in sorted((root / "gldas_noah21").glob("GLDAS_NOAH025_3H.A*.nc4")):
+        _, stamp, hhmm = p.name.split(".")[:3]
+        t = datetime.strptime(stamp[1:] + hhmm, "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+        files.append(ArchivedFile(p, "GLDAS_NOAH025_3H", "2.1", t, t, (-180.0, -60.0, 180.0, 90.0)))
+    modis = root / "modis_lst" / "MOD11A1.hdf"
+    if modis.exists():
+        files.append(ArchivedFile(modis, "MOD11A1", "061", _utc(2019, 11, 1),
+                                  _utc(2019, 11, 1, 23, 59, 59), (-40.6, -10.0, -30.0, 0.0)))
+    return files
+
+
+#: The real ERA5 GRIB the local CDS hands out for every retrieve request.
+ERA5_GRIB = REAL_DATA / "ecmwf_grib" / "era5-single-level-scalar-time.grib"
+
+
+def _parse_temporal(value: str) -> tuple[datetime | None, datetime | None]:
+    parts = value.split(",")
+    if len(parts) < 2:
+        raise ValueError(f"temporal must be 'start,end', got {value!r}")
+
+    def one(s: str) -> datetime | None:
+        s = s.strip()
+        if not s:
+            return None
+        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+    return one(parts[0]), one(parts[1])
+
+
+def _parse_bbox(value: str) -> tuple[float, float, float, float]:
+    w, s, e, n = (float(x) for x in value.split(","))
+    if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
+        raise ValueError(f"bounding_box {value!r} is not W,S,E,N in degrees")
+    return w, s, e, n
+
+
+def _intersects(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+@dataclass
+class _CdsJob:
+    dataset: str
+    request: dict
+    polls: int = 0
+
+
+@dataclass
+class ArchiveServer:
+    """Threaded HTTP server on ``127.0.0.1`` (random port); a context manager.
+
+    :param files: what the CMR side serves (default: :func:`real_catalog`).
+    :param token: bearer token the file endpoint accepts.
+    :param username, password: basic-auth pair the file endpoint also accepts.
+    :param cds_key: ``"uid:key"`` the CDS side accepts (basic auth).
+    :param cds_file: file a completed CDS request downloads (default: :data:`ERA5_GRIB`).
+    :param cds_polls: task status polls answered ``running`` before ``completed``.
+    """
+
+    files: list[ArchivedFile] | None = None
+    token: str = "test-token"
+    username: str | None = None
+    password: str | None = None
+    cds_key: str = "12345:test-cds-key"
+    cds_file: Path = ERA5_GRIB
+    cds_polls: int = 0
+    requests: list[str] = field(default_factory=list)
+    _httpd: ThreadingHTTPServer | None = None
+    _jobs: dict[str, _CdsJob] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.files is None:
+            self.files = real_catalog()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def cds_url(self) -> str:
+        return f"{self.url}/api"
+
+    def start(self) -> "ArchiveServer":
+        server = self
+
+        class Handler(_Handler):
+            archive = server
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="archive-server").start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "ArchiveServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- CMR -------------------------------------------------------------------------------
+    def data_url(self, f: ArchivedFile) -> str:
+        return f"{self.url}/data/{f.short_name}/{f.name}"
+
+    def umm(self, f: ArchivedFile) -> dict:
+        digest = hashlib.sha256(f.path.read_bytes()).hexdigest()
+        concept = f"G{abs(hash((f.short_name, f.name))) % 10**10:010d}-LOCAL"
+        return {
+            "meta": {"concept-id": concept, "provider-id": "LOCAL", "native-id": f.name},
+            "umm": {
+                "GranuleUR": f"{f.short_name}.{f.version}:{f.name}",
+                "CollectionReference": {"ShortName": f.short_name, "Version": f.version},
+                "TemporalExtent": {"RangeDateTime": {
+                    "BeginningDateTime": f.start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "EndingDateTime": f.end.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
+                "SpatialExtent": {"HorizontalSpatialDomain": {"Geometry": {"BoundingRectangles": [
+                    {"WestBoundingCoordinate": f.bbox[0], "SouthBoundingCoordinate": f.bbox[1],
+                     "EastBoundingCoordinate": f.bbox[2], "NorthBoundingCoordinate": f.bbox[3]}]}}},
+                "DataGranule": {"ArchiveAndDistributionInformation": [{
+                    "Name": f.name, "SizeInBytes": f.path.stat().st_size,
+                    "Checksum": {"Value": digest, "Algorithm": "SHA-256"}}]},
+                "RelatedUrls": [{"URL": self.data_url(f), "Type": "GET DATA"}],
+            },
+        }
+
+    def legacy_json(self, f: ArchivedFile) -> dict:
+        u = self.umm(f)
+        return {
+            "id": u["meta"]["concept-id"], "title": u["umm"]["GranuleUR"],
+            "producer_granule_id": f.name, "dataset_id": f"{f.short_name} V{f.version}",
+            "time_start": f.start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "time_end": f.end.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "granule_size": f"{f.path.stat().st_size / 1024**2:.4f}",
+            "boxes": [f"{f.bbox[1]} {f.bbox[0]} {f.bbox[3]} {f.bbox[2]}"],
+            "links": [{"rel": "http://esipfed.org/ns/fedsearch/1.1/data#", "href": self.data_url(f)}],
+        }
+
+    def search(self, query: dict[str, list[str]]) -> list[ArchivedFile]:
+        names = query.get("short_name", [])
+        found = [f for f in self.files if not names or f.short_name in names]
+        if "version" in query:
+            found = [f for f in found if f.version in query["version"]]
+        for value in query.get("temporal", []):
+            t0, t1 = _parse_temporal(value)
+            found = [f for f in found if (t0 is None or f.end >= t0) and (t1 is None or f.start <= t1)]
+        for value in query.get("bounding_box", []):
+            box = _parse_bbox(value)
+            found = [f for f in found if _intersects(f.bbox, box)]
+        return sorted(found, key=lambda f: (f.start, f.name))
+
+    # -- CDS -------------------------------------------------------------------------------
+    def cds_submit(self, dataset: str, request: dict) -> dict:
+        rid = uuid.uuid4().hex
+        self._jobs[rid] = _CdsJob(dataset, request)
+        return {"state": "queued", "request_id": rid}
+
+    def cds_task(self, rid: str) -> dict | None:
+        job = self._jobs.get(rid)
+        if job is None:
+            return None
+        job.polls += 1
+        if job.polls <= self.cds_polls:
+            return {"state": "running", "request_id": rid}
+        return {"state": "completed", "request_id": rid,
+                "location": f"/api/download/{rid}/{self.cds_file.name}",
+                "content_length": self.cds_file.stat().st_size,
+                "content_type": "application/x-grib"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    archive: ArchiveServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # requests are recorded in ``archive.requests``, not printed
+        pass
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json;charset=utf-8", headers)
+
+    def _basic(self) -> tuple[str, str] | None:
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        return user, password
+
+    def _file_authorised(self) -> bool:
+        a = self.archive
+        auth = self.headers.get("Authorization", "")
+        if auth == f"Bearer {a.token}":
+            return True
+        return a.username is not None and self._basic() == (a.username, a.password)
+
+    def _cds_authorised(self) -> bool:
+        return self._basic() == tuple(self.archive.cds_key.split(":", 1))
+
+    # -- routes ----------------------------------------------------------------------------
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        self.archive.requests.append(f"{self.command} {self.path}")
+        url = urlparse(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        try:
+            if url.path in ("/search/granules.json", "/search/granules.umm_json"):
+                return self._search(url.path.endswith("umm_json"), parse_qs(url.query))
+            if len(parts) == 3 and parts[0] == "data":
+                return self._file(parts[1], parts[2])
+            if url.path == "/api/status.json":
+                return self._json(200, {"info": [], "warning": []})
+            if len(parts) == 3 and parts[:2] == ["api", "tasks"]:
+                if not self._cds_authorised():
+                    return self._json(401, {"message": "Authentication failed"})
+                reply = self.archive.cds_task(parts[2])
+                if reply is None:
+                    return self._json(404, {"message": f"task {parts[2]} not found"})
+                return self._json(200, reply)
+            if len(parts) == 4 and parts[:2] == ["api", "download"] and parts[2] in self.archive._jobs:
+                body = self.archive.cds_file.read_bytes()
+                return self._send(200, body, "application/x-grib")
+        except ValueError as exc:
+            return self._json(400, {"errors": [str(exc)]})
+        self._json(404, {"errors": [f"no route {url.path}"]})
+
+    def do_POST(self) -> None:
+        self.archive.requests.append(f"{self.command} {self.path}")
+        parts = [p for p in urlparse(self.path).path.split("/") if p]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if len(parts) == 3 and parts[:2] == ["api", "resources"]:
+            if not self._cds_authorised():
+                return self._json(401, {"message": "Authentication failed",
+                                        "reason": "invalid UID or API key"})
+            try:
+                request = json.loads(body or b"{}")
+            except json.JSONDecodeError:
+                return self._json(400, {"message": "request body is not JSON"})
+            return self._json(202, self.archive.cds_submit(parts[2], request))
+        self._json(404, {"message": f"no route {self.path}"})
+
+    def _search(self, umm: bool, query: dict[str, list[str]]) -> None:
+        page_size = int(query.get("page_size", ["10"])[0])
+        page_num = int(query.get("page_num", ["1"])[0])
+        if not 0 <= page_size <= 2000:
+            raise ValueError("page_size must be a number between 0 and 2000")
+        if page_num < 1:
+            raise ValueError("page_num must be a number greater than or equal to 1")
+        found = self.archive.search(query)
+        page = found[(page_num - 1) * page_size: page_num * page_size]
+        headers = {"CMR-Hits": str(len(found)), "CMR-Took": "1"}
+        if umm:
+            payload = {"hits": len(found), "took": 1, "items": [self.archive.umm(f) for f in page]}
+        else:
+            payload = {"feed": {"updated": datetime.now(timezone.utc).isoformat(), "id": self.path,
+                                "title": "ECHO granule metadata",
+                                "entry": [self.archive.legacy_json(f) for f in page]}}
+        self._json(200, payload, headers)
+
+    def _file(self, short_name: str, name: str) -> None:
+        if not self._file_authorised():
+            return self._send(401, b"Unauthorized", "text/plain",
+                              {"WWW-Authenticate": 'Bearer realm="Earthdata Login"'})
+        for f in self.archive.files:
+            if f.short_name == short_name and f.name == name:
+                return self._send(200, f.path.read_bytes(), "application/octet-stream")
+        self._send(404, b"Not Found", "text/plain")
