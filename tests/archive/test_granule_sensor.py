@@ -1,0 +1,97 @@
+"""GranuleAvailableTrigger.run() with asyncio and GranuleSensor, against the real local S3."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from operators.sensors import GranuleSensor
+from operators.triggers import GranuleAvailableTrigger, deadline_after
+
+
+@pytest.fixture
+def landing(stack, s3_client):
+    """A fresh landing bucket (deleted afterwards) and a function putting a granule into it."""
+    from smflow import s3 as s3mod
+    from smflow.landing import LandingZone
+
+    bucket = f"sm-landing-test-{uuid.uuid4().hex[:8]}"
+    s3mod.ensure_bucket(s3_client, bucket)
+    import dataclasses
+
+    zone = LandingZone(dataclasses.replace(stack, landing_bucket=bucket), s3=s3_client)
+
+    def put(product: str, day: str) -> str:
+        key = zone.granule_key(product, day)
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"CDF\x01granule")
+        return key
+
+    yield bucket, put
+    for key in s3mod.list_keys(s3_client, bucket):
+        s3_client.delete_object(Bucket=bucket, Key=key)
+    s3_client.delete_bucket(Bucket=bucket)
+
+
+async def _first_event(trigger):
+    async for event in trigger.run():
+        return event.payload
+
+
+def test_trigger_times_out_with_an_event_not_an_error(landing):
+    bucket, _ = landing
+    trigger = GranuleAvailableTrigger(product="smap", day="2017-06-01", deadline=deadline_after(0.6),
+                                      poke_interval=0.2, landing_bucket=bucket)
+    event = asyncio.run(asyncio.wait_for(_first_event(trigger), 10))
+    assert event["status"] == "timeout" and event["expected_key"] == "smap/2017/06/smap_20170601.nc"
+    assert event["waited_seconds"] >= 0.5
+
+
+def test_trigger_fires_when_the_late_granule_lands(landing):
+    bucket, put = landing
+    trigger = GranuleAvailableTrigger(product="gldas", day="2017-06-02", deadline=deadline_after(20),
+                                      poke_interval=0.2, landing_bucket=bucket)
+    threading.Timer(0.5, put, args=("gldas", "2017-06-02")).start()
+    event = asyncio.run(asyncio.wait_for(_first_event(trigger), 15))
+    assert event == {"status": "found", "product": "gldas", "day": "2017-06-02", "bucket": bucket,
+                     "key": "gldas/2017/06/gldas_20170602.nc"}
+    # what the triggerer stores and rebuilds it from
+    path, kwargs = trigger.serialize()
+    assert path == "operators.triggers.GranuleAvailableTrigger"
+    assert GranuleAvailableTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_sensor_returns_a_present_granule_without_deferring(landing):
+    bucket, put = landing
+    key = put("smap", "2017-06-03")
+    sensor = GranuleSensor(task_id="wait_smap", product="smap", day="2017-06-03", landing_bucket=bucket)
+    assert sensor.execute({}) == {"product": "smap", "day": "2017-06-03", "bucket": bucket, "key": key}
+
+
+def test_sensor_defers_and_on_timeout_records_the_missing_input(landing):
+    bucket, _ = landing
+    sensor = GranuleSensor(task_id="wait_c3s", product="c3s", day="2017-06-04", wait_timeout=0.5,
+                           poke_interval=0.1, landing_bucket=bucket)
+    assert sensor.deferrable
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    assert deferred.value.method_name == "execute_complete"
+    event = asyncio.run(asyncio.wait_for(_first_event(deferred.value.trigger), 10))
+    result = sensor.execute_complete({}, event)
+    assert result == {"product": "c3s", "day": "2017-06-04", "bucket": None, "key": None,
+                      "status": "missing", "reason": "not in archive after 0.00833333 min"}
+
+
+def test_sensor_found_event_gives_the_reference(landing):
+    bucket, put = landing
+    key = put("era5_land", "2017-06-05")
+    sensor = GranuleSensor(task_id="w", product="era5_land", day="2017-06-05", landing_bucket=bucket)
+    trigger = GranuleAvailableTrigger(product="era5_land", day="2017-06-05",
+                                      deadline=deadline_after(5), poke_interval=0.1, landing_bucket=bucket)
+    event = asyncio.run(asyncio.wait_for(_first_event(trigger), 10))
+    assert sensor.execute_complete({}, event)["key"] == key
+    with pytest.raises(Exception, match="unexpected event"):
+        sensor.execute_complete({}, {"status": "error"})
