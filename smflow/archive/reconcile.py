@@ -1,0 +1,107 @@
+"""Reconcile the archive inventory (the landing zone) with the time-series store.
+
+A day whose granule sits in the landing zone but whose field is not in the store was missed
+(late granule, failed run, quarantine since fixed): it is a gap to backfill. A day the archive
+does not have is reported, not backfilled: there is nothing to ingest yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from smflow import s3 as s3mod
+from smflow.config import Settings
+from smflow.landing import LandingZone, _as_date
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Outcome of :func:`reconcile` (JSON-able via :meth:`to_dict`).
+
+    Attributes
+    ----------
+    start, end : date
+        Inclusive range compared.
+    to_ingest : list of dict
+        Granule references ``{"product", "day", "bucket", "key"}`` in the archive, not in the store.
+    not_in_archive : dict
+        Per product, the days the archive does not have (ISO strings).
+    in_store : dict
+        Per product, the number of days already stored.
+    """
+
+    start: date
+    end: date
+    to_ingest: list[dict] = field(default_factory=list)
+    not_in_archive: dict[str, list[str]] = field(default_factory=dict)
+    in_store: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def days_to_backfill(self) -> list[str]:
+        """Days with at least one granule to ingest, ascending (ISO)."""
+        return sorted({r["day"] for r in self.to_ingest})
+
+    def to_dict(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "to_ingest": self.to_ingest, "days_to_backfill": self.days_to_backfill,
+                "not_in_archive": self.not_in_archive, "in_store": self.in_store}
+
+
+def archive_days(zone: LandingZone, product: str, start: date, end: date) -> list[date]:
+    """Days ``start .. end`` whose granule of ``product`` is in the landing zone (one listing per month)."""
+    found: list[date] = []
+    month = date(start.year, start.month, 1)
+    while month <= end:
+        prefix = f"{product}/{month:%Y}/{month:%m}/"
+        try:
+            keys = set(s3mod.list_keys(zone.s3, zone.bucket, prefix))
+        except zone.s3.exceptions.NoSuchBucket:
+            return []
+        d = max(start, month)
+        while d <= end and d.month == month.month:
+            if zone.granule_key(product, d) in keys:
+                found.append(d)
+            d += timedelta(days=1)
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return found
+
+
+def reconcile(
+    start: date | str,
+    end: date | str,
+    products: Iterable[str],
+    *,
+    settings: Settings | None = None,
+    s3=None,
+    zone: LandingZone | None = None,
+    store=None,
+) -> Reconciliation:
+    """Compare the landing zone with the store for ``products`` over ``start .. end`` (inclusive).
+
+    :param start, end: UTC days.
+    :param products: smflow product names.
+    :param settings: deployment settings (default: :meth:`Settings.load`).
+    :param s3: boto3 S3 client shared by the landing zone and the store.
+    :param zone, store: a :class:`LandingZone` / :class:`~smflow.store.TimeSeriesStore` to use.
+    """
+    from smflow.store import TimeSeriesStore
+
+    d0, d1 = _as_date(start), _as_date(end)
+    if d1 < d0:
+        raise ValueError(f"end {d1} is before start {d0}; swap them.")
+    settings = settings or Settings.load()
+    s3 = s3 or s3mod.client(settings)
+    zone = zone or LandingZone(settings, s3=s3)
+    store = store or TimeSeriesStore(settings, s3=s3)
+    all_days = [d0 + timedelta(days=k) for k in range((d1 - d0).days + 1)]
+    result = Reconciliation(d0, d1)
+    for product in products:
+        have = set(archive_days(zone, product, d0, d1))
+        stored = set(store.days(product, d0, d1))
+        result.in_store[product] = len(stored)
+        result.not_in_archive[product] = [d.isoformat() for d in all_days if d not in have]
+        result.to_ingest.extend(zone.ref(product, d).to_dict() for d in sorted(have - stored))
+    result.to_ingest.sort(key=lambda r: (r["day"], r["product"]))
+    return result
