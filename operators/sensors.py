@@ -40,11 +40,11 @@ class GranuleSensor(BaseSensorOperator):
     :param day: UTC day ``YYYY-MM-DD``, e.g. ``"{{ ds }}"``. (templated)
     :param wait_timeout: how long to wait for the granule [s or timedelta].
     :param poke_interval: seconds between two looks.
-    :param landing_bucket: landing bucket (default: the deployment's).
+    :param landing_bucket: landing bucket (default: the deployment's). (templated)
     :param deferrable: wait in the triggerer (default) instead of a worker slot.
     """
 
-    template_fields: Sequence[str] = ("product", "day")
+    template_fields: Sequence[str] = ("product", "day", "landing_bucket")
     ui_color = "#c6e2ff"
 
     def __init__(

@@ -95,3 +95,41 @@ def test_sensor_found_event_gives_the_reference(landing):
     assert sensor.execute_complete({}, event)["key"] == key
     with pytest.raises(Exception, match="unexpected event"):
         sensor.execute_complete({}, {"status": "error"})
+
+
+def test_sensor_without_deferral_also_returns_the_missing_record(landing):
+    bucket, _ = landing
+    sensor = GranuleSensor(task_id="w", product="smap", day="2017-06-06", wait_timeout=0.4,
+                           poke_interval=0.1, landing_bucket=bucket, deferrable=False)
+    assert sensor.execute({})["status"] == "missing"
+
+
+@pytest.mark.slow
+def test_airflow_dags_test_defers_and_the_run_goes_on_without_the_late_granule(
+        landing, airflow_env, s3_client, tmp_path):
+    """``airflow dags test``: smap is there, gldas never comes; the run succeeds and records both."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    bucket, put = landing
+    smap_key = put("smap", "2017-06-07")
+    # A bundle of its own, so the probe DAG never mixes with the deployed dags/ folder.
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    dagfile = bundle / "granule_sensor_probe.py"
+    dagfile.write_text((Path(__file__).parent / "dags" / "granule_sensor_probe.py").read_text())
+    env = {**airflow_env, "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([{
+        "name": "smflow-test-probes", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(bundle), "refresh_interval": 0}}]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), airflow_env.get("PYTHONPATH", "")])}
+    conf = json.dumps({"landing_bucket": bucket, "out_key": "probe/result.json"})
+    run = subprocess.run(
+        ["airflow", "dags", "test", "granule_sensor_probe", "2017-06-07", "-f", str(dagfile), "-c", conf],
+        env=env, capture_output=True, text=True, timeout=240, cwd=Path(__file__).parents[2],
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    refs = json.loads(s3_client.get_object(Bucket=bucket, Key="probe/result.json")["Body"].read())
+    assert refs[0] == {"product": "smap", "day": "2017-06-07", "bucket": bucket, "key": smap_key}
+    assert refs[1]["product"] == "gldas" and refs[1]["key"] is None and refs[1]["status"] == "missing"
