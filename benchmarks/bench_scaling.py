@@ -102,8 +102,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     if args.one:
+        # Import this file as a module: functions defined in __main__ are pickled by value for the
+        # worker processes, together with the pool cache, which would then be rebuilt per task.
+        import bench_scaling
+
         kind, cells, days = args.one[0], int(args.one[1]), int(args.one[2])
-        print(json.dumps(run_one(kind, cells, days, args.workers)))
+        print(json.dumps(bench_scaling.run_one(kind, cells, days, args.workers)))
         return
     print(f"machine: {_common.machine()}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}; {args.workers} dask worker processes, chunks of 512 cells")

@@ -192,7 +192,11 @@ def main() -> None:
         print("(filtered variants: the reference rescales the SWI over the whole series, smflow with bounds "
               "frozen from the calibration period, so their RMSEs are of slightly different models)")
     if args.full:
-        full_grid(args.full_cells, args.days, args.chunk, args.scheduler, args.workers)
+        # Run from the module, not __main__: worker processes must import the functions (and keep
+        # their data pool) instead of receiving copies by value with every task.
+        import bench_sm2rain
+
+        bench_sm2rain.full_grid(args.full_cells, args.days, args.chunk, args.scheduler, args.workers)
 
 
 if __name__ == "__main__":
