@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-EXPECTED = {"daily_soil_moisture", "train_models", "seed_timeseries_store"}
+EXPECTED = {"daily_soil_moisture", "train_models", "seed_timeseries_store", "reconcile_archive"}
 
 
 @pytest.fixture(scope="module")
