@@ -51,7 +51,12 @@ def prepared(stack, s3_client, airflow_env):
     LandingZone(settings, s3=s3_client).publish_range(INPUT_PRODUCTS, DAY - timedelta(days=1), BAD_DAY)
     seed_store((DAY - timedelta(days=TC_WINDOW_DAYS)).isoformat(), (DAY - timedelta(days=1)).isoformat(), settings=settings)
     _airflow(airflow_env, "dags", "test", "train_models",
-             "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", "evaluate_end": "2018-05-31"}')
+             "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", "evaluate_end": "2018-12-31"}')
+    from ml.registry import champion_ref, configure
+
+    configure(settings)
+    for name in ("tc_merging", "sm2rain"):
+        champion_ref(name)  # LookupError with the reason if the evaluation gate did not promote it
     return settings
 
 
