@@ -1168,16 +1168,8 @@ _DAILY_BLOCK_CELLS = 96
 def _search_b(problem: _DailyProblem, mask: NDArray[np.bool_], grid: NDArray[np.float64], refine: bool
               ) -> NDArray[np.float64]:
     """Best b per cell on the grid from the histograms of ``mask`` (refined by a parabola)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        limits: Any = _nullcontext()
-    else:
-        # The matrix products are small: BLAS threads only fight the other blocks for the cores.
-        limits = threadpool_limits(1, user_api="blas")
-    with limits:
-        hist = problem.histograms(mask)
-        scores = problem.grid_search(hist, grid)
+    hist = problem.histograms(mask)
+    scores = problem.grid_search(hist, grid)
     cells = scores.shape[0]
     index = np.argmin(scores, axis=1)
     b = grid[index]
@@ -1551,9 +1543,20 @@ def _grid_inside(name: str, values: ArrayLike | None, bounds: tuple[float, float
 
 def _calibrate_block(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions) -> SM2RAINParameters:
     """Calibrate one block of cells (numpy, (cells, time)), with the filter search if asked."""
-    if o.swi_filter == "none":
-        return _calibrate_saturation(data, obs, o)
-    return _calibrate_filtered(data, obs, o)
+    with _single_threaded_blas():
+        if o.swi_filter == "none":
+            return _calibrate_saturation(data, obs, o)
+        return _calibrate_filtered(data, obs, o)
+
+
+def _single_threaded_blas() -> Any:
+    """One BLAS thread: the matrix products of the b search are small, and BLAS threads spinning
+    up for each of them cost more than the products (and fight parallel blocks for the cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return _nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _fit_saturation(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions
