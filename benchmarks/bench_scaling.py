@@ -39,16 +39,25 @@ def _tc_pool(days: int) -> np.ndarray:
     return synthetic(POOL // 4, days, seed=5)
 
 
+def _pool_for(source: str, days: int):
+    """The pool of synthetic cells of this worker process, made on first use.
+
+    A module-level function: closures shipped to the workers refer to it by name, so the cache
+    lives in the worker (a closure over the dict itself would carry a fresh copy in every task).
+    """
+    key = (source, days)
+    if key not in _CACHE:
+        _CACHE[key] = _sm2rain_pool(days) if source == "sm2rain" else _tc_pool(days)
+    return _CACHE[key]
+
+
 def _blocks(cells: int, days: int, chunk: int, source: str, which: int):
     """Dask array (cells, days) whose blocks are rolled slices of a per-process pool of distinct cells."""
     import dask.array as da
 
     def fn(block_info: dict | None = None) -> np.ndarray:
         info = block_info[None]
-        key = (source, days)
-        if key not in _CACHE:  # once per worker process
-            _CACHE[key] = _sm2rain_pool(days) if source == "sm2rain" else _tc_pool(days)
-        pool = _CACHE[key][which]
+        pool = _pool_for(source, days)[which]
         index = info["chunk-location"][0]
         rows = (np.arange(info["chunk-shape"][0]) + index * chunk) % POOL
         return np.roll(pool[rows], index % 97, axis=-1)
@@ -79,12 +88,9 @@ def run_one(kind: str, cells: int, days: int, workers: int) -> dict:
             def block(block_info: dict | None = None) -> np.ndarray:
                 # generation and TC in one task: only the per-cell results leave the worker
                 info = block_info[None]
-                key = ("tc", days)
-                if key not in _CACHE:
-                    _CACHE[key] = _tc_pool(days)
                 index = info["chunk-location"][0]
                 rows = (np.arange(info["chunk-shape"][0]) + index * chunk) % (POOL // 4)
-                x, y, z = np.roll(_CACHE[key][:, rows], index % 97, axis=-1)
+                x, y, z = np.roll(_pool_for("tc", days)[:, rows], index % 97, axis=-1)
                 if bootstrap:
                     r = triple_collocation_ci(x, y, z, n_resamples=1000, seed=1)
                     return np.concatenate([r.error_variance.lower, r.error_variance.upper]).T
