@@ -77,21 +77,28 @@ def _median(x: np.ndarray) -> float:
     return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
 
 
-def merge_series(params: GridParameters, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Apply TC merging parameters to gridded parents (3, time, lat, lon) -> merged (time, lat, lon)."""
-    from smflow.science.merging import MergingParameters, apply_tc_merging
+_MERGING_FIELDS = ("weights", "gain", "offset", "error_variance", "merged_error_variance", "resolved", "sample_size")
 
-    mp = MergingParameters.from_dict(
+
+def merging_parameters(params: GridParameters):
+    """The :class:`smflow.science.merging.MergingParameters` of a grid model, cells flattened (lat*lon)."""
+    from smflow.science.merging import MergingParameters
+
+    return MergingParameters.from_dict(
         {k: v.reshape(*v.shape[:-2], -1) for k, v in params.arrays.items() if k in _MERGING_FIELDS}
     )
-    res = apply_tc_merging(mp, _cells(parents))
+
+
+def merge_series(params: GridParameters, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply TC merging parameters to gridded parents (3, time, lat, lon) -> merged (time, lat, lon)
+    and its error variance (time, lat, lon) [(m3 m-3)^2] (Ming et al. 2022, Eqs. 11-17)."""
+    from smflow.science.merging import apply_tc_merging
+
+    res = apply_tc_merging(merging_parameters(params), _cells(parents))
     shape = parents.shape[-2:]
-    merged = np.moveaxis(_grid(np.moveaxis(res.soil_moisture, -1, 0), shape), 0, 0)
-    err = np.moveaxis(_grid(np.moveaxis(res.error_variance, -1, 0), shape), 0, 0)
+    merged = _grid(np.moveaxis(res.soil_moisture, -1, 0), shape)
+    err = _grid(np.moveaxis(res.error_variance, -1, 0), shape)
     return merged, err
-
-
-_MERGING_FIELDS = ("weights", "gain", "offset", "error_variance", "merged_error_variance", "resolved", "sample_size")
 
 
 def fit_merging_parameters(parents: np.ndarray, grid) -> GridParameters:

@@ -123,9 +123,10 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
 
     from ml.models import PARENTS
     from ml.registry import configure, load_champion
+    from ml.train import merging_parameters
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
-    from smflow.science.merging import MergingParameters, apply_tc_merging
+    from smflow.science.merging import apply_tc_merging
     from smflow.science.sm2rain import relative_saturation, sm2rain
     from smflow.science.tc import triple_collocation
     from smflow.store import TimeSeriesStore
@@ -153,10 +154,7 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
 
     tc = triple_collocation(cells[0], cells[1], cells[2], min_samples=TC_MIN_SAMPLES)
 
-    mp = MergingParameters.from_dict({k: v.reshape(*v.shape[:-2], -1) for k, v in merging.arrays.items()
-                                      if k in ("weights", "gain", "offset", "error_variance",
-                                               "merged_error_variance", "resolved", "sample_size")})
-    merged = apply_tc_merging(mp, cells[:, :, -2:])  # yesterday and today: SM2RAIN needs both
+    merged = apply_tc_merging(merging_parameters(merging), cells[:, :, -2:])  # yesterday and today: SM2RAIN needs both
     sm_cells = merged.soil_moisture  # (cells, 2)
     lower = rain_params.arrays["saturation_lower"].reshape(-1)
     upper = rain_params.arrays["saturation_upper"].reshape(-1)
