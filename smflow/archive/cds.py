@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from smflow.archive.credentials import Credentials, from_airflow_connection
+from smflow.archive.credentials import Credentials, connection_host, from_airflow_connection
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,7 @@ class CdsClient:
         host = None
         if credentials is None and conn_id:
             credentials = from_airflow_connection(conn_id)
-            from airflow.sdk import BaseHook
-
-            host = BaseHook.get_connection(conn_id).host or None
+            host = connection_host(conn_id)
         self.url = (url or host or os.environ.get("CDSAPI_URL") or CDS_URL).rstrip("/")
         self._credentials = credentials
         self.timeout = timeout

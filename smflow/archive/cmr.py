@@ -19,16 +19,16 @@ here is small and is tested against :mod:`smflow.archive.local_server`, which sp
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import requests
 
+from smflow.archive.base import ArchiveError, AtomicDownload, day_bounds
 from smflow.archive.credentials import Credentials, resolve
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,7 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
 
 BBox = tuple[float, float, float, float]
 
-
-class ArchiveError(RuntimeError):
-    """The archive answered with an error, or a download failed its checks."""
+__all__ = ["ArchiveError", "CmrClient", "Granule", "COLLECTIONS", "CMR_URL"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +219,19 @@ class CmrClient:
                 return
             page += 1
 
+    def granules(self, product: str, day: date) -> list[Granule]:
+        """Granules of ``product`` that start on UTC ``day`` (the :class:`~smflow.archive.base.ArchiveClient` interface).
+
+        :param product: an smflow product of :data:`COLLECTIONS` (``smap_l2``, ``gldas``, ...)
+            or a CMR short name.
+        :param day: UTC day.
+        """
+        short_name, version = COLLECTIONS.get(product, (product, None))
+        start, end = day_bounds(day)
+        found = self.search(short_name, version=version,
+                            temporal=(start, end - timedelta(seconds=1)))
+        return [g for g in found if start <= g.start < end]
+
     def download(self, granule: Granule, dest_dir: str | Path) -> Path:
         """Download ``granule`` into ``dest_dir``; returns the local file.
 
@@ -230,10 +241,7 @@ class CmrClient:
         """
         if not granule.urls:
             raise ArchiveError(f"granule {granule.name} has no GET DATA URL in CMR.")
-        dest_dir = Path(dest_dir)
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        dest = dest_dir / granule.filename
-        partial = dest.with_name(dest.name + ".part")
+        dest = Path(dest_dir) / granule.filename
         creds = self.credentials
         url = granule.urls[0]
         log.info("downloading %s (credentials from %s)", url, creds.source or "none")
@@ -247,22 +255,8 @@ class CmrClient:
                 )
             if response.status_code != 200:
                 raise ArchiveError(f"{url} answered {response.status_code}.")
-            algorithm = (granule.checksum_algorithm or "").replace("-", "").lower() or None
-            digest = hashlib.new(algorithm) if algorithm in hashlib.algorithms_available else None
-            size = 0
-            try:
-                with open(partial, "wb") as f:
-                    for chunk in response.iter_content(chunk_size=1 << 20):
-                        f.write(chunk)
-                        size += len(chunk)
-                        if digest is not None:
-                            digest.update(chunk)
-                if granule.size is not None and size != granule.size:
-                    raise ArchiveError(f"{url}: got {size} bytes, CMR announced {granule.size}.")
-                if digest is not None and granule.checksum and digest.hexdigest() != granule.checksum.lower():
-                    raise ArchiveError(f"{url}: {granule.checksum_algorithm} checksum mismatch.")
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
-        partial.replace(dest)
+            with AtomicDownload(dest, size=granule.size, checksum=granule.checksum,
+                                algorithm=granule.checksum_algorithm, source=url) as out:
+                for chunk in response.iter_content(chunk_size=1 << 20):
+                    out.write(chunk)
         return dest

@@ -81,3 +81,12 @@ def resolve(
         return Credentials(username=os.environ[username_env], password=os.environ[password_env],
                            source=f"env:{username_env}")
     return Credentials(source="none")
+
+
+def connection_host(conn_id: str | None) -> str | None:
+    """The ``host`` of the Airflow connection ``conn_id`` (an archive's URL or host name), if set."""
+    if not conn_id:
+        return None
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id).host or None
