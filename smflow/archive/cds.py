@@ -3,13 +3,24 @@
 ``cdsapi`` does the protocol: ``POST {url}/resources/{dataset}`` with the request as JSON
 (HTTP basic auth ``UID:KEY``), poll ``GET {url}/tasks/{request_id}`` while the job is
 ``queued``/``running``, then download the ``location`` of the ``completed`` reply and check its
-``content_length``. With a ``UID:KEY`` key ``cdsapi.Client`` speaks exactly this protocol;
-a key without a colon makes it switch to the ``ecmwf-datastores`` client of the new CDS.
+``content_length``. That is what ``cdsapi.Client`` speaks with a ``UID:KEY`` key.
 
-Credentials come from an Airflow connection (``login`` = UID, ``password`` = API key,
-``host`` = API URL) or the environment (``CDSAPI_URL``, ``CDSAPI_KEY``), never from code.
-``cdsapi`` writes its key into debug-level log records, so the client here is always built with
-``debug=False`` and its log output is routed to our logger at info level and above only.
+The current CDS (since 2024) issues personal access tokens without a colon. For such a key
+``cdsapi.Client.__new__`` (0.7.7) returns ``ecmwf.datastores.legacy_client.LegacyClient``
+(package ``ecmwf-datastores-client``), which speaks the OGC API - Processes protocol with the
+header ``PRIVATE-TOKEN: <key>``: ``GET {url}/catalogue/v1/messages``;
+``GET {url}/retrieve/v1/processes/{dataset}``; ``POST .../processes/{dataset}/execution`` with
+``{"inputs": request}`` → ``201`` and a ``monitor`` link; poll ``GET {url}/retrieve/v1/jobs/{id}``
+while ``accepted``/``running``; on ``successful`` ``GET .../jobs/{id}/results`` gives
+``asset.value`` ``href`` and ``file:size``; the file is fetched (no token) and its size checked.
+Errors are JSON ``{"title", "detail"}`` (``401`` "Authentication failed" for a bad key).
+Both protocols are spoken by :class:`smflow.archive.local_server.ArchiveServer`.
+
+Credentials come from an Airflow connection (``login`` = UID and ``password`` = API key, or only
+``password`` = a colon-less key; ``host`` = API URL) or the environment (``CDSAPI_URL``,
+``CDSAPI_KEY``), never from code. Both clients write the key into debug-level log records, so
+the client here is always built with ``debug=False`` and a debug callback that drops them; info
+and above go to our logger. Failures raise :class:`~smflow.archive.base.ArchiveError`.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from smflow.archive.base import ArchiveError
 from smflow.archive.credentials import Credentials, connection_host, from_airflow_connection
 
 log = logging.getLogger(__name__)
@@ -99,14 +111,17 @@ class CdsClient:
         self.sleep_max = sleep_max
 
     def _key(self) -> str:
+        """``UID:KEY`` (legacy protocol) or a colon-less personal access token (new protocol)."""
         c = self._credentials
         if c is not None and c.username and c.password:
             return f"{c.username}:{c.password}"
+        if c is not None and c.token:
+            return c.token
         key = os.environ.get("CDSAPI_KEY")
         if not key:
-            raise PermissionError(
-                "no CDS credentials: set CDSAPI_KEY ('UID:KEY') or pass conn_id= of an Airflow "
-                "connection with the UID as login and the API key as password."
+            raise ArchiveError(
+                f"no CDS credentials for {self.url}: set CDSAPI_KEY (the API key of your CDS "
+                "profile) or pass conn_id= of an Airflow connection holding it as password."
             )
         return key
 
@@ -129,6 +144,12 @@ class CdsClient:
         partial = dest.with_name(dest.name + ".part")
         try:
             self.client().retrieve(dataset, request, str(partial))
+        except ArchiveError:
+            partial.unlink(missing_ok=True)
+            raise
+        except Exception as exc:  # cdsapi / ecmwf-datastores raise requests / bare exceptions
+            partial.unlink(missing_ok=True)
+            raise ArchiveError(f"CDS retrieve of {dataset} from {self.url} failed: {exc}") from exc
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -9,6 +9,16 @@
   (basic auth) → ``{"state": "queued", "request_id": ...}``; ``GET /api/tasks/{id}`` →
   ``queued`` … ``completed`` with ``location``, ``content_length``, ``content_type``;
   ``GET /api/status.json``; ``GET /api/download/{id}/{file}``.
+- Copernicus CDS, the new protocol (``ecmwf-datastores-client``, which ``cdsapi`` uses for a key
+  without a colon; ``PRIVATE-TOKEN: <key>`` header): ``GET /api/catalogue/v1/messages``;
+  ``GET /api/retrieve/v1/processes/{dataset}``; ``POST .../processes/{dataset}/execution``
+  (``{"inputs": request}``) → ``201`` with a ``monitor`` link; ``GET /api/retrieve/v1/jobs/{id}``
+  → ``accepted`` … ``successful`` with a ``results`` link; ``GET .../jobs/{id}/results`` →
+  ``{"asset": {"value": {"href", "file:size", "type"}}}``; errors as ``{"title", "detail"}``.
+
+Other archives have their own local servers: :mod:`smflow.archive.local_ftp` (H SAF FTP),
+:mod:`smflow.archive.local_eumetsat` (EUMETSAT Data Store), :mod:`smflow.archive.local_catds`
+(CATDS directory listings). They share :class:`LocalHttpServer` and :class:`BaseHandler`.
 
 Used by the tests (no Python mock of the archives) and for demos::
 
@@ -106,6 +116,82 @@ def _intersects(a: tuple[float, float, float, float], b: tuple[float, float, flo
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
+class BaseHandler(BaseHTTPRequestHandler):
+    """Request handler helpers shared by the local archive servers (``archive`` is the server)."""
+
+    archive: "LocalHttpServer"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # requests are recorded in ``archive.requests``, not printed
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json;charset=utf-8", headers)
+
+    def _basic(self) -> tuple[str, str] | None:
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        return user, password
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+
+class LocalHttpServer:
+    """Start/stop of a threaded HTTP server on ``127.0.0.1`` (random port), as a context manager.
+
+    Subclasses set :attr:`handler` (a :class:`BaseHandler`) and hold a ``requests`` list.
+    """
+
+    handler: type[BaseHandler]
+    _httpd = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self):
+        server = self
+
+        class Handler(self.handler):
+            archive = server
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                         name=type(self).__name__).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 @dataclass
 class _CdsJob:
     dataset: str
@@ -114,7 +200,7 @@ class _CdsJob:
 
 
 @dataclass
-class ArchiveServer:
+class ArchiveServer(LocalHttpServer):
     """Threaded HTTP server on ``127.0.0.1`` (random port); a context manager.
 
     :param files: what the CMR side serves (default: :func:`real_catalog`).
@@ -123,6 +209,9 @@ class ArchiveServer:
     :param cds_key: ``"uid:key"`` the CDS side accepts (basic auth).
     :param cds_file: file a completed CDS request downloads (default: :data:`ERA5_GRIB`).
     :param cds_polls: task status polls answered ``running`` before ``completed``.
+    :param cds_token: ``PRIVATE-TOKEN`` the new CDS protocol accepts (a key without a colon).
+    :param cds_short: serve only half of :attr:`cds_file` (announcing its full size), as a
+        download cut short would.
     """
 
     files: list[ArchivedFile] | None = None
@@ -132,45 +221,19 @@ class ArchiveServer:
     cds_key: str = "12345:test-cds-key"
     cds_file: Path = ERA5_GRIB
     cds_polls: int = 0
+    cds_token: str = "00112233-4455-6677-c899-aabbccddeeff"
+    cds_short: bool = False
     requests: list[str] = field(default_factory=list)
-    _httpd: ThreadingHTTPServer | None = None
     _jobs: dict[str, _CdsJob] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.handler = _Handler
         if self.files is None:
             self.files = real_catalog()
 
     @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
     def cds_url(self) -> str:
         return f"{self.url}/api"
-
-    def start(self) -> "ArchiveServer":
-        server = self
-
-        class Handler(_Handler):
-            archive = server
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="archive-server").start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> "ArchiveServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- CMR -------------------------------------------------------------------------------
     def data_url(self, f: ArchivedFile) -> str:
@@ -228,6 +291,24 @@ class ArchiveServer:
         self._jobs[rid] = _CdsJob(dataset, request)
         return {"state": "queued", "request_id": rid}
 
+    def cds_download_body(self) -> bytes:
+        body = self.cds_file.read_bytes()
+        return body[: len(body) // 2] if self.cds_short else body
+
+    def cds_job(self, rid: str) -> dict | None:
+        """The new protocol's job document (``accepted``, ``running`` …, then ``successful``)."""
+        job = self._jobs.get(rid)
+        if job is None:
+            return None
+        job.polls += 1
+        status = "successful" if job.polls > self.cds_polls + 1 else ("accepted" if job.polls == 1 else "running")
+        href = f"{self.url}/api/retrieve/v1/jobs/{rid}"
+        return {"processID": job.dataset, "type": "process", "jobID": rid, "status": status,
+                "created": "2026-01-01T00:00:00", "updated": "2026-01-01T00:00:00",
+                "metadata": {"request": {"ids": job.request}},
+                "links": [{"href": href, "rel": "self", "type": "application/json"},
+                          {"href": f"{href}/results", "rel": "results"}]}
+
     def cds_task(self, rid: str) -> dict | None:
         job = self._jobs.get(rid)
         if job is None:
@@ -241,33 +322,8 @@ class ArchiveServer:
                 "content_type": "application/x-grib"}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BaseHandler):
     archive: ArchiveServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):  # requests are recorded in ``archive.requests``, not printed
-        pass
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, payload, headers: dict | None = None) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json;charset=utf-8", headers)
-
-    def _basic(self) -> tuple[str, str] | None:
-        auth = self.headers.get("Authorization", "")
-        if not auth.startswith("Basic "):
-            return None
-        user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-        return user, password
 
     def _file_authorised(self) -> bool:
         a = self.archive
@@ -279,10 +335,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _cds_authorised(self) -> bool:
         return self._basic() == tuple(self.archive.cds_key.split(":", 1))
 
-    # -- routes ----------------------------------------------------------------------------
-    def do_HEAD(self) -> None:
-        self.do_GET()
+    def _cds_token_ok(self) -> bool:
+        return self.headers.get("PRIVATE-TOKEN") == self.archive.cds_token
 
+    def _cds_refused(self) -> None:
+        self._json(401, {"type": "authentication failed", "title": "Authentication failed",
+                         "detail": "Authentication failed: the API key is not valid; copy it "
+                                   "from your profile page.", "status": 401})
+
+    # -- routes ----------------------------------------------------------------------------
     def do_GET(self) -> None:
         self.archive.requests.append(f"{self.command} {self.path}")
         url = urlparse(self.path)
@@ -302,17 +363,47 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._json(404, {"message": f"task {parts[2]} not found"})
                 return self._json(200, reply)
             if len(parts) == 4 and parts[:2] == ["api", "download"] and parts[2] in self.archive._jobs:
-                body = self.archive.cds_file.read_bytes()
-                return self._send(200, body, "application/x-grib")
+                return self._send(200, self.archive.cds_download_body(), "application/x-grib")
+            if parts[:2] == ["api", "catalogue"] and parts[2:] == ["v1", "messages"]:
+                return self._json(200, {"messages": []})
+            if parts[:4] == ["api", "retrieve", "v1", "processes"] and len(parts) == 5:
+                href = f"{self.archive.url}{url.path}"
+                return self._json(200, {"id": parts[4], "links": [
+                    {"href": f"{href}/execution", "rel": "execute"}]})
+            if parts[:4] == ["api", "retrieve", "v1", "jobs"] and len(parts) in (5, 6):
+                return self._cds_job(parts[4], results=len(parts) == 6 and parts[5] == "results")
         except ValueError as exc:
             return self._json(400, {"errors": [str(exc)]})
         self._json(404, {"errors": [f"no route {url.path}"]})
 
+    def _cds_job(self, rid: str, *, results: bool) -> None:
+        if not self._cds_token_ok():
+            return self._cds_refused()
+        if rid not in self.archive._jobs:
+            return self._json(404, {"title": "job not found", "detail": f"job {rid} not found"})
+        if not results:
+            return self._json(200, self.archive.cds_job(rid))
+        f = self.archive.cds_file
+        return self._json(200, {"asset": {"value": {
+            "type": "application/x-grib", "href": f"{self.archive.url}/api/download/{rid}/{f.name}",
+            "file:size": f.stat().st_size}}})
+
     def do_POST(self) -> None:
         self.archive.requests.append(f"{self.command} {self.path}")
         parts = [p for p in urlparse(self.path).path.split("/") if p]
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
+        if parts[:4] == ["api", "retrieve", "v1", "processes"] and parts[5:] == ["execution"]:
+            if not self._cds_token_ok():
+                return self._cds_refused()
+            try:
+                inputs = json.loads(body or b"{}")["inputs"]
+            except (json.JSONDecodeError, KeyError):
+                return self._json(400, {"title": "invalid request", "detail": "body must be {\"inputs\": {...}}"})
+            rid = self.archive.cds_submit(parts[4], inputs)["request_id"]
+            return self._json(201, {"processID": parts[4], "type": "process", "jobID": rid,
+                                    "status": "accepted", "links": [
+                                        {"href": f"{self.archive.url}/api/retrieve/v1/jobs/{rid}",
+                                         "rel": "monitor", "type": "application/json"}]})
         if len(parts) == 3 and parts[:2] == ["api", "resources"]:
             if not self._cds_authorised():
                 return self._json(401, {"message": "Authentication failed",

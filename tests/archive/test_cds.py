@@ -49,3 +49,45 @@ def test_wrong_key_fails_with_the_servers_message_and_leaves_nothing(archive, tm
     with pytest.raises(Exception, match="Authentication failed"):
         CdsClient(archive.cds_url).retrieve_era5_land_day(date(2017, 6, 1), tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+# -- the new CDS protocol: a personal access token without a colon ---------------------------
+TOKEN = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+@pytest.fixture(scope="module")
+def new_cds():
+    with ArchiveServer(cds_token=TOKEN, cds_polls=1) as server:
+        yield server
+
+
+def test_a_key_without_a_colon_speaks_the_new_protocol_through_ecmwf_datastores(new_cds, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    client = CdsClient(new_cds.cds_url, credentials=Credentials(token=TOKEN))
+    assert type(client.client()).__module__ == "ecmwf.datastores.legacy_client"
+    path = client.retrieve_era5_land_day(date(2017, 6, 1), tmp_path, hours=(6,))
+    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(ERA5_GRIB.read_bytes()).digest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["era5_land_20170601.grib"]
+    seen = " ".join(new_cds.requests)
+    assert "POST /api/retrieve/v1/processes/reanalysis-era5-land/execution" in seen
+    assert "/results" in seen and "GET /api/tasks/" not in seen
+    assert TOKEN not in caplog.text
+
+
+def test_new_protocol_wrong_token_and_short_download_are_archive_errors(new_cds, tmp_path, monkeypatch, caplog):
+    from smflow.archive.base import ArchiveError
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("CDSAPI_KEY", "not-the-token")
+    with pytest.raises(ArchiveError, match="Authentication failed") as err:
+        CdsClient(new_cds.cds_url).retrieve_era5_land_day(date(2017, 6, 1), tmp_path)
+    assert "reanalysis-era5-land" in str(err.value) and "not-the-token" not in str(err.value) + caplog.text
+    assert not list(tmp_path.iterdir())
+    new_cds.cds_short = True
+    try:
+        with pytest.raises(ArchiveError, match="byte"):
+            CdsClient(new_cds.cds_url, credentials=Credentials(token=TOKEN)).retrieve_era5_land_day(
+                date(2017, 6, 1), tmp_path)
+    finally:
+        new_cds.cds_short = False
+    assert not list(tmp_path.iterdir())
