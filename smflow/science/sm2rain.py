@@ -482,36 +482,19 @@ def _exponential_filter_common(data: NDArray[np.float64], T: float, dt: float) -
 def _exponential_filter_loop(
     data: NDArray[np.float64], T: NDArray[np.float64], dt: float, T_pot: NDArray[np.float64] | None, iterations: int
 ) -> NDArray[np.float64]:
-    cells, steps = data.shape
-    out = np.full(data.shape, np.nan)
-    swi = np.full(cells, np.nan)
-    gain = np.ones(cells)
-    elapsed = np.zeros(cells)
-    started = np.zeros(cells, dtype=bool)
-    for k in range(steps):
-        x = data[:, k]
-        ok = np.isfinite(x)
-        elapsed += dt
-        update = ok & started
-        if update.any():
-            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                if T_pot is None:
-                    gain_new = gain / (gain + np.exp(-elapsed / T))
-                    new = swi + gain_new * (x - swi)
-                else:
-                    t_now = T * swi ** (-T_pot)
-                    new = swi
-                    for _ in range(max(iterations, 1)):
-                        gain_new = gain / (gain + np.exp(-elapsed / t_now))
-                        new = swi + gain_new * (x - swi)
-                        t_now = T * new ** (-T_pot)
-            swi = np.where(update, new, swi)
-            gain = np.where(update, gain_new, gain)
-        first = ok & ~started
-        swi = np.where(first, x, swi)
-        started |= ok
-        elapsed = np.where(ok, 0.0, elapsed)
-        out[:, k] = np.where(ok, swi, np.nan)
+    """Per-cell T (and Tpot): the recursion of each row in a compiled loop."""
+    from smflow.science import _kernels
+
+    rows = np.ascontiguousarray(data, dtype=np.float64)
+    T = np.ascontiguousarray(T, dtype=np.float64)
+    wetness = T_pot is not None
+    pot = np.ascontiguousarray(T_pot if wetness else np.zeros_like(T), dtype=np.float64)
+    out = np.empty_like(rows)
+
+    def kernel(start: int, stop: int) -> None:
+        _kernels.exponential_filter_rows(rows, T, pot, wetness, float(dt), int(iterations), start, stop, out)
+
+    _kernels.run_in_threads(kernel, rows.shape[0])
     return out
 
 
@@ -855,11 +838,6 @@ class _BestFit:
 # Fast daily calibration: histogram search of b, then Gauss-Newton passes under the clipping
 # --------------------------------------------------------------------------------------------------
 
-#: Stand-in for log(0): exp(b * -1e4) underflows to exactly 0 for every b >= 0.01, so s = 0 gives
-#: s^b = 0 and s^b ln s = 0 without NaN from 0 * -inf.
-_LOG_ZERO = -1.0e4
-
-
 def _rowdot(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.einsum("ij,ij->i", x, y)
 
@@ -888,306 +866,8 @@ class _Fit:
         return better
 
 
-def _score_from_sums(
-    n: NDArray[np.int64],
-    sum_sim: NDArray[np.float64],
-    sum_sim2: NDArray[np.float64],
-    sum_simy: NDArray[np.float64],
-    sum_y: NDArray[np.float64],
-    sum_y2: NDArray[np.float64],
-    objective: str,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Objective to minimise (MSE, or the KGE distance 1 - KGE) and the KGE-optimal scale."""
-    nn = np.maximum(n, 1)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mse = (sum_sim2 - 2.0 * sum_simy + sum_y2) / nn
-        if objective != "kge":
-            return np.where(np.isfinite(mse), np.maximum(mse, 0.0), np.inf), np.ones_like(mse)
-        mean_sim, mean_y = sum_sim / nn, sum_y / nn
-        var_sim = np.maximum(sum_sim2 / nn - mean_sim**2, 0.0)
-        var_y = np.maximum(sum_y2 / nn - mean_y**2, 0.0)
-        cov = sum_simy / nn - mean_sim * mean_y
-        r = cov / np.sqrt(var_sim * var_y)
-        alpha = np.sqrt(var_sim / var_y)
-        beta = mean_sim / mean_y
-        distance = np.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2)
-        scale = (alpha + beta) / (alpha**2 + beta**2)
-    return np.where(np.isfinite(distance), distance, np.inf), np.where(np.isfinite(scale), scale, 1.0)
-
-
-class _Workspace:
-    """Reusable work arrays of the daily calibration.
-
-    Large temporaries are what costs most in numpy code of this kind: every fresh multi-megabyte
-    array is mapped page by page on first touch. The blocks of one calibration reuse these buffers.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[str, NDArray[Any]] = {}
-
-    def get(self, name: str, rows: int, cols: int, dtype: Any = np.float64) -> NDArray[Any]:
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape[0] < rows or buffer.shape[1] != cols or buffer.dtype != dtype:
-            buffer = np.empty((rows, cols), dtype=dtype)
-            self._buffers[name] = buffer
-        return buffer[:rows]
-
-
-class _DailyProblem:
-    """SM2RAIN calibration without aggregation (one step = one comparison), all cells of a block.
-
-    For a fixed set ``A`` of steps with positive rain, the model is linear in (Z, a) and all the
-    normal-equation sums are sums of powers of the saturation: with ``g_t = dt (s_t^b + s_{t-1}^b)/2``,
-
-    ``sum_A ds g = dt/2 sum_tau W^ds_tau s_tau^b``,  ``sum_A g y = dt/2 sum_tau W^y_tau s_tau^b``,
-    ``sum_A g^2 = dt^2/4 [sum_tau W^1_tau s_tau^(2b) + 2 sum_A (s_t s_{t-1})^b]``,
-
-    where the weights ``W`` collect the steps in which ``s_tau`` is the new or the previous value.
-    Binning ``s_tau`` (and ``s_t s_{t-1}``) on a fixed grid of nodes turns every sum, for every b,
-    into a product of a per-cell histogram with a node-by-b matrix: one pass over the data gives
-    the objective for a whole grid of b at the cost of a matrix product. The best b is then refined
-    on the exact series by Gauss-Newton passes on (Z, a, b) that update ``A`` (the clipping at zero).
-
-    Arrays are zero outside the steps that can carry rain (``event``): ``ds`` and ``g`` there are 0,
-    so the model is 0 there without masking, and ``y`` is 0 outside the valid steps.
-    """
-
-    def __init__(
-        self,
-        s: NDArray[np.float64],
-        p_obs: NDArray[np.float64],
-        *,
-        dt: float,
-        delta_s_threshold: float | None,
-        z_bounds: tuple[float, float],
-        a_bounds: tuple[float, float],
-        objective: str,
-        n_bins: int,
-        work: _Workspace,
-    ) -> None:
-        cells, size = s.shape
-        steps = size - 1
-        self.work = work
-        w = work.get
-        # s is in [0, 1]: fmax maps NaN to 0 in one operation.
-        s0 = np.fmax(s, 0.0, out=w("s0", cells, size))
-        self.s0 = s0
-        self.log_s = w("log_s", cells, size)
-        self.log_s.fill(_LOG_ZERO)
-        np.log(s0, out=self.log_s, where=s0 > 0)
-        finite = s == s
-        y = p_obs[:, 1:]
-        valid = finite[:, 1:] & finite[:, :-1] & (y == y)
-        self.n = np.count_nonzero(valid, axis=1)
-        ds = np.subtract(s0[:, 1:], s0[:, :-1], out=w("ds", cells, steps))
-        if delta_s_threshold is None:
-            event = valid
-        else:
-            event = valid & (ds > delta_s_threshold)
-        self.event = event
-        ds *= event
-        self.ds = ds
-        self.y = np.fmax(y, 0.0, out=w("y", cells, steps))
-        self.y *= valid
-        self.event_h = np.multiply(event, 0.5 * dt, out=w("event_h", cells, steps))
-        self.fixed = delta_s_threshold is not None and delta_s_threshold >= 0
-        # Where s does not decrease the clipping is a no-op for every Z, a >= 0.
-        self.base = event & (ds >= 0)
-        self.sum_y = self.y.sum(axis=1)
-        self.sum_y2 = _rowdot(self.y, self.y)
-        self.ds2 = np.multiply(ds, ds, out=w("ds2", cells, steps))
-        self.dsy = np.multiply(ds, self.y, out=w("dsy", cells, steps))
-        self.dt = dt
-        self.z_bounds, self.a_bounds = z_bounds, a_bounds
-        self.objective = objective
-        self.n_bins = n_bins
-        self.nodes = np.arange(n_bins + 1) / n_bins
-        with np.errstate(divide="ignore"):
-            self.log_nodes = np.maximum(np.log(self.nodes), _LOG_ZERO)
-
-    # -- histogram stage ---------------------------------------------------------------------------
-
-    def histograms(self, mask: NDArray[np.bool_]) -> dict[str, NDArray[np.float64]]:
-        cells, steps = mask.shape
-        bins = self.n_bins + 1
-        w = self.work.get
-        m = np.multiply(mask, self.event_h, out=w("m", cells, steps))  # dt/2 on the steps of the mask
-        tmp = w("tmp", cells, steps)
-        offsets = (np.arange(cells) * bins)[:, None]
-        weight = w("weight", cells, steps + 1)
-
-        def per_value(x: NDArray[np.float64]) -> NDArray[np.float64]:
-            # weight of s_tau: as the new value of step tau-1 and as the previous value of step tau
-            weight[:, 0] = x[:, 0]
-            np.add(x[:, 1:], x[:, :-1], out=weight[:, 1:-1])
-            weight[:, -1] = x[:, -1]
-            return weight.ravel()
-
-        scaled = np.multiply(self.s0, self.n_bins, out=w("scaled", cells, steps + 1))
-        scaled += 0.5
-        node = w("node", cells, steps + 1, np.intp)
-        np.copyto(node, scaled, casting="unsafe")
-        node += offsets
-        node = node.ravel()
-        size = cells * bins
-        h_ds = np.bincount(node, per_value(np.multiply(self.ds, m, out=tmp)), minlength=size).reshape(cells, bins)
-        h_y = np.bincount(node, per_value(np.multiply(self.y, m, out=tmp)), minlength=size).reshape(cells, bins)
-        h_1 = np.bincount(node, per_value(m), minlength=size).reshape(cells, bins)
-        product = np.multiply(self.s0[:, 1:], self.s0[:, :-1], out=tmp)
-        product *= self.n_bins
-        product += 0.5
-        index = w("index", cells, steps, np.intp)
-        np.copyto(index, product, casting="unsafe")
-        index += offsets
-        h_p = np.bincount(index.ravel(), m.ravel(), minlength=size).reshape(cells, bins)
-        mf = np.multiply(mask, 1.0, out=tmp)
-        return {
-            # h_1 and h_p carry dt/2 once; the squares of g need (dt/2)^2: see _moments
-            "ds": h_ds, "y": h_y, "one": h_1, "product": h_p,
-            "s11": _rowdot(mf, self.ds2), "t1": _rowdot(mf, self.dsy), "d1": _rowdot(mf, self.ds),
-        }
-
-    def _solve_from_moments(
-        self, h: dict[str, NDArray[np.float64]], s12: NDArray[np.float64], t2: NDArray[np.float64],
-        s22: NDArray[np.float64], g1: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
-        """Objective from the sums, for arrays shaped (cells, k) or (cells,)."""
-        extra = (slice(None),) + (None,) * (s12.ndim - 1)
-        s11, t1, d1 = h["s11"][extra], h["t1"][extra], h["d1"][extra]
-        z, a = _box_least_squares(np.broadcast_to(s11, s12.shape), s12, s22,
-                                  np.broadcast_to(t1, s12.shape), t2, self.z_bounds, self.a_bounds)
-        sum_sim2 = z * z * s11 + 2 * z * a * s12 + a * a * s22
-        sum_simy = z * t1 + a * t2
-        sum_sim = z * d1 + a * g1
-        n, sy, sy2 = self.n[extra], self.sum_y[extra], self.sum_y2[extra]
-        value, scale = _score_from_sums(n, sum_sim, sum_sim2, sum_simy, sy, sy2, self.objective)
-        if self.objective == "kge":
-            scale = self._feasible_scale(scale, z, a)
-            value, _ = _score_from_sums(n, scale * sum_sim, scale**2 * sum_sim2, scale * sum_simy, sy, sy2, "kge")
-        return value
-
-    def _feasible_scale(self, scale: NDArray[np.float64], z: NDArray[np.float64], a: NDArray[np.float64]) -> NDArray[np.float64]:
-        # Scaling (Z, a) by c scales the clipped rain by c; keep c Z and c a inside the bounds.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            lo = np.fmax(self.z_bounds[0] / z, np.where(a > 0, self.a_bounds[0] / a, 0.0))
-            hi = np.fmin(self.z_bounds[1] / z, np.where(a > 0, self.a_bounds[1] / a, np.inf))
-        return np.clip(scale, lo, np.maximum(lo, hi))
-
-    def _moments(self, h: dict[str, NDArray[np.float64]], power: NDArray[np.float64], power2: NDArray[np.float64],
-                 product: Any) -> tuple[NDArray[np.float64], ...]:
-        half = 0.5 * self.dt
-        s12 = product(h["ds"], power)
-        t2 = product(h["y"], power)
-        g1 = product(h["one"], power)
-        s22 = half * (product(h["one"], power2) + 2.0 * product(h["product"], power))
-        return s12, t2, s22, g1
-
-    def grid_search(self, h: dict[str, NDArray[np.float64]], b_grid: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Objective (cells, len(b_grid)) from the histograms."""
-        power = np.exp(self.log_nodes[:, None] * b_grid[None, :])
-        s12, t2, s22, g1 = self._moments(h, power, power * power, np.matmul)
-        return self._solve_from_moments(h, s12, t2, s22, g1)
-
-    def cell_search(self, h: dict[str, NDArray[np.float64]], b: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Objective for one b per cell from the histograms."""
-        power = np.exp(b[:, None] * self.log_nodes[None, :])
-        s12, t2, s22, g1 = self._moments(h, power, power * power, _rowdot)
-        return self._solve_from_moments(h, s12, t2, s22, g1)
-
-    # -- exact stage ---------------------------------------------------------------------------------
-
-    def exact_pass(
-        self, b: NDArray[np.float64], mask: NDArray[np.bool_], *, step: bool,
-        previous: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
-    ) -> tuple[_Fit, NDArray[np.bool_], NDArray[np.float64]]:
-        """Exact fit of (Z, a) at b on the steps ``mask``; its clipped objective; the new active set
-        and the Gauss-Newton update of b.
-
-        With ``previous`` = (Z, a) of the last fit, the steps are instead those where that (Z, a)
-        gives positive rain at this b: the active set follows the step in b.
-        """
-        cells, steps = mask.shape
-        w = self.work.get
-        power = np.multiply(self.log_s, b[:, None], out=w("power", cells, steps + 1))
-        np.exp(power, out=power)
-        g = np.add(power[:, 1:], power[:, :-1], out=w("g", cells, steps))
-        g *= self.event_h
-        if previous is not None and not self.fixed:
-            raw = np.multiply(self.ds, previous[0][:, None], out=w("raw", cells, steps))
-            raw += np.multiply(g, previous[1][:, None], out=w("tmp", cells, steps))
-            mask = raw > 0
-        m = np.multiply(mask, 1.0, out=w("m", cells, steps))
-        gm = np.multiply(g, m, out=w("tmp", cells, steps))
-        s11, t1 = _rowdot(m, self.ds2), _rowdot(m, self.dsy)
-        s12, s22, t2 = _rowdot(gm, self.ds), _rowdot(gm, g), _rowdot(gm, self.y)
-        z, a = _box_least_squares(s11, s12, s22, t1, t2, self.z_bounds, self.a_bounds)
-        raw = np.multiply(self.ds, z[:, None], out=w("raw", cells, steps))
-        gm = np.multiply(g, a[:, None], out=gm)
-        raw += gm
-        sim = np.fmax(raw, 0.0, out=gm)
-        sum_sim, sum_sim2, sum_simy = sim.sum(axis=1), _rowdot(sim, sim), _rowdot(sim, self.y)
-        value, scale = _score_from_sums(self.n, sum_sim, sum_sim2, sum_simy, self.sum_y, self.sum_y2, self.objective)
-        fit_z, fit_a = z, a
-        if self.objective == "kge":
-            scale = self._feasible_scale(scale, z, a)
-            fit_z, fit_a = z * scale, a * scale
-            sum_sim, sum_sim2, sum_simy = scale * sum_sim, scale**2 * sum_sim2, scale * sum_simy
-            value, _ = _score_from_sums(self.n, sum_sim, sum_sim2, sum_simy, self.sum_y, self.sum_y2, "kge")
-        fit = _Fit(value, fit_z, fit_a, b.copy(), sum_sim, sum_sim2, sum_simy)
-        new_mask = self.event if self.fixed else raw > 0  # raw is 0 outside the event steps
-        if not step:
-            return fit, new_mask, b
-        # Gauss-Newton on the clipped model: columns ds, g, a dg/db on the new active set.
-        power *= self.log_s
-        dg = np.add(power[:, 1:], power[:, :-1], out=w("dg", cells, steps))
-        dg *= self.event_h
-        m = np.multiply(new_mask, 1.0, out=m)
-        raw -= self.y
-        raw *= m  # residual on the active set
-        gm = np.multiply(g, m, out=gm)
-        c11, c12, c22 = _rowdot(m, self.ds2), _rowdot(gm, self.ds), _rowdot(gm, g)
-        r1, r2, r3 = _rowdot(raw, self.ds), _rowdot(raw, g), a * _rowdot(raw, dg)
-        dgm = np.multiply(dg, m, out=gm)
-        c13, c23, c33 = a * _rowdot(dgm, self.ds), a * _rowdot(dgm, g), a * a * _rowdot(dgm, dg)
-        # Cramer's rule for the b component of (J'J) delta = -J'r.
-        det = c11 * (c22 * c33 - c23 * c23) - c12 * (c12 * c33 - c23 * c13) + c13 * (c12 * c23 - c22 * c13)
-        num = c11 * (c22 * r3 - r2 * c23) - c12 * (c12 * r3 - r2 * c13) + r1 * (c12 * c23 - c22 * c13)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            delta = -num / det
-        well_posed = np.abs(det) > 1e-12 * np.abs(c11 * c22 * c33)
-        delta = np.where(well_posed & np.isfinite(delta), delta, 0.0)
-        # At most a factor e per pass: the loss curve is far from linear in b.
-        b_next = np.clip(b + delta, b / np.e, b * np.e)
-        return fit, new_mask, b_next
-
-
-#: Cells per block of the daily calibration: the working arrays of a block stay in the CPU caches.
-_DAILY_BLOCK_CELLS = 96
-
-
-def _search_b(problem: _DailyProblem, mask: NDArray[np.bool_], grid: NDArray[np.float64], refine: bool
-              ) -> NDArray[np.float64]:
-    """Best b per cell on the grid from the histograms of ``mask`` (refined by a parabola)."""
-    hist = problem.histograms(mask)
-    scores = problem.grid_search(hist, grid)
-    cells = scores.shape[0]
-    index = np.argmin(scores, axis=1)
-    b = grid[index]
-    if refine and grid.size > 2:
-        # Parabola through the best grid value and its neighbours (in log b), checked on the
-        # histograms: a start within a few per cent for the Gauss-Newton passes.
-        rows = np.arange(cells)
-        k = np.clip(index, 1, grid.size - 2)
-        log_grid = np.log(grid)
-        x0, x1, x2 = log_grid[k - 1], log_grid[k], log_grid[k + 1]
-        f0, f1, f2 = scores[rows, k - 1], scores[rows, k], scores[rows, k + 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
-            vertex = x1 - 0.5 * ((x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)) / denominator
-        vertex = np.where(np.isfinite(vertex) & (denominator != 0), np.clip(vertex, x0, x2), np.log(b))
-        candidate = np.exp(vertex)
-        b = np.where(problem.cell_search(hist, candidate) < scores[rows, index], candidate, b)
-    return b
+#: Saturation nodes of the histogram stage of the daily calibration.
+_DAILY_BINS = 512
 
 
 def _calibrate_daily(
@@ -1203,57 +883,53 @@ def _calibrate_daily(
     grid: NDArray[np.float64],
     refine: bool,
     passes: int,
-    n_bins: int,
-    work: _Workspace | None = None,
-) -> tuple[_Fit, NDArray[np.int64]]:
+    n_bins: int = _DAILY_BINS,
+) -> tuple[_Fit, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """SM2RAIN calibration without aggregation (one step = one comparison), cell by cell in a
+    compiled kernel (:func:`smflow.science._kernels.sm2rain_daily`).
+
+    For a fixed set ``A`` of steps with positive rain, the model is linear in (Z, a) and all the
+    normal-equation sums are sums of powers of the saturation: with ``g_t = dt (s_t^b + s_{t-1}^b)/2``,
+
+    ``sum_A ds g = dt/2 sum_tau W^ds_tau s_tau^b``,  ``sum_A g y = dt/2 sum_tau W^y_tau s_tau^b``,
+    ``sum_A g^2 = dt^2/4 [sum_tau W^1_tau s_tau^(2b) + 2 sum_A (s_t s_{t-1})^b]``,
+
+    where the weights ``W`` collect the steps in which ``s_tau`` is the new or the previous value.
+    Binning ``s_tau`` (and ``s_t s_{t-1}``) on a fixed grid of nodes turns every sum, for every b,
+    into a product of the cell's histogram with a node-by-b table: one pass over the data gives the
+    objective for a whole grid of b. The best grid value is refined by a parabola in log b, then
+    by exact passes over the series that fit (Z, a) under the box bounds, score the clipped model,
+    update ``A`` (the clipping at zero; a first pass re-runs the histogram search on its ``A``) and
+    take a Gauss-Newton step in b (doubled, up to 8x, while successive steps improve in the same
+    direction: optima on a bound). ``log s`` is taken once per cell; each pass costs one ``exp``
+    per time step.
+
+    Returns the best fit, the sample size, and the sums of the observations and of their squares
+    on the valid steps (for R).
+    """
+    from smflow.science import _kernels
+
     cells = s.shape[0]
-    work = work or _Workspace()
-    if cells > _DAILY_BLOCK_CELLS:
-        parts = [
-            _calibrate_daily(s[i : i + _DAILY_BLOCK_CELLS], p_obs[i : i + _DAILY_BLOCK_CELLS], dt=dt,
-                             delta_s_threshold=delta_s_threshold, objective=objective, z_bounds=z_bounds,
-                             a_bounds=a_bounds, b_bounds=b_bounds, grid=grid, refine=refine, passes=passes,
-                             n_bins=n_bins, work=work)
-            for i in range(0, cells, _DAILY_BLOCK_CELLS)
-        ]
-        fits = [p[0] for p in parts]
-        fit = _Fit(*(np.concatenate([getattr(f, name) for f in fits]) for name in
-                     ("value", "z", "a", "b", "sum_sim", "sum_sim2", "sum_simy")))
-        return fit, np.concatenate([p[1] for p in parts])
-    problem = _DailyProblem(s, p_obs, dt=dt, delta_s_threshold=delta_s_threshold, z_bounds=z_bounds,
-                            a_bounds=a_bounds, objective=objective, n_bins=n_bins, work=work)
-    start_mask = problem.event if problem.fixed else problem.base
-    best = _Fit.empty(cells)
-    b = _search_b(problem, start_mask, grid, refine)
-    mask = start_mask
-    if refine and not problem.fixed:
-        # The steps that dry out but still carry rain change the best b: search again on the
-        # active set of a first exact fit.
-        fit, mask, _ = problem.exact_pass(np.clip(b, *b_bounds), start_mask, step=False)
-        best.offer(fit)
-        b = _search_b(problem, mask, grid, refine)
-    b = np.clip(b, *b_bounds)
-    total = max(passes, 1) if refine else 1
-    direction = np.zeros(cells)
-    boost = np.ones(cells)
-    for k in range(total):
-        last = k == total - 1
-        previous = None if k == 0 else (best.z, best.a)
-        fit, new_mask, b_next = problem.exact_pass(b, mask, step=not last, previous=previous)
-        better = best.offer(fit)
-        if last:
-            break
-        # Gauss-Newton steps from the current point, better or not (the first one starts from the
-        # histogram's b, whose fit may be worse than the first exact fit); the best fit is kept.
-        # Where the objective is flat the steps creep: successive improving steps in the same
-        # direction are doubled (up to 8x), e.g. towards an optimum on a bound.
-        step = np.log(b_next / b)
-        same = better & (np.sign(step) == direction) & (step != 0)
-        boost = np.where(same, np.minimum(boost * 2.0, 8.0), 1.0)
-        direction = np.sign(step)
-        mask = new_mask
-        b = np.clip(b * np.exp(np.clip(boost * step, -1.0, 1.0)), *b_bounds)
-    return best, problem.n
+    nodes = np.arange(n_bins + 1) / n_bins
+    with np.errstate(divide="ignore"):
+        log_nodes = np.maximum(np.log(nodes), _kernels.LOG_ZERO)
+    grid = np.ascontiguousarray(grid, dtype=np.float64)
+    power = np.exp(log_nodes[:, None] * grid[None, :])
+    bounds = np.array([*z_bounds, *a_bounds, *b_bounds], dtype=np.float64)
+    code = _kernels.OBJECTIVE_KGE if objective == "kge" else _kernels.OBJECTIVE_RMSE
+    data = np.ascontiguousarray(s, dtype=np.float64)
+    obs = np.ascontiguousarray(p_obs, dtype=np.float64)
+    out = np.empty((cells, 10))
+    has_threshold = delta_s_threshold is not None
+    threshold = float(delta_s_threshold) if has_threshold else 0.0
+
+    def kernel(start: int, stop: int) -> None:
+        _kernels.sm2rain_daily(data, obs, start, stop, float(dt), has_threshold, threshold, code, bounds, grid,
+                               power, log_nodes, bool(refine), int(passes), out)
+
+    _kernels.run_in_threads(kernel, cells)
+    fit = _Fit(*(np.ascontiguousarray(out[:, k]) for k in range(7)))
+    return fit, out[:, 7].astype(np.int64), out[:, 8].copy(), out[:, 9].copy()
 
 
 def _golden_section(
@@ -1543,20 +1219,9 @@ def _grid_inside(name: str, values: ArrayLike | None, bounds: tuple[float, float
 
 def _calibrate_block(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions) -> SM2RAINParameters:
     """Calibrate one block of cells (numpy, (cells, time)), with the filter search if asked."""
-    with _single_threaded_blas():
-        if o.swi_filter == "none":
-            return _calibrate_saturation(data, obs, o)
-        return _calibrate_filtered(data, obs, o)
-
-
-def _single_threaded_blas() -> Any:
-    """One BLAS thread: the matrix products of the b search are small, and BLAS threads spinning
-    up for each of them cost more than the products (and fight parallel blocks for the cores)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return _nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if o.swi_filter == "none":
+        return _calibrate_saturation(data, obs, o)
+    return _calibrate_filtered(data, obs, o)
 
 
 def _fit_saturation(data: NDArray[np.float64], obs: NDArray[np.float64], o: _CalibrationOptions
@@ -1564,14 +1229,11 @@ def _fit_saturation(data: NDArray[np.float64], obs: NDArray[np.float64], o: _Cal
     """Best fit per cell; returns the fit, sample size, and the sums of y and y^2 (for R)."""
     objective = "rmse" if o.objective == "nse" else o.objective
     if o.method == "fast":
-        fit, n = _calibrate_daily(
+        return _calibrate_daily(
             data, obs, dt=o.dt, delta_s_threshold=o.delta_s_threshold, objective=objective,
             z_bounds=o.z_bounds, a_bounds=o.a_bounds, b_bounds=o.b_bounds, grid=o.grid, refine=o.refine,
-            passes=o.newton_passes, n_bins=512,
+            passes=o.newton_passes,
         )
-        valid = np.isfinite(data[:, 1:]) & np.isfinite(data[:, :-1]) & np.isfinite(obs[:, 1:])
-        y = np.where(valid, obs[:, 1:], 0.0)
-        return fit, n, y.sum(axis=1), _rowdot(y, y)
     return _calibrate_exact(data, obs, o, objective)
 
 

@@ -1,0 +1,584 @@
+"""Compiled per-cell kernels of the science core (numba): SM2RAIN calibration, SWI filters, TC sums.
+
+Private module. The public functions of :mod:`smflow.science.sm2rain`, :mod:`~smflow.science.tc`
+and :mod:`~smflow.science.bootstrap` validate their inputs, call these kernels cell by cell and
+assemble the results. Each kernel fuses what numpy had to do in a dozen separate passes over the
+series (every temporary array of numpy costs a pass through memory): one loop over the time steps
+of one cell does all the arithmetic of a stage while the cell's data sit in the CPU caches.
+
+The kernels release the GIL (``nogil=True``): :func:`run_in_threads` splits the cells over
+threads (numba's thread count, ``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``), and dask's
+threaded scheduler runs chunks side by side. They are compiled once and cached on disk
+(``cache=True``). ``error_model="numpy"``: a division by zero gives inf/NaN as in numpy (the
+callers test for finiteness) instead of raising. ``fastmath`` is off: sums are accumulated in
+order, so results agree with the numpy formulation to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+_JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+
+#: Stand-in for log(0): exp(b * -1e4) underflows to exactly 0 for every b >= 0.01, so s = 0 gives
+#: s^b = 0 and s^b ln s = 0 without NaN from 0 * -inf.
+LOG_ZERO = -1.0e4
+
+#: Objective codes of the SM2RAIN kernel.
+OBJECTIVE_RMSE = 0
+OBJECTIVE_KGE = 1
+
+
+def thread_count() -> int:
+    """Threads for the cell loops: numba's setting (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``)."""
+    try:
+        return max(1, int(numba.get_num_threads()))
+    except Exception:  # noqa: BLE001 - e.g. the threading layer cannot start: run serially
+        return 1
+
+
+def run_in_threads(kernel: Callable[[int, int], None], cells: int, *, min_cells: int = 64) -> None:
+    """Call ``kernel(start, stop)`` on contiguous ranges of cells, in parallel threads.
+
+    The kernels release the GIL, so the threads run on separate cores. Small jobs run in the
+    calling thread (a thread pool costs ~0.1 ms).
+    """
+    threads = min(thread_count(), os.cpu_count() or 1, max(1, cells // min_cells))
+    if threads <= 1:
+        kernel(0, cells)
+        return
+    bounds = np.linspace(0, cells, threads + 1).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(kernel, int(bounds[i]), int(bounds[i + 1])) for i in range(threads)]
+        for future in futures:
+            future.result()
+
+
+# --------------------------------------------------------------------------------------------------
+# SM2RAIN daily calibration (method="fast"), one cell at a time
+# --------------------------------------------------------------------------------------------------
+
+
+@numba.njit(**_JIT)
+def _clip(x: float, lo: float, hi: float) -> float:
+    # np.clip semantics: NaN stays NaN
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+@numba.njit(**_JIT)
+def _box_least_squares(s11: float, s12: float, s22: float, t1: float, t2: float,
+                       z_lo: float, z_hi: float, a_lo: float, a_hi: float) -> tuple[float, float]:
+    """Minimise ``|X theta - y|^2`` over the box from the normal-equation sums (exact: the
+    unconstrained solution if feasible, else the best of the four clipped edge minimisers)."""
+    det = s11 * s22 - s12 * s12
+    z_free = (s22 * t1 - s12 * t2) / det
+    a_free = (s11 * t2 - s12 * t1) / det
+    interior = (det > 1e-12 * s11 * s22) and z_lo <= z_free <= z_hi and a_lo <= a_free <= a_hi
+    best_z = z_free if interior else z_lo
+    best_a = a_free if interior else a_lo
+    best = s11 * best_z * best_z + 2 * s12 * best_z * best_a + s22 * best_a * best_a - 2 * (t1 * best_z + t2 * best_a)
+    if not math.isfinite(best):
+        best = math.inf
+    for k in range(4):
+        if k < 2:
+            z = z_lo if k == 0 else z_hi
+            a = _clip((t2 - s12 * z) / s22 if s22 > 0 else a_lo, a_lo, a_hi)
+        else:
+            a = a_lo if k == 2 else a_hi
+            z = _clip((t1 - s12 * a) / s11 if s11 > 0 else z_lo, z_lo, z_hi)
+        value = s11 * z * z + 2 * s12 * z * a + s22 * a * a - 2 * (t1 * z + t2 * a)
+        if not math.isfinite(value):
+            value = math.inf
+        if value < best:
+            best, best_z, best_a = value, z, a
+    return best_z, best_a
+
+
+@numba.njit(**_JIT)
+def _score(n: int, sum_sim: float, sum_sim2: float, sum_simy: float, sum_y: float, sum_y2: float,
+           objective: int) -> tuple[float, float]:
+    """Objective to minimise (MSE, or the KGE distance 1 - KGE) and the KGE-optimal scale of (Z, a)."""
+    nn = max(n, 1)
+    if objective != OBJECTIVE_KGE:
+        mse = (sum_sim2 - 2.0 * sum_simy + sum_y2) / nn
+        return (max(mse, 0.0) if math.isfinite(mse) else math.inf), 1.0
+    mean_sim, mean_y = sum_sim / nn, sum_y / nn
+    var_sim = max(sum_sim2 / nn - mean_sim * mean_sim, 0.0)
+    var_y = max(sum_y2 / nn - mean_y * mean_y, 0.0)
+    cov = sum_simy / nn - mean_sim * mean_y
+    r = cov / math.sqrt(var_sim * var_y)
+    alpha = math.sqrt(var_sim / var_y)
+    beta = mean_sim / mean_y
+    distance = math.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2)
+    # Scaling (Z, a) by c scales the clipped rain by c: KGE's alpha and beta scale, r does not.
+    scale = (alpha + beta) / (alpha * alpha + beta * beta)
+    return (distance if math.isfinite(distance) else math.inf), (scale if math.isfinite(scale) else 1.0)
+
+
+@numba.njit(**_JIT)
+def _fmax(x: float, y: float) -> float:
+    # np.fmax: NaN is ignored unless both are NaN
+    if x != x:
+        return y
+    if y != y:
+        return x
+    return x if x >= y else y
+
+
+@numba.njit(**_JIT)
+def _fmin(x: float, y: float) -> float:
+    return -_fmax(-x, -y)
+
+
+@numba.njit(**_JIT)
+def _feasible_scale(scale: float, z: float, a: float, z_lo: float, z_hi: float, a_lo: float, a_hi: float) -> float:
+    # Scaling (Z, a) by c scales the clipped rain by c; keep c Z and c a inside the bounds.
+    lo = _fmax(z_lo / z, a_lo / a if a > 0 else 0.0)
+    hi = _fmin(z_hi / z, a_hi / a if a > 0 else math.inf)
+    top = max(lo, hi)
+    if scale != scale or lo != lo or hi != hi:  # np.clip / np.maximum propagate NaN
+        return math.nan
+    return min(max(scale, lo), top)
+
+
+@numba.njit(**_JIT)
+def _kge_rescale(value: float, z: float, a: float, sum_sim: float, sum_sim2: float, sum_simy: float, scale: float,
+                 n: int, sum_y: float, sum_y2: float, bounds: NDArray[np.float64]
+                 ) -> tuple[float, float, float, float, float, float]:
+    """KGE: the least-squares (Z, a) rescaled by the feasible KGE-optimal factor, and its sums."""
+    c = _feasible_scale(scale, z, a, bounds[0], bounds[1], bounds[2], bounds[3])
+    sum_sim, sum_sim2, sum_simy = c * sum_sim, c * c * sum_sim2, c * sum_simy
+    value, _ = _score(n, sum_sim, sum_sim2, sum_simy, sum_y, sum_y2, OBJECTIVE_KGE)
+    return value, z * c, a * c, sum_sim, sum_sim2, sum_simy
+
+
+@numba.njit(**_JIT)
+def _histograms(s0: NDArray[np.float64], ds: NDArray[np.float64], y: NDArray[np.float64],
+                event_h: NDArray[np.float64], mask: NDArray[np.bool_], n_bins: int, h: NDArray[np.float64],
+                node: NDArray[np.int64]) -> tuple[float, float, float]:
+    """Histograms h[0..3] (ds, y, one, product) of the steps of ``mask`` on the saturation nodes,
+    weighted by dt/2; returns the sums s11, t1, d1 over the same steps."""
+    steps = ds.size
+    h[:] = 0.0
+    previous_ds = previous_y = previous_m = 0.0
+    s11 = t1 = d1 = 0.0
+    for t in range(steps + 1):
+        if t < steps:
+            m = event_h[t] if mask[t] else 0.0
+            x_ds, x_y = ds[t] * m, y[t] * m
+        else:
+            m = x_ds = x_y = 0.0
+        k = node[t]
+        # s_t is the new value of step t-1 and the previous value of step t
+        if t == 0:
+            h[0, k] += x_ds
+            h[1, k] += x_y
+            h[2, k] += m
+        elif t == steps:
+            h[0, k] += previous_ds
+            h[1, k] += previous_y
+            h[2, k] += previous_m
+        else:
+            h[0, k] += x_ds + previous_ds
+            h[1, k] += x_y + previous_y
+            h[2, k] += m + previous_m
+        if t < steps:
+            h[3, int(s0[t + 1] * s0[t] * n_bins + 0.5)] += m
+            if mask[t]:
+                s11 += ds[t] * ds[t]
+                t1 += ds[t] * y[t]
+                d1 += ds[t]
+        previous_ds, previous_y, previous_m = x_ds, x_y, m
+    return s11, t1, d1
+
+
+@numba.njit(**_JIT)
+def _value_from_moments(s11: float, t1: float, d1: float, s12: float, t2: float, s22: float, g1: float, n: int,
+                        sum_y: float, sum_y2: float, objective: int, bounds: NDArray[np.float64]) -> float:
+    z, a = _box_least_squares(s11, s12, s22, t1, t2, bounds[0], bounds[1], bounds[2], bounds[3])
+    sum_sim2 = z * z * s11 + 2 * z * a * s12 + a * a * s22
+    sum_simy = z * t1 + a * t2
+    sum_sim = z * d1 + a * g1
+    value, scale = _score(n, sum_sim, sum_sim2, sum_simy, sum_y, sum_y2, objective)
+    if objective == OBJECTIVE_KGE:
+        value = _kge_rescale(value, z, a, sum_sim, sum_sim2, sum_simy, scale, n, sum_y, sum_y2, bounds)[0]
+    return value
+
+
+@numba.njit(**_JIT)
+def _search_b(s0: NDArray[np.float64], ds: NDArray[np.float64], y: NDArray[np.float64],
+              event_h: NDArray[np.float64], mask: NDArray[np.bool_], n: int, sum_y: float, sum_y2: float,
+              dt: float, objective: int, bounds: NDArray[np.float64], grid: NDArray[np.float64],
+              power: NDArray[np.float64], log_nodes: NDArray[np.float64], refine: bool, h: NDArray[np.float64],
+              node: NDArray[np.int64], moments: NDArray[np.float64], scores: NDArray[np.float64]) -> float:
+    """Best b on the grid from the histograms of ``mask`` (refined by a parabola in log b).
+
+    ``power`` is the node-by-b table ``nodes**grid`` (shape (nodes, b)); the moments of every b are
+    accumulated node by node, so the inner loop runs over b (independent sums, in order)."""
+    n_bins = log_nodes.size - 1
+    s11, t1, d1 = _histograms(s0, ds, y, event_h, mask, n_bins, h, node)
+    half = 0.5 * dt
+    size = grid.size
+    moments[:] = 0.0  # rows: ds.p, y.p, one.p, one.p^2, product.p
+    for k in range(n_bins + 1):
+        h_ds, h_y, h_1, h_p = h[0, k], h[1, k], h[2, k], h[3, k]
+        if h_ds == 0.0 and h_y == 0.0 and h_1 == 0.0 and h_p == 0.0:
+            continue
+        for j in range(size):
+            p = power[k, j]
+            moments[0, j] += h_ds * p
+            moments[1, j] += h_y * p
+            moments[2, j] += h_1 * p
+            moments[3, j] += h_1 * (p * p)
+            moments[4, j] += h_p * p
+    index = 0
+    for j in range(size):
+        s22 = half * (moments[3, j] + 2.0 * moments[4, j])
+        scores[j] = _value_from_moments(s11, t1, d1, moments[0, j], moments[1, j], s22, moments[2, j], n,
+                                        sum_y, sum_y2, objective, bounds)
+        if scores[j] < scores[index]:
+            index = j
+    b = grid[index]
+    if refine and size > 2:
+        k = min(max(index, 1), size - 2)
+        x0, x1, x2 = math.log(grid[k - 1]), math.log(grid[k]), math.log(grid[k + 1])
+        f0, f1, f2 = scores[k - 1], scores[k], scores[k + 1]
+        denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
+        vertex = x1 - 0.5 * ((x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)) / denominator
+        if math.isfinite(vertex) and denominator != 0:
+            vertex = _clip(vertex, x0, x2)
+        else:
+            vertex = math.log(b)
+        candidate = math.exp(vertex)
+        s12 = t2 = g1 = q1 = qp = 0.0
+        for k in range(n_bins + 1):
+            p = math.exp(candidate * log_nodes[k])
+            s12 += h[0, k] * p
+            t2 += h[1, k] * p
+            g1 += h[2, k] * p
+            q1 += h[2, k] * (p * p)
+            qp += h[3, k] * p
+        value = _value_from_moments(s11, t1, d1, s12, t2, half * (q1 + 2.0 * qp), g1, n, sum_y, sum_y2,
+                                    objective, bounds)
+        if value < scores[index]:
+            b = candidate
+    return b
+
+
+@numba.njit(**_JIT)
+def _exact_pass(b: float, log_s: NDArray[np.float64], ds: NDArray[np.float64], y: NDArray[np.float64],
+                event_h: NDArray[np.float64], event: NDArray[np.bool_], mask: NDArray[np.bool_],
+                new_mask: NDArray[np.bool_], fixed: bool, use_previous: bool, z_prev: float, a_prev: float,
+                step: bool, n: int, sum_y: float, sum_y2: float, objective: int, bounds: NDArray[np.float64],
+                power: NDArray[np.float64], g: NDArray[np.float64], fit: NDArray[np.float64]) -> float:
+    """Exact fit of (Z, a) at b on the steps ``mask`` (or, with ``use_previous``, on the steps where
+    (z_prev, a_prev) gives rain at this b); its clipped objective into ``fit`` = (value, Z, a, b,
+    sum_sim, sum_sim2, sum_simy); the new active set into ``new_mask``; returns the Gauss-Newton
+    update of b (b itself when not ``step``)."""
+    steps = ds.size
+    for t in range(steps + 1):
+        power[t] = math.exp(log_s[t] * b)
+    # Branch-free loops (0/1 weights instead of ifs): the active set is a random pattern that
+    # would defeat branch prediction. Adding exact zeros leaves the sums unchanged.
+    s11 = t1 = s12 = s22 = t2 = 0.0
+    previous = use_previous and not fixed
+    for t in range(steps):
+        gt = (power[t + 1] + power[t]) * event_h[t]
+        g[t] = gt
+        d = ds[t]
+        if previous:
+            m = 1.0 if d * z_prev + gt * a_prev > 0 else 0.0
+        else:
+            m = 1.0 if mask[t] else 0.0
+        dm, gm = d * m, gt * m
+        s11 += dm * d
+        t1 += dm * y[t]
+        s12 += gm * d
+        s22 += gm * gt
+        t2 += gm * y[t]
+    z, a = _box_least_squares(s11, s12, s22, t1, t2, bounds[0], bounds[1], bounds[2], bounds[3])
+    sum_sim = sum_sim2 = sum_simy = 0.0
+    c11 = c12 = c22 = r1 = r2 = r3 = c13 = c23 = c33 = 0.0
+    if step:
+        for t in range(steps):
+            d, gt = ds[t], g[t]
+            raw = d * z + gt * a
+            positive = raw > 0
+            sim = raw if positive else 0.0
+            sum_sim += sim
+            sum_sim2 += sim * sim
+            sum_simy += sim * y[t]
+            active = event[t] if fixed else positive
+            new_mask[t] = active
+            m = 1.0 if active else 0.0
+            dg = (power[t + 1] * log_s[t + 1] + power[t] * log_s[t]) * event_h[t]
+            dm, gm, dgm = d * m, gt * m, dg * m
+            residual = (raw - y[t]) * m
+            c11 += dm * d
+            c12 += gm * d
+            c22 += gm * gt
+            r1 += residual * d
+            r2 += residual * gt
+            r3 += residual * dg
+            c13 += dgm * d
+            c23 += dgm * gt
+            c33 += dgm * dg
+    else:
+        for t in range(steps):
+            raw = ds[t] * z + g[t] * a
+            positive = raw > 0
+            sim = raw if positive else 0.0
+            sum_sim += sim
+            sum_sim2 += sim * sim
+            sum_simy += sim * y[t]
+            new_mask[t] = event[t] if fixed else positive
+    value, scale = _score(n, sum_sim, sum_sim2, sum_simy, sum_y, sum_y2, objective)
+    fit_z, fit_a = z, a
+    if objective == OBJECTIVE_KGE:
+        value, fit_z, fit_a, sum_sim, sum_sim2, sum_simy = _kge_rescale(
+            value, z, a, sum_sim, sum_sim2, sum_simy, scale, n, sum_y, sum_y2, bounds)
+    fit[0], fit[1], fit[2], fit[3] = value, fit_z, fit_a, b
+    fit[4], fit[5], fit[6] = sum_sim, sum_sim2, sum_simy
+    if not step:
+        return b
+    # Gauss-Newton on the clipped model: columns ds, g, a dg/db on the new active set; Cramer's
+    # rule for the b component of (J'J) delta = -J'r.
+    r3 *= a
+    c13 *= a
+    c23 *= a
+    c33 *= a * a
+    det = c11 * (c22 * c33 - c23 * c23) - c12 * (c12 * c33 - c23 * c13) + c13 * (c12 * c23 - c22 * c13)
+    num = c11 * (c22 * r3 - r2 * c23) - c12 * (c12 * r3 - r2 * c13) + r1 * (c12 * c23 - c22 * c13)
+    delta = -num / det
+    if not (abs(det) > 1e-12 * abs(c11 * c22 * c33) and math.isfinite(delta)):
+        delta = 0.0
+    # At most a factor e per pass: the loss curve is far from linear in b.
+    return _clip(b + delta, b / math.e, b * math.e)
+
+
+@numba.njit(**_JIT)
+def sm2rain_daily(s: NDArray[np.float64], p_obs: NDArray[np.float64], start: int, stop: int, dt: float,
+                  has_threshold: bool, threshold: float, objective: int, bounds: NDArray[np.float64],
+                  grid: NDArray[np.float64], power: NDArray[np.float64], log_nodes: NDArray[np.float64],
+                  refine: bool, passes: int, out: NDArray[np.float64]) -> None:
+    """Daily SM2RAIN calibration of the cells ``start:stop`` of ``s`` / ``p_obs`` (cells, time).
+
+    ``bounds`` = (Z lo, Z hi, a lo, a hi, b lo, b hi). Writes per cell into ``out`` (cells, 10):
+    objective, Z, a, b, sum_sim, sum_sim2, sum_simy, n, sum y, sum y^2 (y the observations on
+    the valid steps, not clipped at 0). Algorithm: see ``smflow.science.sm2rain._calibrate_daily``.
+    """
+    size = s.shape[1]
+    steps = size - 1
+    s0 = np.empty(size)
+    log_s = np.empty(size)
+    node = np.empty(size, dtype=np.int64)
+    ds = np.empty(steps)
+    y = np.empty(steps)
+    event_h = np.empty(steps)
+    event = np.empty(steps, dtype=np.bool_)
+    base = np.empty(steps, dtype=np.bool_)
+    mask = np.empty(steps, dtype=np.bool_)
+    new_mask = np.empty(steps, dtype=np.bool_)
+    power_t = np.empty(size)
+    g = np.empty(steps)
+    h = np.empty((4, log_nodes.size))
+    moments = np.empty((5, grid.size))
+    scores = np.empty(grid.size)
+    fit = np.empty(7)
+    best = np.empty(7)
+    n_bins = log_nodes.size - 1
+    b_lo, b_hi = bounds[4], bounds[5]
+    fixed = has_threshold and threshold >= 0
+    for cell in range(start, stop):
+        row, obs = s[cell], p_obs[cell]
+        for t in range(size):
+            v = row[t]
+            x = v if v > 0.0 else 0.0  # NaN -> 0 (s is in [0, 1])
+            s0[t] = x
+            log_s[t] = math.log(x) if x > 0 else LOG_ZERO
+            node[t] = int(x * n_bins + 0.5)
+        n = 0
+        sum_y = sum_y2 = raw_y = raw_y2 = 0.0
+        for t in range(steps):
+            observed = obs[t + 1]
+            valid = row[t + 1] == row[t + 1] and row[t] == row[t] and observed == observed
+            d = s0[t + 1] - s0[t]
+            on = valid and (not has_threshold or d > threshold)
+            event[t] = on
+            ds[t] = d if on else 0.0
+            yt = max(observed, 0.0) if valid else 0.0
+            y[t] = yt
+            event_h[t] = 0.5 * dt if on else 0.0
+            base[t] = on and d >= 0
+            if valid:
+                n += 1
+                sum_y += yt
+                sum_y2 += yt * yt
+                raw_y += observed
+                raw_y2 += observed * observed
+        start_mask = event if fixed else base
+        best[:] = np.nan
+        best[0] = math.inf
+        b = _search_b(s0, ds, y, event_h, start_mask, n, sum_y, sum_y2, dt, objective, bounds, grid, power,
+                      log_nodes, refine, h, node, moments, scores)
+        mask[:] = start_mask
+        if refine and not fixed:
+            # The steps that dry out but still carry rain change the best b: search again on the
+            # active set of a first exact fit.
+            _exact_pass(_clip(b, b_lo, b_hi), log_s, ds, y, event_h, event, start_mask, mask, fixed, False, 0.0,
+                        0.0, False, n, sum_y, sum_y2, objective, bounds, power_t, g, fit)
+            if fit[0] < best[0]:
+                best[:] = fit
+            b = _search_b(s0, ds, y, event_h, mask, n, sum_y, sum_y2, dt, objective, bounds, grid, power,
+                          log_nodes, refine, h, node, moments, scores)
+        b = _clip(b, b_lo, b_hi)
+        total = max(passes, 1) if refine else 1
+        direction = 0.0
+        boost = 1.0
+        for k in range(total):
+            last = k == total - 1
+            b_next = _exact_pass(b, log_s, ds, y, event_h, event, mask, new_mask, fixed, k > 0, best[1], best[2],
+                                 not last, n, sum_y, sum_y2, objective, bounds, power_t, g, fit)
+            better = fit[0] < best[0]
+            if better:
+                best[:] = fit
+            if last:
+                break
+            # Gauss-Newton steps from the current point, better or not; where the objective is
+            # flat, successive improving steps in the same direction are doubled (up to 8x).
+            step = math.log(b_next / b)
+            sign = 0.0 if step == 0 else (1.0 if step > 0 else (-1.0 if step < 0 else math.nan))
+            same = better and sign == direction and step != 0
+            boost = min(boost * 2.0, 8.0) if same else 1.0
+            direction = sign
+            mask[:] = new_mask
+            b = _clip(b * math.exp(_clip(boost * step, -1.0, 1.0)), b_lo, b_hi)
+        for k in range(7):
+            out[cell, k] = best[k]
+        out[cell, 7] = n
+        out[cell, 8] = raw_y
+        out[cell, 9] = raw_y2
+
+
+# --------------------------------------------------------------------------------------------------
+# Soil water index filter (exponential, optionally wetness-dependent), one cell at a time
+# --------------------------------------------------------------------------------------------------
+
+
+@numba.njit(**_JIT)
+def exponential_filter_rows(data: NDArray[np.float64], T: NDArray[np.float64], T_pot: NDArray[np.float64],
+                            wetness: bool, dt: float, iterations: int, start: int, stop: int,
+                            out: NDArray[np.float64]) -> None:
+    """Recursive exponential filter (Albergel et al. 2008; IRPI ``swi_pot_nan`` with ``wetness``)
+    of the rows ``start:stop``; gaps are skipped and the decay follows the elapsed time."""
+    steps = data.shape[1]
+    for row in range(start, stop):
+        x_row = data[row]
+        T_row = T[row]
+        pot = T_pot[row]
+        swi = math.nan
+        gain = 1.0
+        elapsed = 0.0
+        started = False
+        for k in range(steps):
+            x = x_row[k]
+            ok = x == x
+            elapsed += dt
+            if ok and started:
+                if not wetness:
+                    gain_new = gain / (gain + math.exp(-elapsed / T_row))
+                    new = swi + gain_new * (x - swi)
+                else:
+                    t_now = T_row * swi ** (-pot)
+                    new = swi
+                    gain_new = gain
+                    for _ in range(max(iterations, 1)):
+                        gain_new = gain / (gain + math.exp(-elapsed / t_now))
+                        new = swi + gain_new * (x - swi)
+                        t_now = T_row * new ** (-pot)
+                swi = new
+                gain = gain_new
+            elif ok:
+                swi = x
+            if ok:
+                started = True
+                elapsed = 0.0
+                out[row, k] = swi
+            else:
+                out[row, k] = math.nan
+
+
+# --------------------------------------------------------------------------------------------------
+# Triple collocation: moments of the common samples, and the moving-block bootstrap
+# --------------------------------------------------------------------------------------------------
+
+
+@numba.njit(**_JIT)
+def tc_moments(x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64], start: int, stop: int,
+               n_out: NDArray[np.int64], mean_out: NDArray[np.float64], cov_out: NDArray[np.float64]) -> None:
+    """Count, means and covariances (ddof=1) on the common finite samples of the cells ``start:stop``.
+
+    Cross-products about a provisional mean (that of every 16th common sample) with the exact
+    correction for the remaining offset: sum (a - m)(b - m') = S_ab - S_a S_b / n. One pass for the
+    provisional mean (1/16 of the data), one for the sums.
+    """
+    steps = x.shape[1]
+    for c in range(start, stop):
+        xr, yr, zr = x[c], y[c], z[c]
+        thin = 0
+        px = py = pz = 0.0
+        for t in range(0, steps, 16):
+            a, b, d = xr[t], yr[t], zr[t]
+            if a == a and b == b and d == d:
+                thin += 1
+                px += a
+                py += b
+                pz += d
+        m = max(thin, 1)
+        px, py, pz = px / m, py / m, pz / m
+        n = 0
+        sx = sy = sz = sxx = syy = szz = sxy = sxz = syz = 0.0
+        for t in range(steps):
+            a, b, d = xr[t], yr[t], zr[t]
+            if a == a and b == b and d == d:
+                n += 1
+                a -= px
+                b -= py
+                d -= pz
+                sx += a
+                sy += b
+                sz += d
+                sxx += a * a
+                syy += b * b
+                szz += d * d
+                sxy += a * b
+                sxz += a * d
+                syz += b * d
+        n_out[c] = n
+        mean_out[0, c] = px + sx / n
+        mean_out[1, c] = py + sy / n
+        mean_out[2, c] = pz + sz / n
+        scale = (n - 1) if n > 1 else math.nan
+        cov_out[0, 0, c] = (sxx - sx * sx / n) / scale
+        cov_out[1, 1, c] = (syy - sy * sy / n) / scale
+        cov_out[2, 2, c] = (szz - sz * sz / n) / scale
+        value = (sxy - sx * sy / n) / scale
+        cov_out[0, 1, c] = value
+        cov_out[1, 0, c] = value
+        value = (sxz - sx * sz / n) / scale
+        cov_out[0, 2, c] = value
+        cov_out[2, 0, c] = value
+        value = (syz - sy * sz / n) / scale
+        cov_out[1, 2, c] = value
+        cov_out[2, 1, c] = value
