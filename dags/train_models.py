@@ -25,6 +25,9 @@ from operators.callbacks import default_args
         "train_end": Param("2017-12-31", type="string", format="date"),
         "evaluate_start": Param("2018-01-01", type="string", format="date"),
         "evaluate_end": Param("2018-12-31", type="string", format="date"),
+        "sm2rain_swi_filter": Param("none", type="string", enum=["none", "exponential", "wetness"],
+                                    description="SM2RAIN model: 3-parameter (none) or an SM2RAIN-ASCAT "
+                                                "soil-water-index filter (exponential: T; wetness: T SWI^-Tpot)"),
     },
     tags=["smflow", "mlflow", "training"],
     doc_md=__doc__,
@@ -45,7 +48,8 @@ def train_models():
             raise ValueError(f"tc_merging v{tc['version']} failed its gate ({tc['gate']}); SM2RAIN is "
                              "calibrated on the champion merged product, which was not updated")
         return train("sm2rain", params["train_start"], params["train_end"],
-                     params["evaluate_start"], params["evaluate_end"])
+                     params["evaluate_start"], params["evaluate_end"],
+                     swi_filter=params.get("sm2rain_swi_filter", "none"))
 
     train_sm2rain(train_tc_merging())
 

@@ -72,6 +72,10 @@ def _grid(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return a.reshape(*a.shape[:-1], *shape)
 
 
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
 def _median(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=float)
     return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
@@ -87,6 +91,22 @@ def merging_parameters(params: GridParameters):
     return MergingParameters.from_dict(
         {k: v.reshape(*v.shape[:-2], -1) for k, v in params.arrays.items() if k in _MERGING_FIELDS}
     )
+
+
+#: SM2RAIN fields of a grid model besides Z, a, b: the SM2RAIN-ASCAT filter and its frozen bounds.
+SM2RAIN_FILTER_FIELDS = ("T", "T_pot", "swi_lower", "swi_upper")
+
+
+def sm2rain_parameters(params: GridParameters):
+    """The :class:`smflow.science.sm2rain.SM2RAINParameters` of a grid model, cells flattened (lat*lon).
+
+    Models trained before the filtered variants carry only ``Z``, ``a``, ``b``: they run as the
+    3-parameter model (``T`` NaN).
+    """
+    from smflow.science.sm2rain import SM2RAINParameters
+
+    names = ("Z", "a", "b", *SM2RAIN_FILTER_FIELDS)
+    return SM2RAINParameters.from_dict({k: v.reshape(-1) for k, v in params.arrays.items() if k in names})
 
 
 def merge_series(params: GridParameters, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,17 +214,48 @@ def calibrate_sm2rain_at_gauges(
     validate: tuple[date, date],
     grid,
     shared_dir: Path,
+    *,
+    swi_filter: str = "none",
+    soil_temperature: np.ndarray | None = None,
 ) -> tuple[GridParameters, dict[str, float], list[dict[str, Any]]]:
     """Calibrate SM2RAIN at the gauge cells on ``train``, score on ``validate``, regionalise.
 
-    ``merged`` is the merged soil moisture (time, lat, lon) covering ``train`` and ``validate``,
-    ``times`` its daily dates. Returns the grid parameters, summary metrics and per-station skill.
+    Parameters
+    ----------
+    merged : numpy.ndarray, shape (time, lat, lon)
+        Merged soil moisture [m3 m-3] covering ``train`` and ``validate``.
+    times : numpy.ndarray of datetime64, shape (time,)
+        Its daily dates.
+    train, validate : tuple of date
+        Calibration and validation periods (inclusive).
+    grid : DomainGrid
+        The domain.
+    shared_dir : Path
+        ``ismn_hawaii`` folder of the gauges (internal data).
+    swi_filter : {"none", "exponential", "wetness"}
+        3-parameter SM2RAIN (Brocca et al. 2013) or the SM2RAIN-ASCAT filtered variants (T, or
+        T SWI^-Tpot; Brocca et al. 2019). The filtered series' min-max bounds are frozen from the
+        calibration period at every cell (:func:`smflow.science.sm2rain.freeze_swi_bounds`), so
+        the product can run day by day.
+    soil_temperature : numpy.ndarray, shape (time, lat, lon), optional
+        Top-layer soil temperature [K]; frozen steps are left out of the calibration and give no
+        rain (:func:`smflow.science.sm2rain.frozen_soil_mask`).
+
+    Returns
+    -------
+    tuple
+        The grid parameters (``Z``, ``a``, ``b``, ``saturation_lower``/``upper`` and, for the
+        filtered variants, ``T``, ``T_pot``, ``swi_lower``, ``swi_upper``), summary metrics and
+        per-station skill.
     """
     import pandas as pd
 
     from smflow.insitu import load_gauges
     from smflow.science.metrics import bias, kge, pearson_r, rmse
-    from smflow.science.sm2rain import calibrate_sm2rain, regionalise, relative_saturation, sm2rain
+    from smflow.science.sm2rain import (
+        apply_sm2rain, calibrate_sm2rain, freeze_swi_bounds, frozen_soil_mask, regionalise,
+        relative_saturation,
+    )
 
     t = pd.DatetimeIndex(times)
     in_train = (t >= pd.Timestamp(train[0])) & (t <= pd.Timestamp(train[1]))
@@ -215,10 +266,16 @@ def calibrate_sm2rain_at_gauges(
     rain = gauges["precipitation_amount"].reindex(time=t).values  # (station, time)
     iy, ix = grid.cell_index(gauges["lat"].values, gauges["lon"].values)
     s_st = s[:, iy, ix].T  # (station, time)
+    frozen_st = None  # (station, time)
+    if soil_temperature is not None:
+        frozen_st = frozen_soil_mask(soil_temperature=soil_temperature[:, iy, ix].T)
     # SM2RAIN estimates the rain that fell between t-1 and t: compare with the gauge sum of day t.
-    tr = calibrate_sm2rain(np.where(in_train[None], s_st, np.nan), np.where(in_train[None], rain, np.nan))
+    # The filters run over the whole record (calibration steps only are scored), so that the
+    # validation year starts from a spun-up filter, as the daily product does.
+    tr = calibrate_sm2rain(np.where(in_train[None], s_st, np.nan), np.where(in_train[None], rain, np.nan),
+                           swi_filter=swi_filter, frozen=None if frozen_st is None else frozen_st & in_train[None])
     in_val = (t >= pd.Timestamp(validate[0])) & (t <= pd.Timestamp(validate[1]))
-    p_sim = sm2rain(s_st, tr.Z, tr.a, tr.b)
+    p_sim = apply_sm2rain(s_st, tr, frozen=frozen_st)
     sim_v = np.where(in_val[None], p_sim, np.nan)
     obs_v = np.where(in_val[None], rain, np.nan)
     stations: list[dict[str, Any]] = []
@@ -231,6 +288,8 @@ def calibrate_sm2rain_at_gauges(
                 "Z_mm": float(tr.Z[k]),
                 "a_mm_per_day": float(tr.a[k]),
                 "b": float(tr.b[k]),
+                "T_days": _finite_or_none(tr.T[k]),
+                "T_pot": _finite_or_none(tr.T_pot[k]),
                 "r_calibration": float(r_c[k]),
                 "r_validation": float(r_v[k]),
                 "rmse_validation_mm": float(rmse_v[k]),
@@ -240,6 +299,8 @@ def calibrate_sm2rain_at_gauges(
         )
     lat2d, lon2d = np.meshgrid(grid.lat, grid.lon, indexing="ij")
     reg = regionalise(tr, gauges["lat"].values, gauges["lon"].values, lat2d.ravel(), lon2d.ravel())
+    if swi_filter != "none":  # each cell's own filtered-series bounds, from the calibration period
+        reg = freeze_swi_bounds(reg, _cells(s[in_train][None])[0])
     arrays = {
         "Z": reg.Z.reshape(grid.shape),
         "a": reg.a.reshape(grid.shape),
@@ -247,6 +308,8 @@ def calibrate_sm2rain_at_gauges(
         "saturation_lower": lower,
         "saturation_upper": upper,
     }
+    if swi_filter != "none":
+        arrays.update({k: np.asarray(getattr(reg, k)).reshape(grid.shape) for k in SM2RAIN_FILTER_FIELDS})
     metrics = {
         "median_r_validation": _median(r_v),
         "median_rmse_validation_mm": _median(rmse_v),
@@ -294,12 +357,15 @@ def train_sm2rain(
     *,
     settings: Settings | None = None,
     domain: str = "big_island",
+    swi_filter: str = "none",
 ) -> TrainingResult:
     """Calibrate SM2RAIN on the merged soil moisture of the champion ``tc_merging`` model.
 
-    With the internal gauge data (``../shared``): calibrate at the gauge cells on ``train``, report
-    skill on ``validate`` (not seen by the calibration), regionalise. Without it: register the
-    shipped parameter set the project calibrated itself, and say so in the model's tags.
+    With the internal gauge data (``../shared``): calibrate at the gauge cells on ``train``
+    (3-parameter, or the SM2RAIN-ASCAT filter `swi_filter`; frozen days from GLDAS soil
+    temperature left out), report skill on ``validate`` (not seen by the calibration),
+    regionalise. Without it: register the shipped 3-parameter set the project calibrated itself,
+    and say so in the model's tags.
     """
     import mlflow
 
@@ -313,18 +379,24 @@ def train_sm2rain(
         import pandas as pd
 
         start, end = min(train[0], validate[0]), max(train[1], validate[1])
+        from smflow.ingest import gridded_series
+
         merged, _ = merge_series(merging, _parents_series(start, end, grid))
         times = pd.date_range(start, end, freq="D").values
+        temperature = gridded_series("gldas", start, end, grid, variable="soil_temperature").values
         params, metrics, stations = calibrate_sm2rain_at_gauges(
-            merged, times, train, validate, grid, settings.shared_data_dir / "ismn_hawaii"
+            merged, times, train, validate, grid, settings.shared_data_dir / "ismn_hawaii",
+            swi_filter=swi_filter, soil_temperature=temperature,
         )
         source = (
-            f"calibrated against SCAN rain gauges (ISMN, internal) on {train[0]}..{train[1]}, "
-            f"validated on {validate[0]}..{validate[1]}, with {merging_ref.label()}"
+            f"calibrated ({'3-parameter' if swi_filter == 'none' else swi_filter + ' filter'}, frozen "
+            f"days masked by GLDAS soil temperature) against SCAN rain gauges (ISMN, internal) on "
+            f"{train[0]}..{train[1]}, validated on {validate[0]}..{validate[1]}, with {merging_ref.label()}"
         )
     else:
         params, doc = load_shipped_sm2rain()
         metrics, stations = doc["metrics"], doc["stations"]
+        swi_filter = "none"  # the shipped set is the 3-parameter model
         source = f"shipped parameter set {SHIPPED_SM2RAIN.relative_to(REPO_ROOT)} ({doc['provenance'].get('source', '')})"
     params.metadata.update(
         {"domain": domain, "source": source, "tc_merging_model": merging_ref.label(), "stations": stations}
@@ -343,6 +415,7 @@ def train_sm2rain(
                 "validate_start": str(validate[0]),
                 "validate_end": str(validate[1]),
                 "tc_merging_model": merging_ref.label(),
+                "swi_filter": swi_filter,
             }
         )
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
@@ -396,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", choices=["tc_merging", "sm2rain"])
     parser.add_argument("--train", nargs=2, default=["2017-01-01", "2017-12-31"])
     parser.add_argument("--evaluate", nargs=2, default=["2018-01-01", "2018-12-31"])
+    parser.add_argument("--swi-filter", choices=["none", "exponential", "wetness"], default="none",
+                        help="sm2rain only: 3-parameter model or an SM2RAIN-ASCAT filtered variant")
     parser.add_argument("--export-shipped", action="store_true",
                         help="sm2rain only: recalibrate against the gauges and rewrite the shipped parameter set "
                              f"({SHIPPED_SM2RAIN.relative_to(REPO_ROOT)}) instead of registering a model")
@@ -404,8 +479,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.export_shipped:
         print(export_from_gauges(train, evaluate))
         return
-    fn = train_tc_merging if args.model == "tc_merging" else train_sm2rain
-    print(json.dumps(fn(train, evaluate).to_dict(), indent=2))
+    if args.model == "tc_merging":
+        result = train_tc_merging(train, evaluate)
+    else:
+        result = train_sm2rain(train, evaluate, swi_filter=args.swi_filter)
+    print(json.dumps(result.to_dict(), indent=2))
 
 
 if __name__ == "__main__":

@@ -77,10 +77,11 @@ class GranuleSensor(BaseSensorOperator):
 
     def poke(self, context) -> PokeReturnValue | bool:
         zone = self._zone()
-        ref = zone.ref(self.product, str(self.day)[:10])
-        if zone.exists(ref):
+        day = str(self.day)[:10]
+        ref = zone.find(self.product, day)
+        if ref is not None:
             return PokeReturnValue(is_done=True, xcom_value=ref.to_dict())
-        log.info("waiting for %s", ref.uri)
+        log.info("waiting for %s", zone.expected(self.product, day))
         return False
 
     def execute(self, context) -> dict[str, Any]:

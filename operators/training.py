@@ -26,33 +26,45 @@ def seed_store(start: str, end: str, *, settings: Settings | None = None,
     as the daily path, vectorised over time). Used to give the rolling TC window its history."""
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
-    from smflow.ingest import gridded_series
+    from smflow.ingest import AUXILIARY_FIELDS, auxiliary_field, gridded_series
     from smflow.store import TimeSeriesStore
 
     settings = settings or Settings.load()
     grid = load_domain()
     store = TimeSeriesStore(settings, s3=s3mod.client(settings))
     counts: dict[str, int] = {}
-    for product in products:
-        series = gridded_series(product, _d(start), _d(end), grid)
+    # the soil moisture and, as the daily ingest does, the auxiliary fields (GLDAS soil temperature)
+    fields = [(p, None) for p in products] + [
+        (p, v) for p in products for v in AUXILIARY_FIELDS.get(p, ())]
+    for product, variable in fields:
+        name = product if variable is None else auxiliary_field(product, variable)
+        series = gridded_series(product, _d(start), _d(end), grid, variable=variable)
         days = [pd.Timestamp(t).date() for t in series["time"].values]
 
         def put(i: int) -> str:
-            return store.put(product, days[i], series.isel(time=i, drop=True))
+            return store.put(name, days[i], series.isel(time=i, drop=True))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            counts[product] = len(list(pool.map(put, range(len(days)))))
-        log.info("seeded %s: %d days %s..%s", product, counts[product], start, end)
+            counts[name] = len(list(pool.map(put, range(len(days)))))
+        log.info("seeded %s: %d days %s..%s", name, counts[name], start, end)
     return {"start": start, "end": end, "days_per_product": counts}
 
 
 def train(model: str, train_start: str, train_end: str, eval_start: str, eval_end: str,
-          *, settings: Settings | None = None) -> dict[str, Any]:
-    """Train one registry model and return its :class:`ml.train.TrainingResult` as a dict."""
+          *, settings: Settings | None = None, swi_filter: str = "none") -> dict[str, Any]:
+    """Train one registry model and return its :class:`ml.train.TrainingResult` as a dict.
+
+    `swi_filter` (SM2RAIN only): ``"none"`` (3-parameter), ``"exponential"`` or ``"wetness"``.
+    """
     from ml.train import train_sm2rain, train_tc_merging
 
-    fn = {"tc_merging": train_tc_merging, "sm2rain": train_sm2rain}[model]
-    result = fn((_d(train_start), _d(train_end)), (_d(eval_start), _d(eval_end)), settings=settings)
+    period = (_d(train_start), _d(train_end)), (_d(eval_start), _d(eval_end))
+    if model == "sm2rain":
+        result = train_sm2rain(*period, settings=settings, swi_filter=swi_filter)
+    elif model == "tc_merging":
+        result = train_tc_merging(*period, settings=settings)
+    else:
+        raise ValueError(f"unknown model {model!r}: 'tc_merging' or 'sm2rain'")
     if not result.promoted:
         log.warning("%s v%s not promoted: %s", model, result.version, result.gate)
     return result.to_dict()

@@ -61,17 +61,17 @@ class GranuleAvailableTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = datetime.fromisoformat(self.deadline)
         zone = await asyncio.to_thread(self._zone)
-        ref = zone.ref(self.product, self.day)
         started = datetime.now(timezone.utc)
         while True:
             # boto3 is blocking: keep it off the triggerer's event loop.
-            if await asyncio.to_thread(zone.exists, ref):
+            ref = await asyncio.to_thread(zone.find, self.product, self.day)
+            if ref is not None:
                 yield TriggerEvent({"status": "found", **ref.to_dict()})
                 return
             now = datetime.now(timezone.utc)
             if now >= deadline:
                 yield TriggerEvent({"status": "timeout", "product": self.product, "day": self.day,
-                                    "bucket": ref.bucket, "expected_key": ref.key,
+                                    "bucket": zone.bucket, "expected": zone.expected(self.product, self.day),
                                     "waited_seconds": (now - started).total_seconds()})
                 return
             await asyncio.sleep(min(self.poke_interval, (deadline - now).total_seconds()))

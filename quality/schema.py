@@ -197,6 +197,15 @@ _PRODUCT_VARIABLES: dict[str, dict] = {
     "tc_resolved": {"dims": ("time", "lat", "lon"), "flag": True},
     "tc_sample_size": {"dims": ("time", "lat", "lon"), "units": True},
     "source_soil_moisture": {"dims": ("time", "source", "lat", "lon"), "units": SOIL_MOISTURE_UNITS},
+    # moving-block bootstrap confidence intervals of the TC metrics
+    "error_variance_lower": {"dims": ("time", "source", "lat", "lon"), "units": ERROR_VARIANCE_UNITS},
+    "error_variance_upper": {"dims": ("time", "source", "lat", "lon"), "units": ERROR_VARIANCE_UNITS},
+    "correlation_with_truth_lower": {"dims": ("time", "source", "lat", "lon"), "units": True},
+    "correlation_with_truth_upper": {"dims": ("time", "source", "lat", "lon"), "units": True},
+    "snr_db_lower": {"dims": ("time", "source", "lat", "lon"), "units": True},
+    "snr_db_upper": {"dims": ("time", "source", "lat", "lon"), "units": True},
+    "tc_block_length": {"dims": ("time", "lat", "lon"), "units": True, "count": True},
+    "frozen_soil": {"dims": ("time", "lat", "lon"), "flag": True},
 }
 
 #: Global attributes a daily product must carry (lineage, DESIGN.md).
@@ -288,7 +297,7 @@ def check_product_schema(
             if "long_name" not in da.attrs:
                 out.append(SchemaProblem(name, "missing CF attribute long_name", cf))
             continue
-        if name == "tc_sample_size":
+        if name == "tc_sample_size" or spec.get("count"):
             if not (np.issubdtype(da.dtype, np.integer) or np.issubdtype(da.dtype, np.floating)):
                 out.append(SchemaProblem(name, f"dtype {da.dtype}, expected numeric"))
         else:

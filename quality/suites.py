@@ -47,6 +47,7 @@ CHECKS: tuple[str, ...] = (
     "timestamps",
     "error_variance",
     "snr",
+    "confidence_interval",
     "precipitation",
     "land_coverage",
 )
@@ -276,6 +277,12 @@ PER_SOURCE_VARIABLES: tuple[str, ...] = (
     "correlation_with_truth",
     "snr_db",
     "source_soil_moisture",
+    "error_variance_lower",
+    "error_variance_upper",
+    "correlation_with_truth_lower",
+    "correlation_with_truth_upper",
+    "snr_db_lower",
+    "snr_db_upper",
 )
 
 #: Cell variables of the daily product copied into the product table.
@@ -486,6 +493,21 @@ def _product_suite_cached(th: ProductThresholds, day: str) -> "gx.ExpectationSui
             column=source_column("snr_db", source), min_value=snr_lo, max_value=snr_hi, row_condition=resolved,
             meta={"check": "snr", "what": f"TC-resolved SNRs not finite within [{_fmt(snr_lo)}, {_fmt(snr_hi)}] dB"},
         ))
+        add(E.ExpectColumnValuesToBeBetween(
+            column=source_column("error_variance_lower", source), min_value=0.0,
+            meta={"check": "confidence_interval", "what": "negative lower bounds of error variances (m6 m-6)"},
+        ))
+        for bound in ("lower", "upper"):
+            add(E.ExpectColumnValuesToBeBetween(
+                column=source_column(f"correlation_with_truth_{bound}", source), min_value=-1.0, max_value=1.0,
+                meta={"check": "confidence_interval", "what": f"{bound} bounds of R outside [-1, 1]"},
+            ))
+        for metric in ("error_variance", "correlation_with_truth", "snr_db"):
+            add(E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A=source_column(f"{metric}_upper", source), column_B=source_column(f"{metric}_lower", source),
+                or_equal=True, ignore_row_if="either_value_is_missing",
+                meta={"check": "confidence_interval", "what": f"{metric} intervals with upper < lower"},
+            ))
     add(E.ExpectColumnValuesToBeBetween(
         column="tc_sample_size", min_value=0,
         meta={"check": "snr", "what": "negative TC sample sizes"},

@@ -69,7 +69,7 @@ class ValidationOutcome:
     failed_checks : tuple of str
         Checks that failed (``schema``, ``physical_range``, ``fill_fraction``,
         ``flag_consistency``, ``domain_coverage``, ``timestamps``, ``error_variance``, ``snr``,
-        ``precipitation``, ``land_coverage``), in :data:`quality.suites.CHECKS` order.
+        ``confidence_interval``, ``precipitation``, ``land_coverage``), in :data:`quality.suites.CHECKS` order.
     schema_problems : tuple of str
         Schema errors (warnings are in ``statistics["schema_warnings"]``).
     """
@@ -216,7 +216,8 @@ def _describe(expectation_result) -> tuple[str, str]:
     config = expectation_result.expectation_config
     meta = config.meta or {}
     kwargs = config.kwargs
-    column = kwargs.get("column", "<table>")
+    column = kwargs.get("column") or (
+        f"{kwargs['column_A']} vs {kwargs['column_B']}" if "column_A" in kwargs else "<table>")
     check = meta.get("check", config.type)
     what = meta.get("what", config.type.replace("_", " "))
     message = _exception_message(expectation_result.exception_info)

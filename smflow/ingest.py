@@ -21,7 +21,22 @@ from smflow.readers.timeseries import read_product
 from smflow.regrid import to_domain, to_domain_series
 
 
-def _field_attrs(p: Product) -> dict:
+#: Auxiliary decoded variables gridded and stored next to a product's soil moisture (store field
+#: :func:`auxiliary_field`): GLDAS top-layer soil temperature [K] gives SM2RAIN's frozen-soil mask
+#: (no rain is inverted from soil moisture that changes by freezing or thawing).
+AUXILIARY_FIELDS: dict[str, tuple[str, ...]] = {"gldas": ("soil_temperature",)}
+
+
+def auxiliary_field(product: str, variable: str) -> str:
+    """Store field name of an auxiliary variable, e.g. ``gldas_soil_temperature``."""
+    return f"{product}_{variable}"
+
+
+def _field_attrs(p: Product, decoded: xr.Dataset | None = None, variable: str | None = None) -> dict:
+    """CF attributes of a gridded field: the product's soil moisture, or an auxiliary variable's own."""
+    if variable is not None:
+        own = {k: v for k, v in decoded[variable].attrs.items() if k in ("units", "standard_name", "long_name")}
+        return {**own, "product": p.name, "source": p.title}
     attrs = {"units": p.units, "long_name": f"daily mean {p.long_name}", "product": p.name,
              "source": p.title}
     if p.standard_name:
@@ -30,7 +45,8 @@ def _field_attrs(p: Product) -> dict:
 
 
 def grid_granule(
-    product: str | Product, decoded: xr.Dataset, day: date | datetime | str, grid: DomainGrid
+    product: str | Product, decoded: xr.Dataset, day: date | datetime | str, grid: DomainGrid, *,
+    variable: str | None = None,
 ) -> xr.DataArray:
     """One decoded granule -> the gridded day ``(lat, lon)``.
 
@@ -44,19 +60,23 @@ def grid_granule(
         UTC day to grid.
     grid : DomainGrid
         Target grid.
+    variable : str, optional
+        An auxiliary decoded variable to grid instead of the soil moisture (e.g.
+        ``soil_temperature`` of GLDAS, in K), keeping its own units and names.
 
     Returns
     -------
     xr.DataArray
-        ``soil_moisture`` (``degree_of_saturation`` for ASCAT) on ``grid`` [m3 m-3], NaN off
-        land and where no observation passed; scalar coordinate ``time`` = the day.
+        ``soil_moisture`` (``degree_of_saturation`` for ASCAT) on ``grid`` [m3 m-3] (or
+        `variable` in its units), NaN off land and where no observation passed; scalar
+        coordinate ``time`` = the day.
     """
     p = get_product(product)
-    mean = daily_mean(decoded, day)
+    mean = daily_mean(decoded, day, variable=variable)
     field = to_domain(mean.values, mean["lat"].values, mean["lon"].values, grid,
-                      radius_m=p.regrid_radius_m, name=p.output_name)
-    field.attrs = {**_field_attrs(p), **{k: v for k, v in field.attrs.items()
-                                         if k in ("domain", "regridding")}}
+                      radius_m=p.regrid_radius_m, name=variable or p.output_name)
+    own = _field_attrs(p, decoded, variable)
+    field.attrs = {**own, **{k: v for k, v in field.attrs.items() if k in ("domain", "regridding")}}
     field.attrs["cell_methods"] = mean.attrs.get("cell_methods", "time: mean")
     return field.assign_coords(time=mean["time"].values)
 
@@ -68,6 +88,7 @@ def gridded_series(
     grid: DomainGrid,
     *,
     source_dir: str | Path | None = None,
+    variable: str | None = None,
 ) -> xr.DataArray:
     """Gridded days ``start .. end`` (inclusive) of ``product``, ``(time, lat, lon)``.
 
@@ -81,20 +102,23 @@ def gridded_series(
         Target grid.
     source_dir : path, optional
         Root of the cell files (default: bundle, or ../shared for non-bundled products).
+    variable : str, optional
+        An auxiliary decoded variable instead of the soil moisture (as :func:`grid_granule`).
 
     Returns
     -------
     xr.DataArray
-        ``soil_moisture`` [m3 m-3] with ``time`` = each UTC day at 00:00; equal, day by day, to
-        :func:`grid_granule` on that day's granule.
+        ``soil_moisture`` [m3 m-3] (or `variable`) with ``time`` = each UTC day at 00:00; equal,
+        day by day, to :func:`grid_granule` on that day's granule.
     """
     p = get_product(product)
     decoded = read_product(p, start, end, source_dir=source_dir)
-    means = daily_means(decoded, start, end)
+    means = daily_means(decoded, start, end, variable=variable)
     series = to_domain_series(means.values, means["lat"].values, means["lon"].values, grid,
                               radius_m=p.regrid_radius_m, time=means["time"].values,
-                              name=p.output_name)
-    series.attrs = {**_field_attrs(p), "domain": grid.name,
+                              name=variable or p.output_name)
+    own = _field_attrs(p, decoded, variable)
+    series.attrs = {**own, "domain": grid.name,
                     "regridding": series.attrs.get("regridding", ""),
                     "cell_methods": "time: mean (interval: 1 day, observations passing quality flags)"}
     return series

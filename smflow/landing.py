@@ -260,6 +260,55 @@ class LandingZone:
                 refs.append(GranuleRef(name, d, self.bucket, key))
         return refs
 
+    # -- native granules (provider files, one folder per product and day) -------------------
+    @staticmethod
+    def is_native(product: str) -> bool:
+        """True for products read by :func:`smflow.readers.native.open_native` from provider files
+        (not cut from the time-series archive by :meth:`publish`)."""
+        from smflow.products import PRODUCTS
+
+        return product not in PRODUCTS
+
+    def native_prefix(self, product: str, day: date | str) -> str:
+        """``native/{product}/{YYYY}/{MM}/{DD}/``: the provider's files of that UTC day, named as
+        the provider names them (the readers recognise products by file name)."""
+        d = _as_date(day)
+        return f"native/{product}/{d:%Y}/{d:%m}/{d:%d}/"
+
+    def put_native(self, product: str, day: date | str, path: str | Path) -> GranuleRef:
+        """Land one provider file of ``product`` for ``day`` under :meth:`native_prefix`.
+
+        Idempotent: the same file lands at the same key with the same bytes.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file to land as {product} {day}")
+        ref = GranuleRef(product, _as_date(day), self.bucket, self.native_prefix(product, day) + path.name)
+        self._ensure_bucket()
+        self._upload(path, ref)
+        return ref
+
+    def native_keys(self, product: str, day: date | str) -> list[str]:
+        """Keys of all files of ``product`` landed for ``day`` (sorted; empty when none)."""
+        try:
+            return sorted(s3mod.list_keys(self.s3, self.bucket, self.native_prefix(product, day)))
+        except self.s3.exceptions.NoSuchBucket:
+            return []
+
+    def expected(self, product: str, day: date | str) -> str:
+        """Where the day's granule of ``product`` is awaited (a key, or a prefix for native files)."""
+        if self.is_native(product):
+            return f"s3://{self.bucket}/{self.native_prefix(product, day)}"
+        return self.ref(product, day).uri
+
+    def find(self, product: str, day: date | str) -> GranuleRef | None:
+        """The day's granule of ``product`` if it has landed (native: its first file), else None."""
+        if self.is_native(product):
+            keys = self.native_keys(product, day)
+            return GranuleRef(product, _as_date(day), self.bucket, keys[0]) if keys else None
+        ref = self.ref(product, day)
+        return ref if self.exists(ref) else None
+
     def exists(self, ref: GranuleRef) -> bool:
         from botocore.exceptions import ClientError
 

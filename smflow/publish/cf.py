@@ -541,8 +541,11 @@ def _merged_soil_moisture(product: xr.Dataset) -> dict[str, xr.Variable]:
     }
 
 
+_FROZEN_SOIL_FLAGS: Final[dict[int, str]] = {0: "not_frozen", 1: "frozen_soil_or_snow"}
+
+
 def _sm2rain_precipitation(product: xr.Dataset) -> dict[str, xr.Variable]:
-    return {
+    out = {
         "precipitation_amount": _float_variable(
             product["precipitation_amount"],
             _GRID,
@@ -554,16 +557,71 @@ def _sm2rain_precipitation(product: xr.Dataset) -> dict[str, xr.Variable]:
                 "cell_methods": "time: sum",
                 "comment": "1 kg m-2 equals 1 mm of water. Rainfall inverted from the "
                 "soil-water balance of the merged soil moisture (SM2RAIN; Brocca et al. 2013; "
-                "Zhang et al. 2022, Eqs. 1-2), accumulated over time_bnds.",
+                "Zhang et al. 2022, Eqs. 1-2), accumulated over time_bnds. Missing "
+                "(_FillValue) where frozen_soil says the soil was frozen or snow-covered.",
             },
         ),
     }
+    if "frozen_soil" in product:
+        out["precipitation_amount"].attrs["ancillary_variables"] = "frozen_soil"
+        out["frozen_soil"] = _flag_variable(
+            product["frozen_soil"],
+            _GRID,
+            _FROZEN_SOIL_FLAGS,
+            {
+                "long_name": "frozen soil or snow cover: no rainfall inverted from soil moisture",
+                "comment": "Top-layer soil temperature (GLDAS Noah 0-10 cm, daily mean) at or below "
+                "273.15 K on this day or the day before.",
+            },
+            "frozen_soil",
+        )
+    return out
+
+
+_CI_QUANTITIES: Final = {
+    "error_variance": ("triple-collocation error variance", "m6 m-6"),
+    "correlation_with_truth": ("correlation with the unknown truth", "1"),
+    "snr_db": ("signal-to-noise ratio", "dB"),
+}
+
+
+def _confidence_intervals(product: xr.Dataset) -> dict[str, xr.Variable]:
+    """``<metric>_lower`` / ``_upper``: moving-block bootstrap intervals of the TC metrics."""
+    level = float(product.attrs.get("tc_confidence_level", 0.95))
+    resamples = product.attrs.get("tc_bootstrap_resamples", "")
+    out: dict[str, xr.Variable] = {}
+    for name, (what, units) in _CI_QUANTITIES.items():
+        for side in ("lower", "upper"):
+            key = f"{name}_{side}"
+            if key not in product:
+                continue
+            out[key] = _float_variable(
+                product[key],
+                _SOURCE_GRID,
+                {
+                    "long_name": f"{side} bound of the {level:.0%} confidence interval of the {what}",
+                    "units": units,
+                    "comment": f"Moving-block bootstrap over the trailing window ({resamples} "
+                    "resamples, block length tc_block_length, percentile interval; Politis and "
+                    "Romano 1994). Missing where TC is not resolved.",
+                },
+            )
+    if "tc_block_length" in product:
+        lengths = product["tc_block_length"].transpose("lat", "lon").values.astype("f8")
+        out["tc_block_length"] = xr.Variable(
+            _GRID,
+            np.where(np.isfinite(lengths), np.nan_to_num(lengths), _INT32_FILL).astype("i4")[np.newaxis, ...],
+            {"long_name": "block length of the moving-block bootstrap", "units": "day",
+             "grid_mapping": "crs"},
+        )
+    return out
 
 
 def _tc_diagnostics(product: xr.Dataset) -> dict[str, xr.Variable]:
     sample = product["tc_sample_size"].transpose("lat", "lon").values.astype("f8")
     sample_values = np.where(np.isfinite(sample), np.nan_to_num(sample), _INT32_FILL).astype("i4")
-    return {
+    intervals = _confidence_intervals(product)
+    out = {
         "error_variance": _float_variable(
             product["error_variance"],
             _SOURCE_GRID,
@@ -618,6 +676,11 @@ def _tc_diagnostics(product: xr.Dataset) -> dict[str, xr.Variable]:
             },
         ),
     }
+    for name in _CI_QUANTITIES:
+        bounds = [k for k in (f"{name}_lower", f"{name}_upper") if k in intervals]
+        if bounds:
+            out[name].attrs["ancillary_variables"] = " ".join(bounds)
+    return {**out, **intervals}
 
 
 # --------------------------------------------------------------------------- attributes

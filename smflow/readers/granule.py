@@ -113,7 +113,8 @@ def data_variable_name(decoded: xr.Dataset) -> str:
     )
 
 
-def daily_means(decoded: xr.Dataset, start: DayLike, end: DayLike) -> xr.DataArray:
+def daily_means(decoded: xr.Dataset, start: DayLike, end: DayLike, *,
+                variable: str | None = None) -> xr.DataArray:
     """Mean of the observations that passed the flags, per location and UTC day ``start .. end``.
 
     Parameters
@@ -122,6 +123,9 @@ def daily_means(decoded: xr.Dataset, start: DayLike, end: DayLike) -> xr.DataArr
         A decoded granule or decoded series (dims ``location``, ``time``).
     start, end : date-like
         First and last UTC day (inclusive).
+    variable : str, optional
+        Decoded variable to average (default: the soil-moisture variable; e.g.
+        ``soil_temperature``, an auxiliary variable of GLDAS).
 
     Returns
     -------
@@ -136,7 +140,9 @@ def daily_means(decoded: xr.Dataset, start: DayLike, end: DayLike) -> xr.DataArr
     with ``np.add.at`` in time order, so one day computed alone and the same day inside a
     period give identical bits.
     """
-    name = data_variable_name(decoded)
+    name = variable or data_variable_name(decoded)
+    if name not in decoded:
+        raise KeyError(f"Decoded granule has no variable {name!r} (it has {sorted(decoded.data_vars)}).")
     first, _ = _day_bounds(start)
     last, _ = _day_bounds(end)
     days = np.arange(first, last + np.timedelta64(1, "D"), np.timedelta64(1, "D"))
@@ -161,7 +167,7 @@ def daily_means(decoded: xr.Dataset, start: DayLike, end: DayLike) -> xr.DataArr
     return out.assign_coords(n_obs=(("location", "time"), counts))
 
 
-def daily_mean(decoded: xr.Dataset, day: DayLike) -> xr.DataArray:
+def daily_mean(decoded: xr.Dataset, day: DayLike, *, variable: str | None = None) -> xr.DataArray:
     """Mean of the observations that passed the flags within ``[day, day + 1)`` UTC.
 
     Parameters
@@ -178,4 +184,4 @@ def daily_mean(decoded: xr.Dataset, day: DayLike) -> xr.DataArray:
         ``soil_moisture``), NaN where no observation passed; coordinate ``n_obs(location)``
         counts the observations averaged, scalar coordinate ``time`` the day.
     """
-    return daily_means(decoded, day, day).isel(time=0)
+    return daily_means(decoded, day, day, variable=variable).isel(time=0)

@@ -46,8 +46,20 @@ def test_trigger_times_out_with_an_event_not_an_error(landing):
     trigger = GranuleAvailableTrigger(product="smap", day="2017-06-01", deadline=deadline_after(0.6),
                                       poke_interval=0.2, landing_bucket=bucket)
     event = asyncio.run(asyncio.wait_for(_first_event(trigger), 10))
-    assert event["status"] == "timeout" and event["expected_key"] == "smap/2017/06/smap_20170601.nc"
+    assert event["status"] == "timeout" and event["expected"] == f"s3://{bucket}/smap/2017/06/smap_20170601.nc"
     assert event["waited_seconds"] >= 0.5
+
+
+def test_trigger_finds_a_late_native_granule_under_its_day_folder(landing, s3_client):
+    bucket, _ = landing
+    name = "c_gls_SSM1km_201706010000_CEURO_S1CSAR_V1.1.1.nc"
+    trigger = GranuleAvailableTrigger(product="cgls_ssm_1km", day="2017-06-01", deadline=deadline_after(20),
+                                      poke_interval=0.2, landing_bucket=bucket)
+    key = f"native/cgls_ssm_1km/2017/06/01/{name}"
+    threading.Timer(0.5, lambda: s3_client.put_object(Bucket=bucket, Key=key, Body=b"\x89HDF")).start()
+    event = asyncio.run(asyncio.wait_for(_first_event(trigger), 15))
+    assert event == {"status": "found", "product": "cgls_ssm_1km", "day": "2017-06-01", "bucket": bucket,
+                     "key": key}
 
 
 def test_trigger_fires_when_the_late_granule_lands(landing):

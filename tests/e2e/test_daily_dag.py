@@ -92,6 +92,24 @@ def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prep
     assert set(tc["source"].values) == {"smap", "era5_land", "gldas"}
     r = tc["correlation_with_truth"].values
     assert np.nanmin(r) >= -1 and np.nanmax(r) <= 1
+    # moving-block bootstrap intervals around the point estimates, where TC is resolved
+    resolved = tc["tc_resolved"].values[0] == 1
+    assert resolved.sum() >= 20
+    for name in ("error_variance", "correlation_with_truth", "snr_db"):
+        assert tc[name].attrs["ancillary_variables"] == f"{name}_lower {name}_upper"
+        point = tc[name].values[0][:, resolved]
+        lower, upper = tc[f"{name}_lower"].values[0][:, resolved], tc[f"{name}_upper"].values[0][:, resolved]
+        both = np.isfinite(lower) & np.isfinite(upper)
+        assert both.mean() > 0.9, f"{name}: intervals missing in resolved cells"
+        assert np.all(upper[both] > lower[both]), f"{name}: empty or inverted intervals"
+        inside = (point[both] >= lower[both]) & (point[both] <= upper[both])
+        assert inside.mean() > 0.9, f"{name}: point estimate outside its interval in {1 - inside.mean():.0%} of cells"
+    assert np.all(tc["tc_block_length"].values[0][resolved] >= 1)
+    assert "95%" in tc["error_variance_lower"].attrs["long_name"]
+    # GLDAS top-layer soil temperature on the Big Island stays above 284 K: nothing is masked
+    frozen = open_nc("sm2rain-precip")["frozen_soil"]
+    assert frozen.attrs["flag_meanings"] == "not_frozen frozen_soil_or_snow"
+    assert int(np.nansum(frozen.values == 1)) == 0
 
     stac_keys = [k for k in _objects(s3_client, settings.products_bucket, "stac/items/") if DAY.strftime("%Y%m%d") in k]
     assert len(stac_keys) == 1

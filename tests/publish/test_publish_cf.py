@@ -48,9 +48,11 @@ def test_three_files_with_the_contract_variables(files):
     expected = {
         "merged-sm": {"soil_moisture", "soil_moisture_error_variance", "merge_method",
                       "source_soil_moisture"},
-        "sm2rain-precip": {"precipitation_amount"},
+        "sm2rain-precip": {"precipitation_amount", "frozen_soil"},
         "tc-diagnostics": {"error_variance", "correlation_with_truth", "snr_db", "tc_resolved",
-                           "tc_sample_size"},
+                           "tc_sample_size", "tc_block_length",
+                           "error_variance_lower", "error_variance_upper", "correlation_with_truth_lower",
+                           "correlation_with_truth_upper", "snr_db_lower", "snr_db_upper"},
     }
     for name, body in files.items():
         ds = _open(body)
@@ -69,6 +71,10 @@ def test_three_files_with_the_contract_variables(files):
         ("tc-diagnostics", "error_variance", None, "m6 m-6"),
         ("tc-diagnostics", "correlation_with_truth", None, "1"),
         ("tc-diagnostics", "snr_db", None, "dB"),
+        ("tc-diagnostics", "snr_db_lower", None, "dB"),
+        ("tc-diagnostics", "error_variance_upper", None, "m6 m-6"),
+        ("tc-diagnostics", "correlation_with_truth_lower", None, "1"),
+        ("tc-diagnostics", "tc_block_length", None, "day"),
         ("tc-diagnostics", "tc_sample_size",
          "volume_fraction_of_condensed_water_in_soil number_of_observations", "1"),
     ],
@@ -80,7 +86,7 @@ def test_variables_carry_cf_attributes(files, name, variable, standard_name, uni
     assert attrs["long_name"]
     assert attrs["grid_mapping"] == "crs"
     assert "_FillValue" in attrs
-    if variable != "tc_sample_size":
+    if variable not in ("tc_sample_size", "tc_block_length"):
         assert attrs["_FillValue"] == FILL_VALUE and attrs["_FillValue"].dtype == np.float32
 
 

@@ -246,6 +246,20 @@ def test_infinite_snr_where_resolved_fails(product):
     assert "snr_db__gldas: 1 of 84 TC-resolved cells without an SNR" in outcome.reason
 
 
+def test_inverted_or_impossible_confidence_intervals_fail(product):
+    ds = product()
+    land = np.argwhere(ds["tc_resolved"].values[0] == 1)
+    lo, hi = ds["snr_db_lower"].values, ds["snr_db_upper"].values
+    lo[0, 1, land[0][0], land[0][1]], hi[0, 1, land[0][0], land[0][1]] = 5.0, 4.0  # era5_land: upper < lower
+    ds["correlation_with_truth_upper"].values[0, 0, land[1][0], land[1][1]] = 1.2  # smap: R > 1
+    ds["error_variance_lower"].values[0, 2, land[2][0], land[2][1]] = -1e-5  # gldas
+    outcome = validate_product(ds, GOOD_DAY)
+    assert outcome.failed_checks == ("confidence_interval",)
+    assert "snr_db_upper__era5_land vs snr_db_lower__era5_land" in outcome.reason
+    assert "correlation_with_truth_upper__smap: 1 of 84 upper bounds of R outside [-1, 1]" in outcome.reason
+    assert "error_variance_lower__gldas: 1 of 84 negative lower bounds" in outcome.reason
+
+
 def test_missing_rainfall_over_land_and_low_coverage_fail(product):
     ds = product()
     sm = ds["soil_moisture"].values
