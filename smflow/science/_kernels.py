@@ -26,6 +26,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 _JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+#: Reductions: the compiler may reorder the sums (and fuse multiply-adds) to vectorise them. NaN
+#: and inf keep their IEEE meaning (no "nnan"/"ninf"); the results change only by rounding.
+_SUMS = {**_JIT, "fastmath": {"reassoc", "nsz", "contract"}}
 
 #: Stand-in for log(0): exp(b * -1e4) underflows to exactly 0 for every b >= 0.01, so s = 0 gives
 #: s^b = 0 and s^b ln s = 0 without NaN from 0 * -inf.
@@ -524,61 +527,57 @@ def exponential_filter_rows(data: NDArray[np.float64], T: NDArray[np.float64], T
 # --------------------------------------------------------------------------------------------------
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_SUMS)
 def tc_moments(x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64], start: int, stop: int,
                n_out: NDArray[np.int64], mean_out: NDArray[np.float64], cov_out: NDArray[np.float64]) -> None:
     """Count, means and covariances (ddof=1) on the common finite samples of the cells ``start:stop``.
 
-    Cross-products about a provisional mean (that of every 16th common sample) with the exact
-    correction for the remaining offset: sum (a - m)(b - m') = S_ab - S_a S_b / n. One pass for the
-    provisional mean (1/16 of the data), one for the sums.
+    Cross-products about a provisional mean (that of the first 16 common samples) with the exact
+    correction for the remaining offset, sum (a - m)(b - m') = S_ab - S_a S_b / n: one pass over
+    the data, branch-free (masked samples contribute exact zeros), vectorised by the compiler.
     """
     steps = x.shape[1]
     for c in range(start, stop):
         xr, yr, zr = x[c], y[c], z[c]
         thin = 0
         px = py = pz = 0.0
-        for t in range(0, steps, 16):
+        for t in range(steps):
             a, b, d = xr[t], yr[t], zr[t]
             if a == a and b == b and d == d:
                 thin += 1
                 px += a
                 py += b
                 pz += d
+                if thin == 16:
+                    break
         m = max(thin, 1)
         px, py, pz = px / m, py / m, pz / m
         n = 0
         sx = sy = sz = sxx = syy = szz = sxy = sxz = syz = 0.0
         for t in range(steps):
             a, b, d = xr[t], yr[t], zr[t]
-            if a == a and b == b and d == d:
-                n += 1
-                a -= px
-                b -= py
-                d -= pz
-                sx += a
-                sy += b
-                sz += d
-                sxx += a * a
-                syy += b * b
-                szz += d * d
-                sxy += a * b
-                sxz += a * d
-                syz += b * d
+            ok = (a == a) & (b == b) & (d == d)
+            a = a - px if ok else 0.0
+            b = b - py if ok else 0.0
+            d = d - pz if ok else 0.0
+            n += ok
+            sx += a
+            sy += b
+            sz += d
+            sxx += a * a
+            syy += b * b
+            szz += d * d
+            sxy += a * b
+            sxz += a * d
+            syz += b * d
         n_out[c] = n
         mean_out[0, c] = px + sx / n
         mean_out[1, c] = py + sy / n
         mean_out[2, c] = pz + sz / n
         scale = (n - 1) if n > 1 else math.nan
-        cov_out[0, 0, c] = (sxx - sx * sx / n) / scale
-        cov_out[1, 1, c] = (syy - sy * sy / n) / scale
-        cov_out[2, 2, c] = (szz - sz * sz / n) / scale
-        value = (sxy - sx * sy / n) / scale
-        cov_out[0, 1, c] = value
-        cov_out[1, 0, c] = value
-        value = (sxz - sx * sz / n) / scale
-        cov_out[0, 2, c] = value
-        cov_out[2, 0, c] = value
-        value = (syz - sy * sz / n) / scale
-        cov_out[1, 2, c] = value
-        cov_out[2, 1, c] = value
+        cross = ((0, 0, sxx, sx, sx), (1, 1, syy, sy, sy), (2, 2, szz, sz, sz),
+                 (0, 1, sxy, sx, sy), (0, 2, sxz, sx, sz), (1, 2, syz, sy, sz))
+        for i, j, s_ij, s_i, s_j in cross:
+            value = (s_ij - s_i * s_j / n) / scale
+            cov_out[i, j, c] = value
+            cov_out[j, i, c] = value
