@@ -89,7 +89,7 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     ".buf": (b"BUFR",), ".bfr": (b"BUFR",), ".bufr": (b"BUFR",), ".bin": (b"BUFR",),
     ".grib": (b"GRIB",), ".grb": (b"GRIB",), ".grib2": (b"GRIB",),
     ".nc": (b"CDF\x01", b"CDF\x02", b"\x89HDF"), ".nc4": (b"\x89HDF",), ".h5": (b"\x89HDF",),
-    ".zip": (b"PK\x03\x04",),
+    ".zip": (b"PK\x03\x04",), ".tgz": (b"\x1f\x8b",),
 }
 _SIGNATURE_WINDOW = 4096
 
