@@ -173,3 +173,28 @@ class AtomicDownload:
             return False
         self.partial.replace(self.dest)
         return False
+
+
+def save_response(response, dest: str | Path, *, size: int | None = None, checksum: str | None = None,
+                  algorithm: str | None = None, source: str = "") -> Path:
+    """Stream an open, streamed ``requests`` response into ``dest`` through :class:`AtomicDownload`.
+
+    ``size`` defaults to ``Content-Length`` (unless the body is content-encoded). A non-200
+    answer and a broken transfer (connection dropped mid-body) raise :class:`ArchiveError`.
+    """
+    import requests
+
+    source = source or response.url
+    if response.status_code != 200:
+        raise ArchiveError(f"{source} answered {response.status_code}: {response.text[:300]}")
+    length = response.headers.get("Content-Length")
+    if size is None and length and not response.headers.get("Content-Encoding"):
+        size = int(length)
+    try:
+        with AtomicDownload(dest, size=size, checksum=checksum, algorithm=algorithm, source=source) as out:
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                out.write(chunk)
+    except requests.RequestException as exc:
+        raise ArchiveError(f"{source}: transfer failed ({exc.__class__.__name__}); "
+                           "retry the download.") from exc
+    return Path(dest)

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urljoin
 
 import requests
 
-from smflow.archive.base import ArchiveError, AtomicDownload, RemoteFile
+from smflow.archive.base import ArchiveError, AtomicDownload, RemoteFile, save_response
 from smflow.archive.credentials import Credentials, connection_host, resolve
 
 log = logging.getLogger(__name__)
@@ -147,18 +147,8 @@ class CatdsClient:
         """Download ``granule`` into ``dest_dir`` (atomic, size and format checked); returns the ``.DBL.nc``."""
         dest = Path(dest_dir) / granule.name
         log.info("downloading %s", granule.url)
-        try:
-            with self._get(granule.url, stream=True) as response:
-                if response.status_code != 200:
-                    raise ArchiveError(f"{granule.url} answered {response.status_code}.")
-                length = response.headers.get("Content-Length")
-                with AtomicDownload(dest, size=int(length) if length else granule.size,
-                                    source=granule.url) as out:
-                    for chunk in response.iter_content(chunk_size=1 << 20):
-                        out.write(chunk)
-        except requests.RequestException as exc:
-            raise ArchiveError(f"{granule.url}: transfer failed ({exc.__class__.__name__}); "
-                               "retry the download.") from exc
+        with self._get(granule.url, stream=True) as response:
+            save_response(response, dest, size=granule.size, source=granule.url)
         if dest.suffix == ".tgz":
             try:
                 return self._extract(dest, granule.url)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from smflow.archive.base import ArchiveError, AtomicDownload, day_bounds
+from smflow.archive.base import ArchiveError, day_bounds, save_response
 from smflow.archive.credentials import Credentials, resolve
 
 log = logging.getLogger(__name__)
@@ -253,10 +253,5 @@ class CmrClient:
                     "(an Earthdata Login user token) or pass conn_id= of an Airflow connection "
                     "holding it."
                 )
-            if response.status_code != 200:
-                raise ArchiveError(f"{url} answered {response.status_code}.")
-            with AtomicDownload(dest, size=granule.size, checksum=granule.checksum,
-                                algorithm=granule.checksum_algorithm, source=url) as out:
-                for chunk in response.iter_content(chunk_size=1 << 20):
-                    out.write(chunk)
-        return dest
+            return save_response(response, dest, size=granule.size, checksum=granule.checksum,
+                                 algorithm=granule.checksum_algorithm, source=url)

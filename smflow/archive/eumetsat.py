@@ -38,7 +38,8 @@ from urllib.parse import quote
 
 import requests
 
-from smflow.archive.base import SIGNATURES, ArchiveError, AtomicDownload, RemoteFile, day_bounds
+from smflow.archive.base import (SIGNATURES, ArchiveError, AtomicDownload, RemoteFile, day_bounds,
+                                 save_response)
 from smflow.archive.credentials import Credentials, connection_host, resolve
 
 log = logging.getLogger(__name__)
@@ -183,19 +184,9 @@ class EumetsatClient:
         dest_dir = Path(dest_dir)
         archive = dest_dir / f"{granule.name}.zip"
         log.info("downloading %s", granule.url)
-        try:
-            with self._get(granule.url) as response:
-                if response.status_code != 200:
-                    raise ArchiveError(f"{granule.url} answered {response.status_code}: {response.text[:300]}")
-                length = response.headers.get("Content-Length")
-                with AtomicDownload(archive, size=int(length) if length else None,
-                                    checksum=granule.checksum, algorithm=granule.checksum_algorithm,
-                                    source=granule.url) as out:
-                    for chunk in response.iter_content(chunk_size=1 << 20):
-                        out.write(chunk)
-        except requests.RequestException as exc:
-            raise ArchiveError(f"{granule.url}: transfer failed ({exc.__class__.__name__}); "
-                               "retry the download.") from exc
+        with self._get(granule.url) as response:
+            save_response(response, archive, checksum=granule.checksum,
+                          algorithm=granule.checksum_algorithm, source=granule.url)
         try:
             return self._extract(archive, dest_dir, granule.url)
         finally:
