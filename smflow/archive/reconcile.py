@@ -3,6 +3,11 @@
 A day whose granule sits in the landing zone but whose field is not in the store was missed
 (late granule, failed run, quarantine since fixed): it is a gap to backfill. A day the archive
 does not have is reported, not backfilled: there is nothing to ingest yet.
+
+What the *provider* archives hold is asked through :data:`ARCHIVE_SOURCES` (smflow archive
+product → client and the provider's product name) and :func:`provider_granules`: every client
+has the same ``granules(product, day)`` / ``download(granule, dest_dir)`` interface
+(:class:`smflow.archive.base.ArchiveClient`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,60 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from importlib import import_module
+
 from smflow import s3 as s3mod
 from smflow.config import Settings
 from smflow.landing import LandingZone, _as_date
+
+
+#: Archive client classes by kind (imported on use).
+ARCHIVE_CLIENTS: dict[str, str] = {
+    "cmr": "smflow.archive.cmr:CmrClient",
+    "hsaf": "smflow.archive.hsaf:HsafClient",
+    "eumetsat": "smflow.archive.eumetsat:EumetsatClient",
+    "catds": "smflow.archive.catds:CatdsClient",
+}
+
+#: smflow archive product → (client kind, the provider's product / collection name).
+ARCHIVE_SOURCES: dict[str, tuple[str, str]] = {
+    "smap_l2": ("cmr", "smap_l2"),
+    "smap": ("cmr", "smap"),
+    "gldas": ("cmr", "gldas"),
+    "modis_lst": ("cmr", "modis_lst"),
+    "ascat_h101": ("hsaf", "h101"),
+    "ascat_h102": ("hsaf", "h102"),
+    "ascat_h103": ("hsaf", "h103"),
+    "ascat_h16": ("hsaf", "h16"),
+    "hsaf_h14": ("hsaf", "h14"),
+    "ascat_somo25": ("eumetsat", "ascat_somo25"),
+    "ascat_somo12": ("eumetsat", "ascat_somo12"),
+    "smos_l3": ("catds", "MIR_CLF31A"),
+}
+
+
+def archive_client(kind: str, **kwargs):
+    """A client of :data:`ARCHIVE_CLIENTS` (``cmr``, ``hsaf``, ``eumetsat``, ``catds``), built with ``kwargs``."""
+    try:
+        module, _, name = ARCHIVE_CLIENTS[kind].partition(":")
+    except KeyError:
+        raise ValueError(f"unknown archive {kind!r}; use one of {sorted(ARCHIVE_CLIENTS)}.") from None
+    return getattr(import_module(module), name)(**kwargs)
+
+
+def provider_granules(product: str, day: date, *, client=None, **kwargs) -> list:
+    """Granules the provider archive holds for smflow archive ``product`` on UTC ``day``.
+
+    :param product: a key of :data:`ARCHIVE_SOURCES`.
+    :param client: an :class:`~smflow.archive.base.ArchiveClient` to ask (default: one built by
+        :func:`archive_client` with ``kwargs``, e.g. ``conn_id=``).
+    """
+    try:
+        kind, name = ARCHIVE_SOURCES[product]
+    except KeyError:
+        raise ValueError(f"no provider archive known for {product!r}; add it to ARCHIVE_SOURCES "
+                         f"(known: {sorted(ARCHIVE_SOURCES)}).") from None
+    return (client or archive_client(kind, **kwargs)).granules(name, day)
 
 
 @dataclass(frozen=True)

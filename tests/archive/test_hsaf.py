@@ -93,3 +93,17 @@ def test_credentials_from_the_environment_and_from_an_airflow_connection(ftp, tm
     c = HsafClient(conn_id="hsaf_test")
     assert c.download(c.granules("h101", date(2017, 2, 20))[0], tmp_path).stat().st_size == 82377
     assert c.credentials.source == "conn:hsaf_test" and SECRET not in repr(c.credentials)
+
+
+def test_reconcile_asks_the_provider_archive_through_the_uniform_interface(ftp, monkeypatch):
+    from smflow.archive.reconcile import archive_client, provider_granules
+
+    (g,) = provider_granules("ascat_h103", date(2017, 2, 20), client=client(ftp))
+    assert g.name == H103
+    monkeypatch.setenv("HSAF_USERNAME", "alice")
+    monkeypatch.setenv("HSAF_PASSWORD", SECRET)
+    assert [g.name for g in provider_granules("hsaf_h14", date(2014, 5, 15), host=ftp.host)] == [
+        "H14_2014051500.grib"]
+    assert isinstance(archive_client("catds"), ArchiveClient)
+    with pytest.raises(ValueError, match="ARCHIVE_SOURCES"):
+        provider_granules("no_such_product", date(2017, 2, 20))
