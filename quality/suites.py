@@ -300,6 +300,25 @@ _CONTEXT_LOCK = threading.Lock()
 _CONTEXT: list = []
 
 
+def ephemeral_context(**config: Any):
+    """A new ephemeral GX context, analytics and progress bars off (``config``: further
+    ``DataContextConfig`` fields, e.g. ``data_docs_sites``)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    project_config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        **config,
+    )
+    return gx.get_context(mode="ephemeral", project_config=project_config)
+
+
 def gx_context():
     """The process's ephemeral GX context (created on first use: imports great_expectations).
 
@@ -309,19 +328,7 @@ def gx_context():
     """
     with _CONTEXT_LOCK:
         if not _CONTEXT:
-            import great_expectations as gx
-            from great_expectations.data_context.types.base import (
-                DataContextConfig,
-                InMemoryStoreBackendDefaults,
-                ProgressBarsConfig,
-            )
-
-            config = DataContextConfig(
-                store_backend_defaults=InMemoryStoreBackendDefaults(),
-                analytics_enabled=False,
-                progress_bars=ProgressBarsConfig(globally=False),
-            )
-            _CONTEXT.append(gx.get_context(mode="ephemeral", project_config=config))
+            _CONTEXT.append(ephemeral_context())
         return _CONTEXT[0]
 
 
