@@ -22,6 +22,8 @@ import xarray as xr
 from smflow.config import REPO_ROOT
 
 DOMAINS_DIR = REPO_ROOT / "config" / "domains"
+#: The domain of the main job and of the store keys without a domain part.
+DEFAULT_DOMAIN = "big_island"
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def domain_from_dict(config: dict) -> DomainGrid:
     )
 
 
-def load_domain(name: str = "big_island", config_dir: Path | None = None) -> DomainGrid:
+def load_domain(name: str = DEFAULT_DOMAIN, config_dir: Path | None = None) -> DomainGrid:
     """The domain called ``name`` from ``config/domains/<name>.json`` (cached: one object per name)."""
     return _load_domain(name, Path(config_dir) if config_dir is not None else DOMAINS_DIR)
 

@@ -23,7 +23,7 @@ import xarray as xr
 
 from smflow import s3 as s3mod
 from smflow.config import Settings
-from smflow.domain import DomainGrid, load_domain
+from smflow.domain import DEFAULT_DOMAIN, DomainGrid, load_domain
 
 PREFIX = "timeseries"
 _KEY_RE = re.compile(r"_(\d{8})\.nc$")
@@ -119,9 +119,11 @@ class TimeSeriesStore:
         return self.settings.store_bucket
 
     def key(self, product: str, day: date | str) -> str:
-        """``timeseries/{product}/{YYYY}/{product}_{YYYYMMDD}.nc``."""
+        """``timeseries/{product}/{YYYY}/{product}_{YYYYMMDD}.nc`` on the default domain,
+        ``timeseries/{domain}/{product}/...`` on any other (each domain has its own grid)."""
         d = _as_date(day)
-        return f"{PREFIX}/{product}/{d:%Y}/{product}_{d:%Y%m%d}.nc"
+        base = PREFIX if self.grid.name == DEFAULT_DOMAIN else f"{PREFIX}/{self.grid.name}"
+        return f"{base}/{product}/{d:%Y}/{product}_{d:%Y%m%d}.nc"
 
     def uri(self, product: str, day: date | str) -> str:
         return f"s3://{self.bucket}/{self.key(product, day)}"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-EXPECTED = {"daily_soil_moisture", "train_models", "seed_timeseries_store", "reconcile_archive"}
+EXPECTED = {"daily_soil_moisture", "daily_soil_moisture_ebro_pyrenees", "train_models", "seed_timeseries_store",
+            "reconcile_archive"}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,24 @@ def test_daily_dag_shape_maps_over_products_and_publishes_assets(dagbag):
         "smflow_merged_soil_moisture", "smflow_sm2rain_precipitation", "smflow_tc_diagnostics"}
     assert dag.get_task("compute_products").upstream_task_ids == {"ingest_granule"}
     assert dag.get_task("publish_products").upstream_task_ids == {"validate_products"}
+    # one deferrable sensor per input, mapped, feeding the mapped ingest
+    wait = dag.get_task("wait_for_granule")
+    assert wait.__class__.__name__.endswith("MappedOperator") and wait.operator_class.__name__ == "GranuleSensor"
+    assert ingest.upstream_task_ids == {"wait_for_granule"}
+
+
+def test_every_configured_pipeline_is_a_dag_on_its_domain(dagbag):
+    import json
+
+    from smflow.domain import load_domain
+
+    pipelines = json.loads((REPO / "config" / "daily_pipelines.json").read_text())["pipelines"]
+    for spec in pipelines.values():
+        dag = dagbag.dags[spec["dag_id"]]
+        load_domain(spec["domain"])  # the domain grid exists
+        assert spec["domain"] in dag.tags
+        assert ("ingest_native_granule" in dag.task_ids) == ("inputs" in spec["products"])
+        assert ("compute_products" in dag.task_ids) == ("merged" in spec["products"])
 
 
 def test_dag_files_import_nothing_heavy_at_parse_time(tmp_path):
