@@ -259,8 +259,9 @@ def regrid_default(product: str) -> RegridDefault:
 class _Geometry:
     """Source sample positions inside (or near) the domain, flattened to ``(n,)``.
 
-    ``take`` selects those samples from an array whose trailing dims are ``spatial_dims``
-    (after flattening them); ``regular`` keeps the 1-D axes for grid-to-grid interpolation.
+    A regular grid is first cut to the box with ``isel`` (so a global dask-backed grid is never
+    loaded whole); ``take`` then selects the samples from the (cut) array with its spatial dims
+    flattened last. ``lat_axis``/``lon_axis`` keep the 1-D axes for grid-to-grid interpolation.
     """
 
     spatial_dims: tuple[str, ...]
@@ -268,7 +269,7 @@ class _Geometry:
     lon: np.ndarray
     take: np.ndarray
     regular: bool
-    pixel_deg: float | None
+    isel: Mapping[str, np.ndarray] | None = None
     lat_axis: np.ndarray | None = None
     lon_axis: np.ndarray | None = None
 
@@ -303,12 +304,9 @@ def _source_geometry(ds: xr.Dataset, grid: DomainGrid, margin_deg: float) -> _Ge
         lon_ax = _wrap_lon(lon_da.values, centre)
         rows = np.flatnonzero((lat_ax >= lat_min - margin_deg) & (lat_ax <= lat_max + margin_deg))
         cols = np.flatnonzero((lon_ax >= lon_min - lon_margin) & (lon_ax <= lon_max + lon_margin))
-        n_lon = lon_ax.size
-        take = (rows[:, None] * n_lon + cols[None, :]).ravel()
         lat2, lon2 = np.meshgrid(lat_ax[rows], lon_ax[cols], indexing="ij")
-        step = max(filter(None, (_median_step(lat_ax), _median_step(lon_ax))), default=None)
-        return _Geometry(("lat", "lon"), lat2.ravel(), lon2.ravel(), take, True, step,
-                         lat_ax[rows], lon_ax[cols])
+        return _Geometry(("lat", "lon"), lat2.ravel(), lon2.ravel(), np.arange(lat2.size), True,
+                         {"lat": rows, "lon": cols}, lat_ax[rows], lon_ax[cols])
     if lat_da.dims != lon_da.dims or lat_da.ndim not in (1, 2):
         raise ValueError(
             f"Unsupported geometry: lat{lat_da.dims} / lon{lon_da.dims}. Expected 1-D lat(lat) and "
@@ -321,10 +319,7 @@ def _source_geometry(ds: xr.Dataset, grid: DomainGrid, margin_deg: float) -> _Ge
         inside = ((lat_all >= lat_min - margin_deg) & (lat_all <= lat_max + margin_deg)
                   & (lon_all >= lon_min - lon_margin) & (lon_all <= lon_max + lon_margin))
     take = np.flatnonzero(inside)
-    step = None
-    if lat_da.ndim == 2 and min(lat_da.shape) > 1:
-        step = float(np.nanmedian(np.abs(np.diff(np.asarray(lat_da.values), axis=0))))
-    return _Geometry(tuple(lat_da.dims), lat_all[take], lon_all[take], take, False, step)
+    return _Geometry(tuple(lat_da.dims), lat_all[take], lon_all[take], take, False)
 
 
 def _spatial_last(da: xr.DataArray, spatial: tuple[str, ...], sizes: Mapping[str, int]
@@ -576,7 +571,11 @@ def native_to_domain(
     out = xr.Dataset(coords={"lat": grid.lat_coord(), "lon": grid.lon_coord()})
 
     def put(name: str, da: xr.DataArray, how: RegridMethod, *, kind: str = "value") -> None:
-        lead, values = _spatial_last(da, geom.spatial_dims, ds.sizes)
+        sizes = dict(ds.sizes)
+        if geom.isel is not None:
+            da = da.isel({d: i for d, i in geom.isel.items() if d in da.dims})
+            sizes.update({d: i.size for d, i in geom.isel.items()})
+        lead, values = _spatial_last(da, geom.spatial_dims, sizes)
         values = values[:, geom.take]
         if kind == "time":
             ns = values.astype("datetime64[ns]").astype(np.int64).astype(np.float64)
