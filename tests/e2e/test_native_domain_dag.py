@@ -132,6 +132,22 @@ READER_FILES = {
     "cgls_swi_1km": "cgls_1km/CGLS_SWI1km_V1.0_img/c_gls_SWI1km_201706011200_CEURO_SCATSAR_V1.0.1.nc",
     "modis_mod11a1": "modis_lst/MOD11A1.hdf",
     "gmt_dem_grid": "dem_etopo/FR+IT.nc",
+    "ascat_l2_ssm_bufr": "ascat_eumetsat_l2/bufr_pdu_25km/W_XX-EUMETSAT-Darmstadt,SOUNDING+"
+                         "SATELLITE,METOPA+ASCAT_C_EUMC_20170220041500_53652_eps_o_250_ssm_l2.bin",
+    "ecmwf_grib": "ecmwf_grib/soil-surface-level-mix.grib",
+    "esa_cci_sm": "esa_cci_sm_v05.2/combined/ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-20160607000000-fv05.2.nc",
+    "modis_mod09a1": "modis_ndvi/MOD09A1.A2017193.h18v04.006.2017202035302.hdf",
+    "modis_mod13_ndvi_tif": "modis_ndvi/VI_16Days_500m_v6/NDVI/MOD13A1_NDVI_2016_001.tif",
+    "srtm_hgt": "dem_srtm_gtopo/N38W028.SRTMGL3.hgt.zip",
+    "gtopo30_tif": "dem_srtm_gtopo/bonn_gtopo.tif",
+    "etopo20_text": "dem_etopo/etopo20data.gz",
+    "ecmwf_landmask": "land_masks/landmask_0.25_0.25.nc",
+    "globe_land_mask": "land_masks/globe_combined_mask_compressed.npz",
+    "glcnmo": "landcover_glcnmo/glcnmo.tif",
+    "wflow_staticmaps": "wflow_piave_staticmaps/staticmaps.nc",
+    "chirps_daily": "precip_chirps/chirps-v2.0.2017.05.03.tif",
+    "radolan_rw": "precip_radolan/RW-20221018.tar.gz",
+    "nws_qpe_conus": "precip_nws_conus/nws_precip_conus_20061222.nc",
 }
 
 
