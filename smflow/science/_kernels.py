@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -39,8 +41,26 @@ OBJECTIVE_RMSE = 0
 OBJECTIVE_KGE = 1
 
 
+_local = threading.local()
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the cell loops in the calling thread (e.g. inside a dask task: dask runs the chunks in
+    parallel already, and more threads than cores only slow each other down)."""
+    previous = getattr(_local, "serial", False)
+    _local.serial = True
+    try:
+        yield
+    finally:
+        _local.serial = previous
+
+
 def thread_count() -> int:
-    """Threads for the cell loops: numba's setting (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``)."""
+    """Threads for the cell loops: numba's setting (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``);
+    1 inside :func:`single_threaded`."""
+    if getattr(_local, "serial", False):
+        return 1
     try:
         return max(1, int(numba.get_num_threads()))
     except Exception:  # noqa: BLE001 - e.g. the threading layer cannot start: run serially

@@ -1389,6 +1389,8 @@ def _calibrate_dask(s: Any, p_obs: Any, o: _CalibrationOptions, *, frozen: Any, 
     import dask
     import dask.array as da
 
+    from smflow.science import _kernels
+
     s, p_obs = da.asarray(s), da.asarray(p_obs)
     if s.shape != p_obs.shape or s.ndim != 2:
         raise ValueError(f"`s` {s.shape} and `p_obs` {p_obs.shape} must be dask arrays of the same (cells, time) shape.")
@@ -1401,7 +1403,8 @@ def _calibrate_dask(s: Any, p_obs: Any, o: _CalibrationOptions, *, frozen: Any, 
     def block(sb: NDArray[np.float64], pb: NDArray[np.float64], fb: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
         data = _check_saturation(np.asarray(sb, dtype=float))
         data = mask_frozen_soil(data, fb)
-        result = _calibrate_block(data, np.asarray(pb, dtype=float), o).to_dict(all_fields=True)
+        with _kernels.single_threaded():  # dask runs the chunks in parallel
+            result = _calibrate_block(data, np.asarray(pb, dtype=float), o).to_dict(all_fields=True)
         return np.stack([np.asarray(result[c], dtype=float) for c in _COLUMNS], axis=1)
 
     table = da.map_blocks(block, *args, dtype=float, chunks=(s.chunks[0], (len(_COLUMNS),)))
