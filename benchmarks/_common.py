@@ -45,6 +45,29 @@ def machine() -> str:
             f"numpy {np.__version__}, scipy {scipy.__version__}, {platform.system()} {platform.release()}")
 
 
+#: Threads the compiled kernels use by default (numba's setting; the machine's cores).
+THREADS = 1
+
+
+def timed_on_threads(fn: Callable[[], Any]) -> tuple[tuple[float, float], Any]:
+    """Best of two wall times [s] of ``fn`` on all of numba's threads and on one thread (the
+    per-core cost), and the result."""
+    global THREADS
+    import numba
+
+    THREADS = numba.get_num_threads()
+    all_threads, result = best_time(fn, repeat=2)
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(1)
+    try:
+        with threadpool_limits(1):  # BLAS too (the i.i.d. bootstrap's matrix products)
+            one, _ = best_time(fn, repeat=2)
+    finally:
+        numba.set_num_threads(THREADS)
+    return (all_threads, one), result
+
+
 def best_time(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
     """Smallest wall time [s] of `repeat` runs and the last result."""
     best, result = float("inf"), None

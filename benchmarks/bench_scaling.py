@@ -71,6 +71,7 @@ def run_one(kind: str, cells: int, days: int, workers: int) -> dict:
     import dask.array as da
 
     from bench_sm2rain import PeakMemory
+    from smflow.science import _kernels
     from smflow.science.bootstrap import triple_collocation_ci
     from smflow.science.sm2rain import calibrate_sm2rain
     from smflow.science.tc import triple_collocation
@@ -91,6 +92,10 @@ def run_one(kind: str, cells: int, days: int, workers: int) -> dict:
                 index = info["chunk-location"][0]
                 rows = (np.arange(info["chunk-shape"][0]) + index * chunk) % (POOL // 4)
                 x, y, z = np.roll(_pool_for("tc", days)[:, rows], index % 97, axis=-1)
+                with _kernels.single_threaded():  # dask runs the chunks in parallel
+                    return _tc_block(x, y, z)
+
+            def _tc_block(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
                 if bootstrap:
                     r = triple_collocation_ci(x, y, z, n_resamples=1000, seed=1)
                     return np.concatenate([r.error_variance.lower, r.error_variance.upper]).T
