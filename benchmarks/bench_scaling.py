@@ -9,6 +9,7 @@ it), and the TC bootstrap for
 
     benchmarks/.venv-bench/bin/python benchmarks/bench_scaling.py            # full table (~10 min)
     benchmarks/.venv-bench/bin/python benchmarks/bench_scaling.py --quick    # small sizes only
+    benchmarks/.venv-bench/bin/python benchmarks/bench_scaling.py --quick --grid-row  # + 250k x 3,650
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _blocks(cells: int, days: int, chunk: int, source: str, which: int):
     return da.map_blocks(fn, dtype=float, chunks=(sizes, (days,)))
 
 
-def run_one(kind: str, cells: int, days: int, workers: int) -> dict:
+def run_one(kind: str, cells: int, days: int, workers: int, scheduler: str = "threads") -> dict:
     import dask
     import dask.array as da
 
@@ -77,7 +78,7 @@ def run_one(kind: str, cells: int, days: int, workers: int) -> dict:
     from smflow.science.tc import triple_collocation
 
     chunk = 512
-    with dask.config.set(scheduler="processes", num_workers=workers), PeakMemory() as memory:
+    with dask.config.set(scheduler=scheduler, num_workers=workers), PeakMemory() as memory:
         t0 = time.perf_counter()
         if kind == "sm2rain":
             s, p = _blocks(cells, days, chunk, "sm2rain", 0), _blocks(cells, days, chunk, "sm2rain", 1)
@@ -111,6 +112,11 @@ def main() -> None:
     parser.add_argument("--one", nargs=3, metavar=("KIND", "CELLS", "DAYS"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--scheduler", default="threads", choices=("threads", "processes"),
+                        help="dask scheduler (the compiled kernels release the GIL: threads share one "
+                             "process, its memory and its JIT cache)")
+    parser.add_argument("--grid-row", action="store_true",
+                        help="with --quick: also the 250,000 x 3,650 SM2RAIN row")
     args = parser.parse_args()
     if args.one:
         # Import this file as a module: functions defined in __main__ are pickled by value for the
@@ -118,19 +124,23 @@ def main() -> None:
         import bench_scaling
 
         kind, cells, days = args.one[0], int(args.one[1]), int(args.one[2])
-        print(json.dumps(bench_scaling.run_one(kind, cells, days, args.workers)))
+        print(json.dumps(bench_scaling.run_one(kind, cells, days, args.workers, args.scheduler)))
         return
     print(f"machine: {_common.machine()}")
-    print(f"load average at start: {os.getloadavg()[0]:.2f}; {args.workers} dask worker processes, chunks of 512 cells")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}; dask scheduler {args.scheduler}, {args.workers} workers, "
+          "chunks of 512 cells")
     big = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000, 250_000]
     configs = [("sm2rain", c, 3650) for c in big] + [("tc", c, 3650) for c in big]
     configs += [("tc_bootstrap", c, 3650) for c in ([1_000] if args.quick else [1_000, 10_000])]
     configs += [(k, 1_000, d) for k in ("sm2rain", "tc", "tc_bootstrap") for d in (365, 1825, 7300)]
+    if args.quick and args.grid_row:
+        configs.append(("sm2rain", 250_000, 3650))
     print("| computation | cells | days | wall time [s] | us per cell | peak memory [GiB] |")
     print("|---|---|---|---|---|---|")
     for kind, cells, days in configs:
         out = subprocess.run([sys.executable, __file__, "--one", kind, str(cells), str(days), "--workers",
-                              str(args.workers)], capture_output=True, text=True, cwd=os.path.dirname(__file__))
+                              str(args.workers), "--scheduler", args.scheduler],
+                             capture_output=True, text=True, cwd=os.path.dirname(__file__))
         if out.returncode != 0:
             print(f"| {kind} | {cells} | {days} | failed: {out.stderr.strip().splitlines()[-1]} | | |")
             continue

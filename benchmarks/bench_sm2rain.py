@@ -178,7 +178,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also run the 250,000-cell grid through dask")
     parser.add_argument("--full-cells", type=int, default=_common.GRID_CELLS)
     parser.add_argument("--chunk", type=int, default=512)
-    parser.add_argument("--scheduler", default="processes")
+    parser.add_argument("--scheduler", default="threads",
+                        help="dask scheduler; the compiled kernels release the GIL, so threads share one process")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     print(f"machine: {_common.machine()}")

@@ -6,10 +6,12 @@ dependent days as independent and gives intervals that are too narrow. The movin
 bootstrap (Kunsch 1989) resamples blocks of consecutive days instead, with a block length that
 follows the persistence of each cell's series.
 
-Every resample of every cell is computed at once: TC needs only the ten sums ``n, sum x_i,
-sum x_i x_j`` of the common samples, and a resample is a vector of counts (how often each day is
-drawn), so the sums of all resamples are one matrix product of the per-day terms (cells x 10 x
-days) with the count matrix (days x resamples). The point estimates and the unresolved-cell rules
+TC needs only the ten sums ``n, sum x_i, sum x_i x_j`` of the common samples, and a resample's
+sums are sums of block sums (differences of cumulative sums). A compiled kernel per cell
+(:mod:`smflow.science._kernels`) gathers the blocks of every resample (or, for short blocks, one
+matrix product of the block sums with the count matrix gives all resamples of a chunk of cells),
+computes TC per resample and selects the order statistics of the quantiles. The point estimates
+and the unresolved-cell rules
 are those of :func:`smflow.science.tc.triple_collocation` (shared through
 :func:`smflow.science.tc.tc_from_moments`).
 """
@@ -193,10 +195,12 @@ def triple_collocation_ci(
         Resolution rules of the point estimate (as :func:`~smflow.science.tc.triple_collocation`).
         A resample counts when its error variances are positive and its :math:`R^2` lie in (0, 1].
     chunk_cells : int, default 128
-        Cells per matrix product (bounded memory: ~ chunk_cells x 10 x time values).
+        Cells per matrix product (short blocks; bounded memory: ~ chunk_cells x 10 x time values).
     precision : {"float32", "float64"}, default "float32"
-        Precision of the resample sums. The data are centred per cell first, so single precision
-        changes the bounds by far less than their Monte-Carlo error and halves the cost.
+        Precision of the matrix product of the short-block path (blocks shorter than 16 steps, e.g.
+        the i.i.d. bootstrap). The data are centred per cell first, so single precision changes the
+        bounds by far less than their Monte-Carlo error and halves the cost. Longer blocks are
+        gathered in float64.
     start_step : int or "auto", default "auto"
         Block starts are drawn from every `start_step`-th time step ("auto": ``ceil(block / 8)``;
         1 = every step, the textbook moving-block bootstrap). Blocks still overlap by all but a
@@ -222,12 +226,15 @@ def triple_collocation_ci(
     :math:`S_{ij} = \\sum_t w_t x_{i,t} x_{j,t}` (with :math:`m_t` the common-sample mask and the
     data zero where masked) give the covariances
     :math:`C_{ij} = (S_{ij} - S_i S_j / N) / (N - 1)`, from which the TC metrics follow exactly as
-    for the point estimate (Ming et al. 2022, Eqs. 5-10; McColl et al. 2014). All resamples of a
-    chunk of cells are one matrix product: with :math:`B_j` the sums over the block starting at
-    step :math:`j` (from cumulative sums), a resample's sums are :math:`\\sum_j c_{rj} B_j` for the
-    number :math:`c_{rj}` of times block j was drawn. Cells with the same block length share the
-    draws (cells are analysed independently, so sharing the draws does not couple their
-    intervals).
+    for the point estimate (Ming et al. 2022, Eqs. 5-10; McColl et al. 2014). With :math:`B_j` the
+    sums over the block starting at step :math:`j` (from cumulative sums), a resample's sums are
+    :math:`\\sum_j c_{rj} B_j` for the number :math:`c_{rj}` of times block j was drawn: the drawn
+    blocks are added up per resample (or, for blocks shorter than 16 steps, all resamples of a chunk
+    of cells are one matrix product). The quantiles are numpy's "linear" ones, from the two order
+    statistics around each. Cells with the same block length share the draws (cells are analysed
+    independently, so sharing the draws does not couple their intervals); the draws are those of
+    the numpy implementation (``rng.integers`` per block length, in increasing order), so a seed
+    gives the same resamples as before.
 
     References
     ----------

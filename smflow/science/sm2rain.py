@@ -3,7 +3,8 @@
 Zhang et al. 2022, Eqs. 1-2, in the discrete form of Brocca et al. (2013/2014) with the loss term
 averaged over the step. Calibration (:func:`calibrate_sm2rain`) is exact in (Z, a) for each value of
 b -- the model is linear in (Z, a) once the steps with positive rain are known -- and searches b on
-a log-spaced grid refined by golden-section search, for all cells at once.
+a log-spaced grid, refined per cell. The daily calibration and the per-cell SWI filter run as
+compiled per-cell loops (:mod:`smflow.science._kernels`, numba), the rest is vectorised numpy.
 
 Units: ``s`` is the relative saturation [-] in [0, 1]; ``Z`` the soil water capacity [mm]; ``a``
 the loss rate at saturation [mm per unit of time of ``dt``] (mm/day with the default ``dt=1`` day);
@@ -187,6 +188,12 @@ def saturation_bounds(
         )
     data = np.asarray(theta, dtype=float)
     finite = np.isfinite(data)
+    if lower_quantile == 0.0 and upper_quantile == 1.0:
+        # Min-max: the same order statistics without sorting.
+        has = finite.any(axis=-1)
+        lower = np.where(has, np.where(finite, data, np.inf).min(axis=-1), np.nan)
+        upper = np.where(has, np.where(finite, data, -np.inf).max(axis=-1), np.nan)
+        return lower, upper
     # Sort with NaN last, then pick the order statistics of the finite values (no warnings, no loop).
     ordered = np.sort(np.where(finite, data, np.inf), axis=-1)
     n = finite.sum(axis=-1)
@@ -1090,8 +1097,9 @@ def calibrate_sm2rain(
     sums for a whole grid of b into a matrix product (``method="fast"``), and Gauss-Newton passes
     on the exact series refine :math:`(Z, a, b)` under the clipping. For ``objective="kge"`` the
     least-squares (Z, a) are rescaled by the factor that maximises KGE (exact, since the clipped
-    rainfall is proportional to a common scale of Z and a). All cells are solved at once; only
-    the values of b (and T, Tpot) are looped over.
+    rainfall is proportional to a common scale of Z and a). ``method="fast"`` runs cell by cell in a
+    compiled kernel (numba; cells split over numba's threads, one thread per dask task), the
+    exact method for all cells at once over the values of b.
 
     References
     ----------
