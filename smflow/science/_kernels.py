@@ -538,6 +538,11 @@ def sm2rain_daily(s: NDArray[np.float64], p_obs: NDArray[np.float64], start: int
 # --------------------------------------------------------------------------------------------------
 
 
+#: Rows filtered side by side: the recursion is sequential in time, so one row at a time waits on
+#: the latency of exp/pow at every step; interleaving rows keeps the core busy.
+_FILTER_ROWS = 32
+
+
 @numba.njit(**_JIT)
 def exponential_filter_rows(data: NDArray[np.float64], T: NDArray[np.float64], T_pot: NDArray[np.float64],
                             wetness: bool, dt: float, iterations: int, start: int, stop: int,
@@ -545,40 +550,47 @@ def exponential_filter_rows(data: NDArray[np.float64], T: NDArray[np.float64], T
     """Recursive exponential filter (Albergel et al. 2008; IRPI ``swi_pot_nan`` with ``wetness``)
     of the rows ``start:stop``; gaps are skipped and the decay follows the elapsed time."""
     steps = data.shape[1]
-    for row in range(start, stop):
-        x_row = data[row]
-        T_row = T[row]
-        pot = T_pot[row]
-        swi = math.nan
-        gain = 1.0
-        elapsed = 0.0
-        started = False
+    swi = np.empty(_FILTER_ROWS)
+    gain = np.empty(_FILTER_ROWS)
+    elapsed = np.empty(_FILTER_ROWS)
+    started = np.empty(_FILTER_ROWS, dtype=np.bool_)
+    for first in range(start, stop, _FILTER_ROWS):
+        last = min(first + _FILTER_ROWS, stop)
+        swi[:] = math.nan
+        gain[:] = 1.0
+        elapsed[:] = 0.0
+        started[:] = False
         for k in range(steps):
-            x = x_row[k]
-            ok = x == x
-            elapsed += dt
-            if ok and started:
-                if not wetness:
-                    gain_new = gain / (gain + math.exp(-elapsed / T_row))
-                    new = swi + gain_new * (x - swi)
+            for i in range(last - first):
+                row = first + i
+                x = data[row, k]
+                ok = x == x
+                elapsed[i] += dt
+                if ok and started[i]:
+                    s, g, e = swi[i], gain[i], elapsed[i]
+                    if not wetness:
+                        g_new = g / (g + math.exp(-e / T[row]))
+                        new = s + g_new * (x - s)
+                    else:
+                        # T SWI^-Tpot as exp(-Tpot log SWI): libm's pow costs several exp
+                        pot = T_pot[row]
+                        t_now = T[row] * math.exp(-pot * math.log(s))
+                        new = s
+                        g_new = g
+                        for _ in range(max(iterations, 1)):
+                            g_new = g / (g + math.exp(-e / t_now))
+                            new = s + g_new * (x - s)
+                            t_now = T[row] * math.exp(-pot * math.log(new))
+                    swi[i] = new
+                    gain[i] = g_new
+                elif ok:
+                    swi[i] = x
+                if ok:
+                    started[i] = True
+                    elapsed[i] = 0.0
+                    out[row, k] = swi[i]
                 else:
-                    t_now = T_row * swi ** (-pot)
-                    new = swi
-                    gain_new = gain
-                    for _ in range(max(iterations, 1)):
-                        gain_new = gain / (gain + math.exp(-elapsed / t_now))
-                        new = swi + gain_new * (x - swi)
-                        t_now = T_row * new ** (-pot)
-                swi = new
-                gain = gain_new
-            elif ok:
-                swi = x
-            if ok:
-                started = True
-                elapsed = 0.0
-                out[row, k] = swi
-            else:
-                out[row, k] = math.nan
+                    out[row, k] = math.nan
 
 
 # --------------------------------------------------------------------------------------------------
