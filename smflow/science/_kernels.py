@@ -427,11 +427,14 @@ def _exact_pass(b: float, log_s: NDArray[np.float64], ds: NDArray[np.float64], y
 
 
 @numba.njit(**_JIT)
-def sm2rain_daily(s: NDArray[np.float64], p_obs: NDArray[np.float64], start: int, stop: int, dt: float,
+def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs: NDArray[np.float64], start: int,
+                  stop: int, dt: float,
                   has_threshold: bool, threshold: float, objective: int, bounds: NDArray[np.float64],
                   grid: NDArray[np.float64], power: NDArray[np.float64], log_nodes: NDArray[np.float64],
                   refine: bool, passes: int, out: NDArray[np.float64]) -> None:
     """Daily SM2RAIN calibration of the cells ``start:stop`` of ``s`` / ``p_obs`` (cells, time).
+
+    ``log_s_all`` is ``log(fmax(s, 0))`` (numpy's vectorised log; -inf where s is 0 or missing).
 
     ``bounds`` = (Z lo, Z hi, a lo, a hi, b lo, b hi). Writes per cell into ``out`` (cells, 10):
     objective, Z, a, b, sum_sim, sum_sim2, sum_simy, n, sum y, sum y^2 (y the observations on
@@ -462,33 +465,33 @@ def sm2rain_daily(s: NDArray[np.float64], p_obs: NDArray[np.float64], start: int
     b_lo, b_hi = bounds[4], bounds[5]
     fixed = has_threshold and threshold >= 0
     for cell in range(start, stop):
-        row, obs = s[cell], p_obs[cell]
+        row, obs, log_row = s[cell], p_obs[cell], log_s_all[cell]
         for t in range(size):
             v = row[t]
             x = v if v > 0.0 else 0.0  # NaN -> 0 (s is in [0, 1])
             s0[t] = x
-            log_s[t] = math.log(x) if x > 0 else LOG_ZERO
+            log_s[t] = log_row[t] if x > 0 else LOG_ZERO
             node[t] = int(x * n_bins + 0.5)
         n = 0
         sum_y = sum_y2 = raw_y = raw_y2 = 0.0
-        for t in range(steps):
+        for t in range(steps):  # branch-free: gaps are scattered
             observed = obs[t + 1]
-            valid = row[t + 1] == row[t + 1] and row[t] == row[t] and observed == observed
+            valid = (row[t + 1] == row[t + 1]) & (row[t] == row[t]) & (observed == observed)
             d = s0[t + 1] - s0[t]
-            on = valid and (not has_threshold or d > threshold)
+            on = valid & ((not has_threshold) | (d > threshold))
             event[t] = on
             ds[t] = d if on else 0.0
-            yt = max(observed, 0.0) if valid else 0.0
+            o = observed if valid else 0.0
+            yt = o if o > 0.0 else 0.0
             y[t] = yt
             event_h[t] = 0.5 * dt if on else 0.0
-            base[t] = on and d >= 0
+            base[t] = on & (d >= 0)
             product_node[t] = int(s0[t + 1] * s0[t] * n_bins + 0.5)
-            if valid:
-                n += 1
-                sum_y += yt
-                sum_y2 += yt * yt
-                raw_y += observed
-                raw_y2 += observed * observed
+            n += valid
+            sum_y += yt
+            sum_y2 += yt * yt
+            raw_y += o
+            raw_y2 += o * o
         start_mask = event if fixed else base
         best[:] = np.nan
         best[0] = math.inf

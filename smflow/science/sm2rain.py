@@ -931,8 +931,15 @@ def _calibrate_daily(
     threshold = float(delta_s_threshold) if has_threshold else 0.0
 
     def kernel(start: int, stop: int) -> None:
-        _kernels.sm2rain_daily(data, obs, start, stop, float(dt), has_threshold, threshold, code, bounds, grid,
-                               power, log_nodes, bool(refine), int(passes), out)
+        # log s by numpy's vectorised log, a block of cells at a time (the kernel's scalar log cost
+        # a third of the calibration)
+        for first in range(start, stop, 64):
+            rows = slice(first, min(first + 64, stop))
+            with np.errstate(divide="ignore"):
+                log_s = np.log(np.fmax(data[rows], 0.0))
+            _kernels.sm2rain_daily(data[rows], log_s, obs[rows], 0, rows.stop - first, float(dt), has_threshold,
+                                   threshold, code, bounds, grid, power, log_nodes, bool(refine), int(passes),
+                                   out[rows])
 
     _kernels.run_in_threads(kernel, cells)
     fit = _Fit(*(np.ascontiguousarray(out[:, k]) for k in range(7)))
