@@ -541,6 +541,15 @@ def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs:
 # --------------------------------------------------------------------------------------------------
 
 
+@numba.njit(**_JIT)
+def _power(x: float, p: float) -> float:
+    """``x ** p`` for x >= 0 as exp(p log x) (libm's pow costs several exp), with pow's x ** 0 = 1
+    (also for x = 0, the first step of a dry series)."""
+    if p == 0.0:
+        return 1.0
+    return math.exp(p * math.log(x))
+
+
 #: Rows filtered side by side: the recursion is sequential in time, so one row at a time waits on
 #: the latency of exp/pow at every step; interleaving rows keeps the core busy.
 _FILTER_ROWS = 32
@@ -577,13 +586,13 @@ def exponential_filter_rows(data: NDArray[np.float64], T: NDArray[np.float64], T
                     else:
                         # T SWI^-Tpot as exp(-Tpot log SWI): libm's pow costs several exp
                         pot = T_pot[row]
-                        t_now = T[row] * math.exp(-pot * math.log(s))
+                        t_now = T[row] * _power(s, -pot)
                         new = s
                         g_new = g
                         for _ in range(max(iterations, 1)):
                             g_new = g / (g + math.exp(-e / t_now))
                             new = s + g_new * (x - s)
-                            t_now = T[row] * math.exp(-pot * math.log(new))
+                            t_now = T[row] * _power(new, -pot)
                     swi[i] = new
                     gain[i] = g_new
                 elif ok:

@@ -9,7 +9,7 @@ import pytest
 
 from smflow.science import _kernels
 from smflow.science.bootstrap import triple_collocation_ci
-from smflow.science.sm2rain import calibrate_sm2rain
+from smflow.science.sm2rain import calibrate_sm2rain, exponential_filter
 from smflow.science.tc import tc_from_moments
 
 
@@ -57,6 +57,20 @@ def test_bootstrap_quantiles_are_numpys() -> None:
         expected = np.nanquantile(values, [0.025, 0.975], axis=-1)
         np.testing.assert_allclose(lower[3 * k : 3 * k + 3], expected[0], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(upper[3 * k : 3 * k + 3], expected[1], rtol=1e-12, atol=1e-15)
+
+
+def test_wetness_filter_without_exponent_is_the_exponential_filter() -> None:
+    # T_pot = 0 (apply_sm2rain passes 0 for the cells without a wetness exponent) on a series that
+    # starts dry (s = 0): SWI^-0 is 1, not 0^0 = NaN.
+    rng = np.random.default_rng(3)
+    s = rng.random((5, 200))
+    s[:, :3] = 0.0
+    s[:, 50] = np.nan
+    T = np.array([0.0001, 0.5, 2.0, 8.0, 3.0])
+    wet = exponential_filter(s, T, T_pot=np.zeros(5))
+    plain = exponential_filter(s, T)
+    np.testing.assert_allclose(wet, plain, rtol=1e-13)
+    assert np.isfinite(wet[:, :50]).all()
 
 
 @pytest.fixture()
