@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", default="2018-06-30")
     p.add_argument("--train", nargs=2, default=["2017-01-01", "2017-12-31"])
     p.add_argument("--evaluate", nargs=2, default=["2018-01-01", "2018-12-31"])
-    p.add_argument("--api", default="http://127.0.0.1:8080")
+    p.add_argument("--api", default=None, help="Airflow API server (default: the stack's, from stack.env)")
     p.add_argument("--reprocess", action="store_true", help="re-run days whose runs already succeeded "
                    "(publishing is idempotent: unchanged products are not rewritten)")
     p.add_argument("--retrain", action="store_true", help="train new model versions even if champions trained "
@@ -96,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     from smflow.landing import LandingZone
 
     settings = Settings.load()
-    airflow_home = Path(__import__("os").environ.get("AIRFLOW_HOME", settings.home / "airflow"))
+    import os
+
+    from smflow.config import _read_env_file
+
+    stack_env = {**_read_env_file(settings.home / "stack.env"), **os.environ}
+    args.api = args.api or stack_env.get("SMFLOW_AIRFLOW_URL", "http://127.0.0.1:8080")
+    airflow_home = Path(stack_env.get("AIRFLOW_HOME", settings.home / "airflow"))
     af = AirflowClient(args.api, airflow_home)
 
     step(f"landing zone: presenting the granules of {start}..{end} as the archive would")
