@@ -233,6 +233,25 @@ def _value_from_moments(s11: float, t1: float, d1: float, s12: float, t2: float,
     return value
 
 
+@numba.njit(**_SUMS)
+def _grid_moments(h: NDArray[np.float64], power: NDArray[np.float64], moments: NDArray[np.float64]) -> None:
+    """Moments (5, b) of the histograms h (4, nodes) for every b of the grid: ds.p, y.p, one.p,
+    one.p^2, product.p with p = nodes**b (``power``, (b, nodes)); vectorised dot products."""
+    nodes = h.shape[1]
+    h_ds, h_y, h_1, h_p = h[0], h[1], h[2], h[3]
+    for j in range(power.shape[0]):
+        p_row = power[j]
+        m0 = m1 = m2 = m3 = m4 = 0.0
+        for k in range(nodes):
+            p = p_row[k]
+            m0 += h_ds[k] * p
+            m1 += h_y[k] * p
+            m2 += h_1[k] * p
+            m3 += h_1[k] * (p * p)
+            m4 += h_p[k] * p
+        moments[0, j], moments[1, j], moments[2, j], moments[3, j], moments[4, j] = m0, m1, m2, m3, m4
+
+
 @numba.njit(**_JIT)
 def _search_b(ds: NDArray[np.float64], y: NDArray[np.float64], event_h: NDArray[np.float64],
               mask: NDArray[np.bool_], n: int, sum_y: float, sum_y2: float, dt: float, objective: int,
@@ -241,24 +260,12 @@ def _search_b(ds: NDArray[np.float64], y: NDArray[np.float64], event_h: NDArray[
               product_node: NDArray[np.int64], moments: NDArray[np.float64], scores: NDArray[np.float64]) -> float:
     """Best b on the grid from the histograms of ``mask`` (refined by a parabola in log b).
 
-    ``power`` is the node-by-b table ``nodes**grid`` (shape (nodes, b)); the moments of every b are
-    accumulated node by node, so the inner loop runs over b (independent sums, in order)."""
+    ``power`` is the table ``nodes**grid`` shaped (b, nodes), shared by all cells."""
     n_bins = log_nodes.size - 1
     s11, t1, d1 = _histograms(ds, y, event_h, mask, h, node, product_node)
     half = 0.5 * dt
     size = grid.size
-    moments[:] = 0.0  # rows: ds.p, y.p, one.p, one.p^2, product.p
-    for k in range(n_bins + 1):
-        h_ds, h_y, h_1, h_p = h[0, k], h[1, k], h[2, k], h[3, k]
-        if h_ds == 0.0 and h_y == 0.0 and h_1 == 0.0 and h_p == 0.0:
-            continue
-        for j in range(size):
-            p = power[k, j]
-            moments[0, j] += h_ds * p
-            moments[1, j] += h_y * p
-            moments[2, j] += h_1 * p
-            moments[3, j] += h_1 * (p * p)
-            moments[4, j] += h_p * p
+    _grid_moments(h, power, moments)
     index = 0
     for j in range(size):
         s22 = half * (moments[3, j] + 2.0 * moments[4, j])

@@ -921,7 +921,7 @@ def _calibrate_daily(
     with np.errstate(divide="ignore"):
         log_nodes = np.maximum(np.log(nodes), _kernels.LOG_ZERO)
     grid = np.ascontiguousarray(grid, dtype=np.float64)
-    power = np.exp(log_nodes[:, None] * grid[None, :])
+    power = np.exp(grid[:, None] * log_nodes[None, :])  # (b, nodes)
     bounds = np.array([*z_bounds, *a_bounds, *b_bounds], dtype=np.float64)
     code = _kernels.OBJECTIVE_KGE if objective == "kge" else _kernels.OBJECTIVE_RMSE
     data = np.ascontiguousarray(s, dtype=np.float64)
