@@ -96,3 +96,7 @@ def test_threads_change_nothing(two_threads: None) -> None:
         np.testing.assert_array_equal(getattr(cal1, name), getattr(cal2, name))
     np.testing.assert_array_equal(ci1.snr_db.lower, ci2.snr_db.lower)
     np.testing.assert_array_equal(ci1.error_variance.upper, ci2.error_variance.upper)
+
+
+def test_warm_up_compiles_every_kernel() -> None:
+    assert _kernels.warm_up() > 0.0
