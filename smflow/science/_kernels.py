@@ -84,6 +84,21 @@ def run_in_threads(kernel: Callable[[int, int], None], cells: int, *, min_cells:
             future.result()
 
 
+@numba.njit(**_JIT)
+def finite_range(values: NDArray[np.float64]) -> tuple[int, float, float]:
+    """Number, minimum and maximum of the finite values of a C-contiguous array, without the
+    temporary copies of ``values[np.isfinite(values)]``."""
+    flat = values.reshape(-1)
+    count = 0
+    low, high = math.inf, -math.inf
+    for v in flat:
+        if math.isfinite(v):
+            count += 1
+            low = min(low, v)
+            high = max(high, v)
+    return count, low, high
+
+
 # --------------------------------------------------------------------------------------------------
 # SM2RAIN daily calibration (method="fast"), one cell at a time
 # --------------------------------------------------------------------------------------------------
