@@ -571,7 +571,8 @@ def _sm2rain_precipitation(product: xr.Dataset) -> dict[str, xr.Variable]:
             {
                 "long_name": "frozen soil or snow cover: no rainfall inverted from soil moisture",
                 "comment": "Top-layer soil temperature (GLDAS Noah 0-10 cm, daily mean) at or below "
-                "273.15 K on this day or the day before.",
+                "273.15 K on this day. The day's rainfall is also missing when the day before was "
+                "frozen (SM2RAIN uses both days).",
             },
             "frozen_soil",
         )

@@ -24,6 +24,7 @@ import xarray as xr
 
 from smflow.publish.cf import code_version, to_netcdf_bytes
 from smflow.publish.quicklook import render_quicklook
+from smflow.publish.stac import multihash_sha256
 
 INPUTS_PREFIX: Final = "inputs"
 _NETCDF: Final = "application/netcdf"
@@ -155,7 +156,7 @@ def build_inputs_item(domain: str, day: dt.date, assets: Sequence[tuple[str, str
     for key, href, media_type, sha256, title in assets:
         item.add_asset(key, pystac.Asset(href=href, media_type=media_type, title=title,
                                          roles=["data"] if media_type == _NETCDF else ["overview"],
-                                         extra_fields={"file:checksum": "1220" + sha256}))
+                                         extra_fields={"file:checksum": multihash_sha256(sha256)}))
     item.set_self_href(self_href)
     return item
 
