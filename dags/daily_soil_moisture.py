@@ -4,8 +4,8 @@ Thin DAGs: what runs when. One DAG per pipeline of ``config/daily_pipelines.json
 ``daily_soil_moisture``, on the Big Island; others on their configured domains). Per input, a
 deferrable ``GranuleSensor`` waits for the day's granule in the landing zone (a late granule
 times out into a "missing" record: the day is made without it and says so); ingest is mapped
-over the sensors' granule references. The work is in ``operators.daily`` (merged products) and
-``operators.native`` (regridded, QC'd native inputs), imported inside the tasks so that parsing
+over the sensors' granule references. The work is in ``smflow.operators.daily`` (merged products) and
+``smflow.operators.native`` (regridded, QC'd native inputs), imported inside the tasks so that parsing
 imports nothing heavy. XCom carries S3 keys and small dicts only.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
-from operators.callbacks import default_args
-from operators.sensors import GranuleSensor
+from smflow.operators.callbacks import default_args
+from smflow.operators.sensors import GranuleSensor
 
 PIPELINES = Path(__file__).resolve().parents[1] / "config" / "daily_pipelines.json"
 
@@ -65,7 +65,7 @@ def build_daily_dag(name: str, spec: dict):
         if "merged" in products:
             @task(max_active_tis_per_dagrun=2)
             def ingest_granule(ref: dict) -> dict:
-                from operators.daily import ingest_granule as run
+                from smflow.operators.daily import ingest_granule as run
 
                 return run(ref)
 
@@ -73,19 +73,19 @@ def build_daily_dag(name: str, spec: dict):
             # store: runs may overlap (backfill), but each day's products wait for the previous day's.
             @task(depends_on_past=True)
             def compute_products(ingested: list[dict], **context) -> dict:
-                from operators.daily import compute_products as run
+                from smflow.operators.daily import compute_products as run
 
                 return run(_product_day(context), list(ingested))
 
             @task
             def validate_products(staged: dict) -> dict:
-                from operators.daily import validate_products as run
+                from smflow.operators.daily import validate_products as run
 
                 return run(staged)
 
             @task(outlets=[MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS])
             def publish_products(staged: dict) -> dict:
-                from operators.daily import publish_products as run
+                from smflow.operators.daily import publish_products as run
 
                 return run(staged)
 
@@ -94,13 +94,13 @@ def build_daily_dag(name: str, spec: dict):
         if "inputs" in products:
             @task(max_active_tis_per_dagrun=2)
             def ingest_native_granule(ref: dict) -> dict:
-                from operators.native import ingest_native_granule as run
+                from smflow.operators.native import ingest_native_granule as run
 
                 return run(ref, domain)
 
             @task(outlets=[Asset(name=f"smflow_inputs_{domain}", uri=f"s3://sm-products/inputs/{domain}")])
             def publish_inputs(ingested: list[dict], **context) -> dict:
-                from operators.native import publish_inputs as run
+                from smflow.operators.native import publish_inputs as run
 
                 return run(list(ingested), _product_day(context), domain)
 

@@ -13,7 +13,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from operators.callbacks import default_args
+from smflow.operators.callbacks import default_args
 
 
 @dag(
@@ -52,7 +52,7 @@ def reconcile_archive():
 
     @task(max_active_tis_per_dagrun=2)
     def ingest_granule(ref: dict) -> dict:
-        from operators.daily import ingest_granule as run
+        from smflow.operators.daily import ingest_granule as run
 
         return run(ref)
 

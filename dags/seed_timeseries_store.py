@@ -9,7 +9,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from operators.callbacks import default_args
+from smflow.operators.callbacks import default_args
 
 
 @dag(
@@ -29,7 +29,7 @@ from operators.callbacks import default_args
 def seed_timeseries_store():
     @task
     def seed(params: dict | None = None) -> dict:
-        from operators.training import seed_store
+        from smflow.operators.training import seed_store
 
         return seed_store(params["start"], params["end"])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from operators.callbacks import default_args
+from smflow.operators.callbacks import default_args
 
 
 @dag(
@@ -35,14 +35,14 @@ from operators.callbacks import default_args
 def train_models():
     @task
     def train_tc_merging(params: dict | None = None) -> dict:
-        from operators.training import train
+        from smflow.operators.training import train
 
         return train("tc_merging", params["train_start"], params["train_end"],
                      params["evaluate_start"], params["evaluate_end"])
 
     @task
     def train_sm2rain(tc: dict, params: dict | None = None) -> dict:
-        from operators.training import train
+        from smflow.operators.training import train
 
         if not tc["promoted"]:
             raise ValueError(f"tc_merging v{tc['version']} failed its gate ({tc['gate']}); SM2RAIN is "

@@ -13,6 +13,6 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade "pip>=25" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 echo "installing smflow and its pinned dependencies into .venv (a few minutes on a fresh machine)..."
-.venv/bin/python -m pip install -q -c constraints.txt -e . 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-.venv/bin/python -c "import quality, airflow, mlflow, great_expectations, xarray, pyresample, pystac, smflow"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/python -c "import smflow.quality, airflow, mlflow, great_expectations, xarray, pyresample, pystac, smflow"
 echo "$want" > "$stamp"

@@ -30,7 +30,7 @@ def _current_champions(settings: Settings, train: list[str], evaluate: list[str]
     (so re-running the main job re-publishes identical products instead of new model versions)."""
     from mlflow import MlflowClient
 
-    from ml.registry import champion_ref, configure
+    from smflow.ml.registry import champion_ref, configure
 
     configure(settings)
     labels = []
@@ -52,7 +52,7 @@ def _current_champions(settings: Settings, train: list[str], evaluate: list[str]
 def _champion_metrics(settings: Settings) -> str:
     from mlflow import MlflowClient
 
-    from ml.registry import champion_ref, configure
+    from smflow.ml.registry import champion_ref, configure
 
     configure(settings)
     lines = []
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
 
-    from operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
+    from smflow.operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
     from smflow import s3 as s3mod
     from smflow.landing import LandingZone
 

@@ -863,8 +863,8 @@ def airflow_cfg_text(cfg: Config, db: Database) -> str:
         "core": {
             "dags_folder": str(cfg.dags_folder),
             "plugins_folder": str(cfg.airflow_home / "plugins"),
-            # Workers import the science stack once; tasks fork from them (operators/executor.py).
-            "executor": os.environ.get("SMFLOW_AIRFLOW_EXECUTOR", "operators.executor.PreloadingLocalExecutor"),
+            # Workers import the science stack once; tasks fork from them (smflow/operators/executor.py).
+            "executor": os.environ.get("SMFLOW_AIRFLOW_EXECUTOR", "smflow.operators.executor.PreloadingLocalExecutor"),
             # 2 cores: the default 32 would fork 32 LocalExecutor workers.
             "parallelism": "4",
             "max_active_tasks_per_dag": "4",

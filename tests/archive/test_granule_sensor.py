@@ -9,8 +9,8 @@ import uuid
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from operators.sensors import GranuleSensor
-from operators.triggers import GranuleAvailableTrigger, deadline_after
+from smflow.operators.sensors import GranuleSensor
+from smflow.operators.triggers import GranuleAvailableTrigger, deadline_after
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_trigger_fires_when_the_late_granule_lands(landing):
                      "key": "gldas/2017/06/gldas_20170602.nc"}
     # what the triggerer stores and rebuilds it from
     path, kwargs = trigger.serialize()
-    assert path == "operators.triggers.GranuleAvailableTrigger"
+    assert path == "smflow.operators.triggers.GranuleAvailableTrigger"
     assert GranuleAvailableTrigger(**kwargs).serialize() == (path, kwargs)
 
 

@@ -11,7 +11,7 @@ import sys
 def test_preload_imports_every_module_and_starts_no_thread(tmp_path):
     code = (
         "import sys, threading\n"
-        "from operators.executor import PRELOAD_MODULES, preload_modules\n"
+        "from smflow.operators.executor import PRELOAD_MODULES, preload_modules\n"
         "loaded, seconds = preload_modules()\n"
         "print('LOADED', len(loaded), len(PRELOAD_MODULES), threading.active_count(),"
         " 'great_expectations' in sys.modules, 'xarray' in sys.modules)\n"
@@ -29,7 +29,7 @@ def test_preload_imports_every_module_and_starts_no_thread(tmp_path):
 def test_executor_is_a_local_executor():
     from airflow.executors.local_executor import LocalExecutor
 
-    from operators.executor import PreloadingLocalExecutor
+    from smflow.operators.executor import PreloadingLocalExecutor
 
     assert issubclass(PreloadingLocalExecutor, LocalExecutor)
     assert PreloadingLocalExecutor.is_local

@@ -43,8 +43,8 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def prepared(stack, s3_client, airflow_env):
     """Landing zone granules, seeded store and champion models (via the train_models DAG)."""
-    from operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
-    from operators.training import seed_store
+    from smflow.operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
+    from smflow.operators.training import seed_store
     from smflow.landing import LandingZone
 
     settings = stack
@@ -52,7 +52,7 @@ def prepared(stack, s3_client, airflow_env):
     seed_store((DAY - timedelta(days=TC_WINDOW_DAYS)).isoformat(), (DAY - timedelta(days=1)).isoformat(), settings=settings)
     _airflow(airflow_env, "dags", "test", "train_models",
              "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", "evaluate_end": "2018-12-31"}')
-    from ml.registry import champion_ref, configure
+    from smflow.ml.registry import champion_ref, configure
 
     configure(settings)
     for name in ("tc_merging", "sm2rain"):

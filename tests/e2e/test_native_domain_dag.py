@@ -108,7 +108,7 @@ def test_the_real_empty_day_is_quarantined_and_recorded_missing(landed, s3_clien
     missing = item["properties"]["smflow:missing_inputs"]
     assert len(missing) == 1 and missing[0].startswith("cgls_ssm_1km: quarantined")
     assert "cgls_swi_1km-data" in item["assets"] and "cgls_ssm_1km-data" not in item["assets"]
-    from quality.quarantine import list_quarantine
+    from smflow.quality.quarantine import list_quarantine
 
     quarantined = list_quarantine(s3_client, settings, day, product="cgls_ssm_1km")
     assert quarantined, "the all-fill granule is not in quarantine"
@@ -153,7 +153,7 @@ READER_FILES = {
 
 @pytest.mark.parametrize("product", sorted(READER_FILES))
 def test_a_truncated_copy_of_each_reader_is_quarantined_by_the_ingest_task(product, stack, s3_client, tmp_path):
-    from operators.native import field_key, ingest_native_granule
+    from smflow.operators.native import field_key, ingest_native_granule
     from smflow.landing import LandingZone
 
     settings = stack

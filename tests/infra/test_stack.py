@@ -321,5 +321,5 @@ def test_airflow_env_points_the_cli_at_the_stack(airflow_env):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(REPO_ROOT / "dags")
     cfg = (home / "airflow.cfg").read_text()
-    for line in ("executor = operators.executor.PreloadingLocalExecutor", "parallelism = 4", "load_examples = False", "dags_are_paused_at_creation = False"):
+    for line in ("executor = smflow.operators.executor.PreloadingLocalExecutor", "parallelism = 4", "load_examples = False", "dags_are_paused_at_creation = False"):
         assert line in cfg

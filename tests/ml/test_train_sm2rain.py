@@ -24,7 +24,7 @@ VALIDATE = (date(2018, 1, 1), date(2018, 12, 31))
 
 @pytest.fixture(scope="module")
 def case():
-    from ml.train import _parents_series, fit_merging_parameters, merge_series
+    from smflow.ml.train import _parents_series, fit_merging_parameters, merge_series
     from smflow.domain import load_domain
     from smflow.ingest import gridded_series
 
@@ -38,7 +38,7 @@ def case():
 
 
 def _calibrate(case, **kw):
-    from ml.train import calibrate_sm2rain_at_gauges
+    from smflow.ml.train import calibrate_sm2rain_at_gauges
 
     grid, merged, times, temperature = case
     kw.setdefault("soil_temperature", temperature)
@@ -46,7 +46,7 @@ def _calibrate(case, **kw):
 
 
 def test_three_parameter_model_stores_no_filter(case):
-    from ml.train import sm2rain_parameters
+    from smflow.ml.train import sm2rain_parameters
 
     params, metrics, stations = _calibrate(case)
     assert set(params.arrays) == {"Z", "a", "b", "saturation_lower", "saturation_upper"}
@@ -56,8 +56,8 @@ def test_three_parameter_model_stores_no_filter(case):
 
 
 def test_exponential_filter_stores_t_and_frozen_bounds_that_the_daily_path_uses(case):
-    from ml.train import SM2RAIN_FILTER_FIELDS, sm2rain_parameters
-    from operators.daily import sm2rain_variant
+    from smflow.ml.train import SM2RAIN_FILTER_FIELDS, sm2rain_parameters
+    from smflow.operators.daily import sm2rain_variant
     from smflow.science.sm2rain import apply_sm2rain, relative_saturation
 
     grid, merged, times, _ = case

@@ -19,7 +19,7 @@ def land_mask() -> np.ndarray:
 
 
 def daily_product(day: dt.date, *, seed: int = 0, wetter: float = 0.0) -> xr.Dataset:
-    """Like ``operators.daily.compute_products`` builds it: every variable with ``time``, NaN off land
+    """Like ``smflow.operators.daily.compute_products`` builds it: every variable with ``time``, NaN off land
     (flags: ``merge_method`` 3 = no_data, ``tc_resolved`` 0), soil moisture 0.1-0.5 m3 m-3, rainfall
     0-50 mm, TC error variances 4e-4..4e-3 (m3 m-3)^2.
     """

@@ -11,7 +11,7 @@ import pytest
 
 from smflow.config import Settings
 from smflow.domain import DomainGrid, domain_from_dict, load_domain
-from quality.native import (
+from smflow.quality.native import (
     DATA_DOCS_INDEX_KEY,
     DATA_DOCS_SUMMARY_KEY,
     NATIVE_THRESHOLDS_BY_PRODUCT,
@@ -161,7 +161,7 @@ def test_schema_problems_fail(grids, cgls_day1):
 
 
 def test_publish_data_docs_uploads_index_html(stack, s3_client, grids, cgls_day1):
-    from quality.validate import store_validation_result
+    from smflow.quality.validate import store_validation_result
     from smflow.s3 import ensure_bucket, list_keys
 
     tag = uuid.uuid4().hex[:8]

@@ -7,13 +7,13 @@ import json
 import pytest
 
 from quality_fixtures import GOOD_DAY, REAL_TIMESERIES
-from quality.quarantine import (
+from smflow.quality.quarantine import (
     list_quarantine,
     load_validation_result,
     quarantine_granule,
     store_validation_result,
 )
-from quality.validate import validate_granule, validate_product
+from smflow.quality.validate import validate_granule, validate_product
 
 
 def _get_json(s3, bucket, key):

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from quality_fixtures import GOOD_DAY, REAL_TIMESERIES, REPO_ROOT
-from quality.suites import GRANULE_THRESHOLDS, INPUT_PRODUCTS
-from quality.validate import ValidationOutcome, granule_table, validate_granule, validate_product, warm_up
+from smflow.quality.suites import GRANULE_THRESHOLDS, INPUT_PRODUCTS
+from smflow.quality.validate import ValidationOutcome, granule_table, validate_granule, validate_product, warm_up
 
 PRODUCTS = list(INPUT_PRODUCTS)
 
 
 def test_importing_quality_does_not_import_great_expectations():
     code = (
-        "import sys, quality, quality.validate, quality.quarantine, quality.suites, quality.schema; "
+        "import sys, smflow.quality, smflow.quality.validate, smflow.quality.quarantine, smflow.quality.suites, smflow.quality.schema; "
         "print('great_expectations' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from operators.callbacks import default_args
-from operators.sensors import GranuleSensor
+from smflow.operators.callbacks import default_args
+from smflow.operators.sensors import GranuleSensor
 
 
 @dag(

@@ -5,10 +5,10 @@ Importing this package is cheap (no Great Expectations, no pandas): the names be
 module on first use, so DAG files may import it at parse time.
 
 - :func:`validate_granule`, :func:`validate_product`, :class:`ValidationOutcome`,
-  :func:`store_validation_result`, :func:`load_validation_result` (``quality.validate``)
-- :func:`quarantine_granule`, :func:`list_quarantine` (``quality.quarantine``)
-- :func:`check_granule_schema`, :func:`check_product_schema` (``quality.schema``)
-- thresholds and suites: ``quality.suites``
+  :func:`store_validation_result`, :func:`load_validation_result` (``smflow.quality.validate``)
+- :func:`quarantine_granule`, :func:`list_quarantine` (``smflow.quality.quarantine``)
+- :func:`check_granule_schema`, :func:`check_product_schema` (``smflow.quality.schema``)
+- thresholds and suites: ``smflow.quality.suites``
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from typing import Any
 logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
 
 _EXPORTS = {
-    "ValidationOutcome": "quality.validate",
-    "granule_table": "quality.validate",
-    "product_table": "quality.validate",
-    "validate_granule": "quality.validate",
-    "validate_product": "quality.validate",
-    "warm_up": "quality.validate",
-    "quarantine_granule": "quality.quarantine",
-    "list_quarantine": "quality.quarantine",
-    "store_validation_result": "quality.validate",
-    "load_validation_result": "quality.validate",
-    "check_granule_schema": "quality.schema",
-    "check_product_schema": "quality.schema",
+    "ValidationOutcome": "smflow.quality.validate",
+    "granule_table": "smflow.quality.validate",
+    "product_table": "smflow.quality.validate",
+    "validate_granule": "smflow.quality.validate",
+    "validate_product": "smflow.quality.validate",
+    "warm_up": "smflow.quality.validate",
+    "quarantine_granule": "smflow.quality.quarantine",
+    "list_quarantine": "smflow.quality.quarantine",
+    "store_validation_result": "smflow.quality.validate",
+    "load_validation_result": "smflow.quality.validate",
+    "check_granule_schema": "smflow.quality.schema",
+    "check_product_schema": "smflow.quality.schema",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,7 +3,7 @@
 One task per input and day: fetch the day's files of the product from the landing zone, read them
 with :func:`smflow.readers.native.open_native`, regrid to the pipeline's domain grid
 (:func:`smflow.regrid.native_to_domain`, the papers' method per product), run the product's
-Great Expectations suite on the regridded field (:func:`quality.native.validate_native_field`),
+Great Expectations suite on the regridded field (:func:`smflow.quality.native.validate_native_field`),
 keep the result, and store the field. A file that cannot be read, or a field that fails its
 suite, is quarantined with the reason (the landed file is never deleted) and the run goes on;
 the day's publication records the input as missing with that reason.
@@ -60,7 +60,7 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
     Parameters
     ----------
     ref : dict
-        From :class:`operators.sensors.GranuleSensor`: ``product``, ``day``, ``bucket``, ``key``
+        From :class:`smflow.operators.sensors.GranuleSensor`: ``product``, ``day``, ``bucket``, ``key``
         (None when the granule did not arrive, with ``reason``).
     domain : str
         Name of the domain grid (``config/domains/<domain>.json``).
@@ -71,9 +71,9 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
         ``status`` (``stored``, ``quarantined`` or ``missing``), ``reason``, ``sources`` (URIs of
         the landed files), ``field_key`` (stored field), ``validation_key``, ``quarantine_keys``.
     """
-    from quality.native import validate_native_field
-    from quality.quarantine import quarantine_granule
-    from quality.validate import store_validation_result
+    from smflow.quality.native import validate_native_field
+    from smflow.quality.quarantine import quarantine_granule
+    from smflow.quality.validate import store_validation_result
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
     from smflow.landing import GranuleRef, LandingZone

@@ -7,7 +7,7 @@ Layout (docs/DESIGN.md), all in ``settings.store_bucket``:
   GX result, source URI, UTC time);
 * ``validation/{kind}/{name}/{YYYYMMDD}.json``: every validation outcome, passed or failed
   (``kind`` = ``granule`` or ``product``), written by
-  :func:`quality.validate.store_validation_result` (re-exported here).
+  :func:`smflow.quality.validate.store_validation_result` (re-exported here).
 
 The landing original is never deleted or modified; quarantining again writes the same keys.
 Nothing here imports Great Expectations.
@@ -21,14 +21,14 @@ from typing import Any
 from smflow.config import Settings
 from smflow.s3 import ensure_bucket, list_keys
 
-from quality.validate import (  # noqa: F401 - stored results are re-exported here too
+from smflow.quality.validate import (  # noqa: F401 - stored results are re-exported here too
     ValidationOutcome,
     as_day,
     load_validation_result,
     store_validation_result,
     validation_key,
 )
-from quality.validate import _check_name, _put_json, _read_json, _utc_now
+from smflow.quality.validate import _check_name, _put_json, _read_json, _utc_now
 
 QUARANTINE_PREFIX = "quarantine"
 SIDECAR_SUFFIX = ".validation.json"
@@ -80,7 +80,7 @@ def quarantine_granule(
     :param day: the UTC day the granule was fetched for (date, datetime or ``YYYY-MM-DD``).
     :param source_bucket: bucket of the raw object (normally ``settings.landing_bucket``).
     :param source_key: key of the raw object; its base name becomes the quarantine file name.
-    :param outcome_or_error: the failed :class:`~quality.validate.ValidationOutcome` (or its
+    :param outcome_or_error: the failed :class:`~smflow.quality.validate.ValidationOutcome` (or its
         ``to_dict()``), or the exception raised while reading the file (e.g.
         ``smflow.readers.GranuleError``): its message becomes the reason.
     :return: key of the quarantined copy in ``settings.store_bucket``; the sidecar is that key

@@ -2,7 +2,7 @@
 
 The thresholds are data (the frozen dataclasses in :data:`GRANULE_THRESHOLDS` and
 :data:`PRODUCT_THRESHOLDS`, each with its rationale); the functions here only turn them into
-``gx.ExpectationSuite`` objects over the tables built in :mod:`quality.validate`.
+``gx.ExpectationSuite`` objects over the tables built in :mod:`smflow.quality.validate`.
 
 GX is tabular, so every suite runs on a per-granule (or per-product) table:
 
@@ -52,7 +52,7 @@ CHECKS: tuple[str, ...] = (
     "land_coverage",
 )
 
-#: Columns of the per-granule table (:func:`quality.validate.granule_table`).
+#: Columns of the per-granule table (:func:`smflow.quality.validate.granule_table`).
 GRANULE_COLUMNS: tuple[str, ...] = (
     "location_id",
     "lat",
@@ -367,7 +367,7 @@ def granule_suite(product: str, domain_bounds: Any = None) -> "gx.ExpectationSui
     if product not in GRANULE_THRESHOLDS:
         raise ValueError(
             f"No granule suite for product {product!r}; known products: {sorted(GRANULE_THRESHOLDS)}. "
-            "Add its thresholds to quality.suites.GRANULE_THRESHOLDS."
+            "Add its thresholds to smflow.quality.suites.GRANULE_THRESHOLDS."
         )
     bounds = DomainBounds.coerce(domain_bounds) if domain_bounds is not None else default_domain_bounds()
     return _granule_suite_cached(product, bounds)

@@ -1,8 +1,8 @@
 """Validate decoded input granules and the daily product with Great Expectations.
 
 Each validation builds a small table from the ``xr.Dataset`` (GX is tabular), runs the product's
-suite from :mod:`quality.suites` on it in the process-wide ephemeral GX context, adds the xarray
-schema check of :mod:`quality.schema`, and returns a :class:`ValidationOutcome` whose ``reason``
+suite from :mod:`smflow.quality.suites` on it in the process-wide ephemeral GX context, adds the xarray
+schema check of :mod:`smflow.quality.schema`, and returns a :class:`ValidationOutcome` whose ``reason``
 is one sentence per failed expectation, e.g.
 ``"soil_moisture: 31 of 84 values outside [0, 0.766] m3 m-3 [physical_range]"``.
 
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quality import schema as schema_mod
-from quality.suites import (
+from smflow.quality import schema as schema_mod
+from smflow.quality.suites import (
     CELL_VARIABLES,
     CHECKS,
     GRANULE_THRESHOLDS,
@@ -69,7 +69,7 @@ class ValidationOutcome:
     failed_checks : tuple of str
         Checks that failed (``schema``, ``physical_range``, ``fill_fraction``,
         ``flag_consistency``, ``domain_coverage``, ``timestamps``, ``error_variance``, ``snr``,
-        ``confidence_interval``, ``precipitation``, ``land_coverage``), in :data:`quality.suites.CHECKS` order.
+        ``confidence_interval``, ``precipitation``, ``land_coverage``), in :data:`smflow.quality.suites.CHECKS` order.
     schema_problems : tuple of str
         Schema errors (warnings are in ``statistics["schema_warnings"]``).
     """
@@ -344,7 +344,7 @@ def granule_table(
         UTC day the granule belongs to; default the day of its earliest timestamp.
     domain_bounds : DomainBounds or (lon_min, lat_min, lon_max, lat_max), optional
         Domain box (cell edges, e.g. ``DomainGrid.bounds``); default
-        :func:`quality.suites.default_domain_bounds`.
+        :func:`smflow.quality.suites.default_domain_bounds`.
 
     Returns
     -------
@@ -359,7 +359,7 @@ def granule_table(
     ------
     ValueError
         When ``soil_moisture`` or the ``location``/``time`` dims are missing (see
-        :func:`quality.schema.check_granule_schema` for the full list of problems).
+        :func:`smflow.quality.schema.check_granule_schema` for the full list of problems).
     """
     if product not in GRANULE_THRESHOLDS:
         raise ValueError(f"Unknown product {product!r}; expected one of {sorted(GRANULE_THRESHOLDS)}")
@@ -424,7 +424,7 @@ def validate_granule(
 ) -> ValidationOutcome:
     """Validate one decoded input granule against its product's suite and the granule schema.
 
-    Checks (thresholds in :data:`quality.suites.GRANULE_THRESHOLDS`): physical range of
+    Checks (thresholds in :data:`smflow.quality.suites.GRANULE_THRESHOLDS`): physical range of
     ``soil_moisture`` [m3 m-3]; fill fraction; flag consistency (non-null values pass the flags,
     flag-rejected values are null, ``quality_ok`` observations pass the raw-flag rules of
     :mod:`smflow.products`); domain coverage (valid coordinates,
@@ -441,7 +441,7 @@ def validate_granule(
         The UTC day the granule was fetched for.
     domain_bounds : DomainBounds, DomainGrid or (lon_min, lat_min, lon_max, lat_max), optional
         Domain box (cell edges; ``smflow.domain.load_domain().bounds`` order for a tuple);
-        default :func:`quality.suites.default_domain_bounds` (the same domain).
+        default :func:`smflow.quality.suites.default_domain_bounds` (the same domain).
 
     Returns
     -------
@@ -572,9 +572,9 @@ def product_table(
     """One row per grid cell of a daily product.
 
     Columns: ``lat``, ``lon``, ``land`` (bool), ``product_date`` (``YYYY-MM-DD`` of the first
-    ``time``), the cell variables of :data:`quality.suites.CELL_VARIABLES` (``tc_resolved`` as
+    ``time``), the cell variables of :data:`smflow.quality.suites.CELL_VARIABLES` (``tc_resolved`` as
     bool) and, per source, ``{variable}__{source}`` for
-    :data:`quality.suites.PER_SOURCE_VARIABLES`. Variables absent from ``ds`` are absent from the
+    :data:`smflow.quality.suites.PER_SOURCE_VARIABLES`. Variables absent from ``ds`` are absent from the
     table (their expectations then fail with "could not be checked").
     """
     th = thresholds or PRODUCT_THRESHOLDS
@@ -616,7 +616,7 @@ def validate_product(
 ) -> ValidationOutcome:
     """Validate one daily product against the product suite and the product schema.
 
-    Checks (thresholds in :data:`quality.suites.PRODUCT_THRESHOLDS`): ``soil_moisture`` and
+    Checks (thresholds in :data:`smflow.quality.suites.PRODUCT_THRESHOLDS`): ``soil_moisture`` and
     ``source_soil_moisture`` in ``[0, 0.7]`` m3 m-3; error variances >= 0; ``snr_db`` present and
     finite where TC resolved; ``tc_sample_size`` >= 0; ``precipitation_amount`` in ``[0, 500]``
     kg m-2 and present on land cells with soil moisture; land coverage of ``soil_moisture``;
@@ -633,7 +633,7 @@ def validate_product(
         mask of ``smflow.domain.load_domain()`` when ``ds`` is on that grid, else the cells where
         any source has soil moisture (``statistics["land_mask_source"]`` tells which).
     thresholds : ProductThresholds, optional
-        Default :data:`quality.suites.PRODUCT_THRESHOLDS`.
+        Default :data:`smflow.quality.suites.PRODUCT_THRESHOLDS`.
     cf_required : bool
         Missing CF metadata and lineage attributes fail the validation (for a dataset about to
         be published) instead of being recorded as warnings (the in-memory daily product).

@@ -73,8 +73,8 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
     A granule that cannot be read or fails its suite is quarantined with the reason and is not
     stored; the run goes on (the product then records the input as missing).
     """
-    from quality.quarantine import quarantine_granule
-    from quality.validate import store_validation_result, validate_granule
+    from smflow.quality.quarantine import quarantine_granule
+    from smflow.quality.validate import store_validation_result, validate_granule
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
     from smflow.ingest import AUXILIARY_FIELDS, auxiliary_field, grid_granule
@@ -149,9 +149,9 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     """
     import xarray as xr
 
-    from ml.models import PARENTS
-    from ml.registry import configure, load_champion
-    from ml.train import merging_parameters, sm2rain_parameters
+    from smflow.ml.models import PARENTS
+    from smflow.ml.registry import configure, load_champion
+    from smflow.ml.train import merging_parameters, sm2rain_parameters
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
     from smflow.science.bootstrap import triple_collocation_ci
@@ -260,8 +260,8 @@ def _load_staged(staged: dict[str, Any], client) -> "xr.Dataset":
 
 def validate_products(staged: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """Run the output-product suite; a failing product is quarantined and the task fails."""
-    from quality.quarantine import quarantine_granule
-    from quality.validate import store_validation_result, validate_product
+    from smflow.quality.quarantine import quarantine_granule
+    from smflow.quality.validate import store_validation_result, validate_product
     from smflow import s3 as s3mod
 
     settings = settings or Settings.load()

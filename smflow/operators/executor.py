@@ -3,7 +3,7 @@
 Airflow 3's LocalExecutor forks every task from a long-lived worker process (``os.fork`` in the
 task supervisor). Each daily task otherwise pays 5-10 s of imports (xarray, netCDF4, Great
 Expectations, MLflow) on a 2-core machine; with the modules already in the worker, the forked
-task starts with them. Configure with ``[core] executor = operators.executor.PreloadingLocalExecutor``
+task starts with them. Configure with ``[core] executor = smflow.operators.executor.PreloadingLocalExecutor``
 (``infra/stack.py`` does). Only imports happen in the worker: no threads, files or connections are
 opened before the fork (checked by ``tests/dags/test_executor.py``).
 """
@@ -43,11 +43,11 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "smflow.science.tc",
     "smflow.science.merging",
     "smflow.science.sm2rain",
-    "quality.validate",
-    "quality.quarantine",
-    "ml.registry",
-    "operators.daily",
-    "operators.training",
+    "smflow.quality.validate",
+    "smflow.quality.quarantine",
+    "smflow.ml.registry",
+    "smflow.operators.daily",
+    "smflow.operators.training",
 )
 
 
@@ -55,7 +55,7 @@ def preload_modules() -> tuple[list[str], float]:
     """Import :data:`PRELOAD_MODULES`; a module that fails is skipped (the task will raise it)."""
     import matplotlib
 
-    import quality  # noqa: F401 - quiets Great Expectations' import-time logging before it loads
+    import smflow.quality  # noqa: F401 - quiets Great Expectations' import-time logging before it loads
 
     matplotlib.use("Agg")
     names = os.environ.get("SMFLOW_PRELOAD_MODULES")

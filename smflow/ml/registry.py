@@ -10,7 +10,7 @@ from typing import Any
 
 from smflow.config import Settings
 
-from ml.models import GridParameterModel, GridParameters, save_npz
+from smflow.ml.models import GridParameterModel, GridParameters, save_npz
 
 CHAMPION = "champion"
 
@@ -111,7 +111,7 @@ def load_champion(name: str, alias: str = CHAMPION) -> tuple[GridParameters, Mod
     version are immutable, so they are cached locally by name, version and run id after the first
     ``mlflow.pyfunc.load_model`` (which costs seconds per daily task otherwise).
     """
-    from ml.models import load_npz
+    from smflow.ml.models import load_npz
 
     ref = champion_ref(name, alias)
     cache = _cache_path(ref)

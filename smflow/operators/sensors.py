@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-from operators.triggers import GranuleAvailableTrigger, deadline_after
+from smflow.operators.triggers import GranuleAvailableTrigger, deadline_after
 
 log = logging.getLogger(__name__)
 

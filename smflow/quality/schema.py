@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from quality.suites import PRODUCT_THRESHOLDS, ProductThresholds
+from smflow.quality.suites import PRODUCT_THRESHOLDS, ProductThresholds
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr

@@ -4,11 +4,11 @@
 day: one GX suite per native product (thresholds per product family in
 :data:`NATIVE_FIELD_THRESHOLDS`, value ranges from the product's ``VariableFacts``), run on a
 table of one row per grid cell (and leading index), plus an xarray schema check. It reuses the
-machinery of :mod:`quality.validate` (:class:`~quality.validate.ValidationOutcome`, the
+machinery of :mod:`smflow.quality.validate` (:class:`~smflow.quality.validate.ValidationOutcome`, the
 process-wide GX context, the reason sentences). :func:`publish_data_docs` renders the stored
 validation results as GX Data Docs and uploads them to the products bucket.
 
-Checks (``meta["check"]`` of the expectations, as in :mod:`quality.suites`):
+Checks (``meta["check"]`` of the expectations, as in :mod:`smflow.quality.suites`):
 
 * ``physical_range``: each regridded variable with a known valid range inside it (SI / the
   reader's units: m3 m-3, percent, K, m);
@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quality.schema import SchemaProblem
-from quality.validate import (
+from smflow.quality.schema import SchemaProblem
+from smflow.quality.validate import (
     VALIDATION_PREFIX,
     ValidationOutcome,
     _float_or_none,
@@ -51,7 +51,7 @@ from quality.validate import (
     _run_suite,
     as_day,
 )
-from quality.suites import _fmt, ephemeral_context, gx_context
+from smflow.quality.suites import _fmt, ephemeral_context, gx_context
 
 if TYPE_CHECKING:  # pragma: no cover
     import great_expectations as gx
@@ -160,7 +160,7 @@ def native_thresholds(product: str) -> NativeFieldThresholds:
         return NATIVE_THRESHOLDS_BY_PRODUCT[product]
     except KeyError:
         raise KeyError(f"No native-field thresholds for product {product!r}; add it to a family "
-                       "of quality.native.NATIVE_FIELD_THRESHOLDS.") from None
+                       "of smflow.quality.native.NATIVE_FIELD_THRESHOLDS.") from None
 
 
 def native_suite_name(product: str) -> str:
@@ -512,7 +512,7 @@ def _summary_page(documents: list[dict]) -> str:
 def publish_data_docs(s3_client, settings: "Settings") -> str:
     """Render the stored validation results as GX Data Docs and upload them to S3.
 
-    The results are the documents :func:`quality.validate.store_validation_result` keeps at
+    The results are the documents :func:`smflow.quality.validate.store_validation_result` keeps at
     ``s3://{store_bucket}/validation/{kind}/{name}/{YYYYMMDD}.json``; each holds the GX suite
     result (``ExpectationSuiteValidationResult.to_json_dict()``). GX 1.x builds Data Docs only
     from the validation results store of a context, so they are loaded back into the store of a

@@ -2,7 +2,7 @@
 
 Called by the ``train_models`` DAG (one task per model) and usable from a shell::
 
-    python -m ml.train tc_merging --train 2017-01-01 2017-12-31 --evaluate 2018-01-01 2018-05-31
+    python -m smflow.ml.train tc_merging --train 2017-01-01 2017-12-31 --evaluate 2018-01-01 2018-05-31
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from smflow.config import REPO_ROOT, Settings
 
-from ml.models import PARENTS, GridParameters, SM2RAINModel, TCMergingModel
+from smflow.ml.models import PARENTS, GridParameters, SM2RAINModel, TCMergingModel
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def train_tc_merging(
     """Fit, evaluate against C3S on a period the fit did not see, log, register, gate, promote."""
     import mlflow
 
-    from ml.registry import configure, log_grid_model, promote
+    from smflow.ml.registry import configure, log_grid_model, promote
     from smflow.domain import load_domain
     from smflow.ingest import gridded_series
     from smflow.science.metrics import pearson_r, ubrmse
@@ -369,7 +369,7 @@ def train_sm2rain(
     """
     import mlflow
 
-    from ml.registry import configure, load_champion, log_grid_model, promote
+    from smflow.ml.registry import configure, load_champion, log_grid_model, promote
     from smflow.domain import load_domain
 
     settings = configure(settings)
@@ -434,7 +434,7 @@ def export_from_gauges(train: tuple[date, date], validate: tuple[date, date], do
 
     import pandas as pd
 
-    from ml.registry import configure, load_champion
+    from smflow.ml.registry import configure, load_champion
     from smflow.domain import load_domain
 
     settings = configure()

@@ -52,11 +52,11 @@ def seed_store(start: str, end: str, *, settings: Settings | None = None,
 
 def train(model: str, train_start: str, train_end: str, eval_start: str, eval_end: str,
           *, settings: Settings | None = None, swi_filter: str = "none") -> dict[str, Any]:
-    """Train one registry model and return its :class:`ml.train.TrainingResult` as a dict.
+    """Train one registry model and return its :class:`smflow.ml.train.TrainingResult` as a dict.
 
     `swi_filter` (SM2RAIN only): ``"none"`` (3-parameter), ``"exponential"`` or ``"wetness"``.
     """
-    from ml.train import train_sm2rain, train_tc_merging
+    from smflow.ml.train import train_sm2rain, train_tc_merging
 
     period = (_d(train_start), _d(train_end)), (_d(eval_start), _d(eval_end))
     if model == "sm2rain":
