@@ -14,7 +14,7 @@
 - :mod:`smflow.archive.credentials`: credentials from the environment or an Airflow connection.
 - :mod:`smflow.archive.reconcile`: archive inventory (landing zone) vs the time-series store;
   smflow product → provider archive client.
-- Local servers speaking each real protocol and serving the real files, for tests and demos:
-  :mod:`smflow.archive.local_server` (CMR, CDS), :mod:`smflow.archive.local_ftp` (H SAF FTP),
-  :mod:`smflow.archive.local_eumetsat` (Data Store), :mod:`smflow.archive.local_catds` (CATDS).
+
+The local servers that speak each real protocol and serve the real files (CMR, CDS, H SAF FTP,
+Data Store, CATDS) are test fakes, not part of the package: ``tests/archive/servers/``.
 """

@@ -14,7 +14,7 @@ header ``PRIVATE-TOKEN: <key>``: ``GET {url}/catalogue/v1/messages``;
 while ``accepted``/``running``; on ``successful`` ``GET .../jobs/{id}/results`` gives
 ``asset.value`` ``href`` and ``file:size``; the file is fetched (no token) and its size checked.
 Errors are JSON ``{"title", "detail"}`` (``401`` "Authentication failed" for a bad key).
-Both protocols are spoken by :class:`smflow.archive.local_server.ArchiveServer`.
+Both protocols are spoken by the local ``ArchiveServer`` of ``tests/archive/servers/local_server.py``.
 
 Credentials come from an Airflow connection (``login`` = UID and ``password`` = API key, or only
 ``password`` = a colon-less key; ``host`` = API URL) or the environment (``CDSAPI_URL``,

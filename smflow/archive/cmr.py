@@ -14,7 +14,7 @@ the size and checksum check, so a half-written file never sits under the real na
 Why not ``earthaccess``: it logs in against the fixed Earthdata Login hosts at import/login
 time, pulls in fsspec/s3fs/pqdm for what is here one ``GET``, and cannot be pointed at a local
 CMR and file server for hermetic tests without patching its internals. The protocol subset used
-here is small and is tested against :mod:`smflow.archive.local_server`, which speaks it.
+here is small and is tested against ``tests/archive/servers/local_server.py``, which speaks it.
 """
 
 from __future__ import annotations

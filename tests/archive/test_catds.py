@@ -25,7 +25,7 @@ DAY8 = "SM_OPER_MIR_CLF31A_20150508T000000_20150508T235959_300_002_7.DBL.nc"
 
 @pytest.fixture(scope="module")
 def catds():
-    from smflow.archive.local_catds import CatdsServer
+    from tests.archive.servers.local_catds import CatdsServer
 
     with CatdsServer(SHARED, username="bob", password=SECRET,
                      damaged={DAY7: "short", DAY8: "corrupt"}) as server:

@@ -25,7 +25,7 @@ B_22966 = "W_XX-EUMETSAT-Darmstadt,SURFACE+SATELLITE,METOPB+ASCAT_C_EUMP_2017022
 
 @pytest.fixture(scope="module")
 def store():
-    from smflow.archive.local_eumetsat import EumetsatServer
+    from tests.archive.servers.local_eumetsat import EumetsatServer
 
     with EumetsatServer(SHARED, consumer_key=KEY, consumer_secret=SECRET,
                         damaged={A_53653: "short", B_22966: "corrupt"}) as server:

@@ -23,7 +23,7 @@ H103 = "h103_20170220_103000_METOPB_22969_EUM.buf"
 
 @pytest.fixture(scope="module")
 def ftp():
-    from smflow.archive.local_ftp import HsafFtpServer
+    from tests.archive.servers.local_ftp import HsafFtpServer
 
     with HsafFtpServer(SHARED, username="alice", password=SECRET,
                        damaged={H102: "short", H103: "corrupt"}) as server:

@@ -16,11 +16,13 @@
   → ``accepted`` … ``successful`` with a ``results`` link; ``GET .../jobs/{id}/results`` →
   ``{"asset": {"value": {"href", "file:size", "type"}}}``; errors as ``{"title", "detail"}``.
 
-Other archives have their own local servers: :mod:`smflow.archive.local_ftp` (H SAF FTP),
-:mod:`smflow.archive.local_eumetsat` (EUMETSAT Data Store), :mod:`smflow.archive.local_catds`
-(CATDS directory listings). They share :class:`LocalHttpServer` and :class:`BaseHandler`.
+Other archives have their own local servers in this package: ``local_ftp`` (H SAF FTP),
+``local_eumetsat`` (EUMETSAT Data Store), ``local_catds`` (CATDS directory listings). They share :class:`LocalHttpServer` and :class:`BaseHandler`.
 
-Used by the tests (no Python mock of the archives) and for demos::
+Used by the archive-client tests (no Python mock of the archives); not part of the installed
+package. For a demo, from the repository root::
+
+    from tests.archive.servers.local_server import ArchiveServer
 
     with ArchiveServer(token="t") as server:
         CmrClient(server.url, credentials=Credentials(token="t")).search("SPL2SMP")
@@ -39,7 +41,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+from smflow.config import REPO_ROOT, Settings
+
+#: The real files served: ``../shared/data/real`` beside the checkout (``SMFLOW_SHARED_DATA``
+#: overrides it; see :class:`smflow.config.Settings`).
+REAL_DATA = Settings.load().shared_data_dir or REPO_ROOT.parent / "shared" / "data" / "real"
 
 
 @dataclass(frozen=True)

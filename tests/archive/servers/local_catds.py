@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from smflow.archive.local_server import REAL_DATA, BaseHandler, LocalHttpServer
+from tests.archive.servers.local_server import REAL_DATA, BaseHandler, LocalHttpServer
 
 
 def catds_catalog(root: str | Path = REAL_DATA) -> dict[str, Path]:

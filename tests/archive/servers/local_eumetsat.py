@@ -31,7 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
-from smflow.archive.local_server import REAL_DATA, BaseHandler, LocalHttpServer, _parse_bbox
+from tests.archive.servers.local_server import REAL_DATA, BaseHandler, LocalHttpServer, _parse_bbox
 
 ORBIT = timedelta(minutes=101, seconds=40)
 _NC = re.compile(r"_(\d{14})_\d+_eps_o_\d+_ssm_l2\.nc$")
