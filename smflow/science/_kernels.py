@@ -460,7 +460,7 @@ def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs:
 
     ``bounds`` = (Z lo, Z hi, a lo, a hi, b lo, b hi). Writes per cell into ``out`` (cells, 10):
     objective, Z, a, b, sum_sim, sum_sim2, sum_simy, n, sum y, sum y^2 (y the observations on
-    the valid steps, not clipped at 0). Algorithm: see ``smflow.science.sm2rain._calibrate_daily``.
+    the valid steps, not clipped at 0). Algorithm: see ``smflow.science.sm2rain.solvers._calibrate_daily``.
     """
     size = s.shape[1]
     steps = size - 1
