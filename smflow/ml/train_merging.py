@@ -1,0 +1,410 @@
+"""Training, honest evaluation and registration of the soil-moisture merging candidates.
+
+Every candidate — each parent, TC least squares (Ming et al. 2022), RF, LSTM, CNN and their BMA
+(Zhang et al. 2022, Eq. 17) — is scored on the same folds with the same code
+(:mod:`smflow.ml.evaluation`): leave-one-station-out (spatial) and a held-out period (temporal).
+The registered versions of ``soil_moisture_merging`` are those fitted on the training period only,
+so the held-out period (and every product day in it) is out of sample for them. The ``champion``
+alias goes to the candidate with the best held-out-period median ubRMSE, if it also beats the best
+parent on both fold sets and the current champion on the same test samples; otherwise it stays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from smflow.config import Settings
+from smflow.ml.features import FeatureSpec, StationSamples, feature_cube, fingerprint, load_static_covariates, station_samples
+from smflow.ml.models import PARENTS
+
+log = logging.getLogger(__name__)
+
+#: Registered model of the daily merged soil moisture, whatever its method.
+MERGING_MODEL = "soil_moisture_merging"
+#: Candidates that can become the merging champion (parents are baselines only).
+CANDIDATES: tuple[str, ...] = ("tc", "rf", "lstm", "cnn", "bma")
+WINDOW_DAYS = 30
+STATIC = ("elevation",)
+SEED = 20170101
+
+
+@dataclass
+class MergingInputs:
+    """Parents, features and station samples of one period (cells flattened: cell = lat * n_lon + lon)."""
+
+    parents: xr.Dataset          # per parent (time, cell) [m3 m-3]
+    static: xr.Dataset | None    # (cell,)
+    spec: FeatureSpec
+    cube: xr.DataArray           # (time, cell, feature)
+    samples: StationSamples
+    tc_merged: np.ndarray        # (time, cell) TC least-squares merged [m3 m-3]
+
+
+def _flat(da: xr.DataArray) -> xr.DataArray:
+    return da.stack(cell=("lat", "lon")).drop_vars(["cell", "lat", "lon"], errors="ignore").transpose("time", "cell")
+
+
+def gridded_parents(start: date, end: date, grid, parents: tuple[str, ...] = PARENTS) -> xr.Dataset:
+    """Each parent's gridded daily soil moisture (time, lat, lon) [m3 m-3], ``start..end``."""
+    from smflow.ingest import gridded_series
+
+    return xr.Dataset({p: gridded_series(p, start, end, grid) for p in parents})
+
+
+def static_flat(grid) -> xr.Dataset | None:
+    try:
+        static = load_static_covariates(grid)
+    except FileNotFoundError:
+        return None
+    return xr.Dataset({k: (("cell",), static[k].values.ravel()) for k in STATIC if k in static})
+
+
+def build_inputs(train: tuple[date, date], end: date, grid, shared_dir: Path, tc_params) -> MergingInputs:
+    """Features of ``train[0] - (window - 1) .. end`` and the in-situ samples (ISMN, flag G, daily means).
+
+    The feature standardisation is fitted on the training period (gridded parents only; the target
+    standardisation of each fold is fitted on its own training samples, :func:`fit_ensemble`).
+    """
+    from smflow.insitu import load_insitu_soil_moisture
+    from smflow.ml.train import merge_series
+
+    start = train[0] - timedelta(days=WINDOW_DAYS - 1)
+    gridded = gridded_parents(start, end, grid)
+    parents = xr.Dataset({p: _flat(gridded[p]) for p in PARENTS})
+    static = static_flat(grid)
+    insitu = load_insitu_soil_moisture(shared_dir, start, end)
+    iy, ix = grid.cell_index(insitu["lat"].values, insitu["lon"].values)
+    cells = np.asarray(iy) * grid.shape[1] + np.asarray(ix)
+    in_train = (parents["time"] >= np.datetime64(train[0])) & (parents["time"] <= np.datetime64(train[1]))
+    spec = FeatureSpec(PARENTS, tuple(k for k in STATIC if static is not None and k in static), WINDOW_DAYS)
+    spec = spec.fit(parents.sel(time=in_train), static, insitu["soil_moisture"].values)
+    cube = feature_cube(parents, static, spec)
+    samples = station_samples(cube, insitu, cells, WINDOW_DAYS)
+    merged, _ = merge_series(tc_params, np.stack([gridded[p].values for p in PARENTS]))
+    tc_merged = merged.reshape(merged.shape[0], -1)
+    return MergingInputs(parents, static, spec, cube, samples, tc_merged)
+
+
+def baseline_predictions(inputs: MergingInputs) -> dict[str, np.ndarray]:
+    """Each parent and the TC least-squares merge at the samples' cells and days (no training)."""
+    times = inputs.parents["time"].values
+    t_idx = np.searchsorted(times, inputs.samples.time)
+    out = {p: inputs.parents[p].values[t_idx, inputs.samples.cell] for p in PARENTS}
+    out["tc"] = inputs.tc_merged[t_idx, inputs.samples.cell]
+    return out
+
+
+def evaluate_candidates(inputs: MergingInputs, train: tuple[date, date], evaluate: tuple[date, date], *,
+                        loso: bool = True, hyper: dict | None = None, seed: int = SEED):
+    """Fit and score every candidate on the period fold and (optionally) the LOSO folds.
+
+    Returns
+    -------
+    tuple
+        (scores: list of CandidateScores, period ensemble: MergingEnsemble fitted on ``train``,
+        predictions: dict fold set -> method -> (n,) array, test masks: dict fold set -> (n,) bool)
+    """
+    from smflow.ml.evaluation import score_candidates
+    from smflow.ml.merging import fit_ensemble
+    from smflow.ml.splits import loso_folds, period_fold
+
+    s = inputs.samples
+    base = baseline_predictions(inputs)
+    fold_sets = {"period": [period_fold(s.time, train, evaluate)]}
+    if loso:
+        fold_sets["loso"] = list(loso_folds(s.station, s.time))
+    scores, predictions, tested = [], {}, {}
+    period_ensemble = None
+    for label, folds in fold_sets.items():
+        pred = {m: np.full(len(s), np.nan) for m in (*PARENTS, *CANDIDATES)}
+        test_any = np.zeros(len(s), dtype=bool)
+        for fold in folds:
+            ens = fit_ensemble(s.subset(fold.fit), s.subset(fold.validation), inputs.spec, seed=seed, hyper=hyper)
+            test = s.subset(fold.test)
+            mean, _, members = ens.predict(test.windows)
+            for k, v in members.items():
+                pred[k][fold.test] = v
+            pred["bma"][fold.test] = mean
+            for m in (*PARENTS, "tc"):
+                pred[m][fold.test] = base[m][fold.test]
+            test_any |= fold.test
+            log.info("fold %s: %d fit, %d validation, %d test samples", fold.name, fold.fit.sum(),
+                     fold.validation.sum(), fold.test.sum())
+            if label == "period":
+                period_ensemble = ens
+        sub = {m: v[test_any] for m, v in pred.items()}
+        scores += score_candidates(sub, s.target[test_any], s.station[test_any], s.time[test_any], folds=label, seed=seed)
+        predictions[label], tested[label] = pred, test_any
+    return scores, period_ensemble, predictions, tested
+
+
+def choose_champion(scores, current: dict[str, float] | None = None) -> tuple[str | None, str]:
+    """The candidate to promote, and the gate's verdict in words.
+
+    Gate (issue 9): best median ubRMSE on the held-out period among :data:`CANDIDATES`, lower than
+    the best parent's on the held-out period *and* on the LOSO folds (when run), and lower than the
+    current champion's on the same test samples (``current``: method -> period ubRMSE).
+    """
+    by = {(c.method, c.folds): c for c in scores}
+    period = {m: by[(m, "period")].ubrmse.median for m in (*PARENTS, *CANDIDATES) if (m, "period") in by}
+    best_parent = min(PARENTS, key=lambda p: period.get(p, np.inf))
+    ranked = sorted((m for m in CANDIDATES if np.isfinite(period.get(m, np.nan))), key=lambda m: period[m])
+    if not ranked:
+        return None, "no candidate could be scored: FAILED"
+    winner = ranked[0]
+    words = [f"{winner} has the best held-out-period median ubRMSE {period[winner]:.4f}"]
+    ok = period[winner] < period[best_parent]
+    words.append(f"{'<' if ok else '>='} best parent {best_parent} {period[best_parent]:.4f}")
+    if any(f == "loso" for _, f in by):
+        loso = {m: by[(m, "loso")].ubrmse.median for m in (*PARENTS, winner)}
+        best_loso = min(loso[p] for p in PARENTS)
+        ok_loso = loso[winner] < best_loso
+        words.append(f"LOSO {loso[winner]:.4f} {'<' if ok_loso else '>='} best parent {best_loso:.4f}")
+        ok = ok and ok_loso
+    if current:
+        (cur_method, cur_value), = current.items()
+        better = period[winner] < cur_value - 1e-6
+        words.append(f"{'<' if better else '>='} current champion ({cur_method}) {cur_value:.4f} on the same samples")
+        ok = ok and better
+    return (winner if ok else None), "; ".join(words) + (": passed" if ok else ": not promoted")
+
+
+def _current_champion_score(inputs: MergingInputs, train, evaluate, seed: int) -> tuple[Any, dict[str, float] | None]:
+    """Re-score the current champion on this run's held-out-period samples (same code, same samples)."""
+    from smflow.ml.evaluation import score_candidates
+    from smflow.ml.registry import champion_ref
+    from smflow.ml.splits import period_fold
+
+    try:
+        ref = champion_ref(MERGING_MODEL)
+    except LookupError:
+        return None, None
+    model = load_merging(ref)
+    s = inputs.samples
+    fold = period_fold(s.time, train, evaluate)
+    if model.method == "tc":
+        pred = baseline_predictions(inputs)["tc"][fold.test]  # TC of the same training period
+    else:
+        cube = feature_cube(inputs.parents, inputs.static, model.ensemble.spec)
+        from smflow.insitu import load_insitu_soil_moisture  # noqa: F401 (samples rebuilt on the same days)
+
+        test = s.subset(fold.test)
+        if model.ensemble.spec.columns != inputs.spec.columns or model.ensemble.spec.window != inputs.spec.window:
+            return ref, None  # a champion on other features: compared by its logged metrics only
+        del cube
+        pred = model.ensemble.predict(test.windows)[0]
+    (score,) = score_candidates({model.method: pred}, s.target[fold.test], s.station[fold.test], s.time[fold.test],
+                                folds="period", seed=seed)
+    return ref, {model.method: score.ubrmse.median}
+
+
+@dataclass(frozen=True)
+class LoadedMerging:
+    """A resolved ``soil_moisture_merging`` version: its method and what applies it."""
+
+    ref: Any
+    method: str
+    ensemble: Any = None     # MergingEnsemble for rf / lstm / cnn / bma
+    parameters: Any = None   # GridParameters for tc
+
+
+def load_merging(ref) -> LoadedMerging:
+    """Load a ``soil_moisture_merging`` version (artifacts cached locally by name, version and run id)."""
+    import shutil
+
+    from mlflow import MlflowClient
+    import mlflow
+
+    from smflow.ml.merging import MergingEnsemble
+    from smflow.ml.models import GridParameters, load_npz
+
+    version = MlflowClient().get_model_version(ref.name, ref.version)
+    method = version.tags.get("method", "tc")
+    cache = Settings.load().home / "cache" / "models" / ref.name / f"v{ref.version}-{ref.run_id}"
+    if not (cache / ".complete").is_file():
+        tmp = Path(tempfile.mkdtemp(prefix="merging-", dir=cache.parent if cache.parent.exists() else None))
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{ref.name}/{ref.version}", dst_path=str(tmp))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        if cache.exists():
+            shutil.rmtree(cache)
+        tmp.rename(cache)
+        (cache / ".complete").write_text("ok")
+    artifacts = {p.stem if p.suffix != ".json" else "ensemble": str(p) for p in (cache / "artifacts").iterdir()}
+    if method == "tc":
+        arrays, metadata = load_npz(artifacts["parameters"])
+        return LoadedMerging(ref, method, parameters=GridParameters(arrays, metadata))
+    return LoadedMerging(ref, method, ensemble=MergingEnsemble.load(artifacts))
+
+
+class MergingPyfunc:  # defined lazily as an mlflow PythonModel subclass in _pyfunc_class()
+    pass
+
+
+def _pyfunc_class():
+    from mlflow.pyfunc import PythonModel
+
+    class MergingEnsembleModel(PythonModel):
+        """pyfunc of an ML merging version: input (n, window, feature) float32 windows of
+        :func:`smflow.ml.features.feature_cube`; output BMA mean, variance and member columns."""
+
+        def load_context(self, context):
+            from smflow.ml.merging import MergingEnsemble
+
+            self.ensemble = MergingEnsemble.load(dict(context.artifacts))
+
+        def predict(self, context, model_input, params=None):
+            import pandas as pd
+
+            windows = np.asarray(model_input, dtype=np.float32)
+            if windows.ndim != 3 or windows.shape[-1] != len(self.ensemble.spec.columns):
+                raise ValueError(f"input has shape {windows.shape}; expected (n, {self.ensemble.spec.window}, "
+                                 f"{len(self.ensemble.spec.columns)}) with features {self.ensemble.spec.columns}")
+            mean, var, members = self.ensemble.predict(windows)
+            return pd.DataFrame({"soil_moisture": mean, "soil_moisture_variance": var,
+                                 **{f"member_{k}": v for k, v in members.items()}})
+
+    return MergingEnsembleModel
+
+
+def _register_ensemble(ensemble, method: str, description: str, tags: dict[str, str]):
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    from smflow.ml.registry import ModelRef
+
+    run = mlflow.active_run()
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = ensemble.save(Path(tmp) / method)
+        model_cls = _pyfunc_class()
+        example = np.zeros((2, ensemble.spec.window, len(ensemble.spec.columns)), dtype=np.float32)
+        m = model_cls()
+        m.ensemble = ensemble
+        signature = infer_signature(example, m.predict(None, example))
+        info = mlflow.pyfunc.log_model(name=f"model_{method}", python_model=m, artifacts=artifacts,
+                                       signature=signature, registered_model_name=MERGING_MODEL,
+                                       pip_requirements=["numpy", "pandas", "scikit-learn", "tensorflow-cpu", "mlflow"])
+    ref = ModelRef(MERGING_MODEL, str(info.registered_model_version), run.info.run_id)
+    client = MlflowClient()
+    client.update_model_version(MERGING_MODEL, ref.version, description=description)
+    for k, v in {**tags, "method": method}.items():
+        client.set_model_version_tag(MERGING_MODEL, ref.version, k, v)
+    return ref
+
+
+def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, settings: Settings | None = None,
+                  domain: str = "big_island", loso: bool = True, hyper: dict | None = None, seed: int = SEED):
+    """Fit, evaluate (LOSO + held-out period), log, register every candidate and promote by the gate.
+
+    Needs the in-situ stations (``../shared``); without them :func:`register_shipped_merging` is used.
+    Returns a :class:`smflow.ml.train.TrainingResult` (``metrics`` holds the candidate table rows).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    from smflow.domain import load_domain
+    from smflow.ml.evaluation import format_candidates
+    from smflow.ml.registry import configure, load_champion, log_grid_model, promote
+    from smflow.ml.train import TrainingResult
+    from smflow.ml.models import TCMergingModel
+
+    settings = configure(settings)
+    shared = settings.shared_data_dir
+    if shared is None or not (shared / "ismn_hawaii").is_dir():
+        return register_shipped_merging(settings=settings)
+    grid = load_domain(domain)
+    tc_params, tc_ref = load_champion("tc_merging")
+    inputs = build_inputs(train, evaluate[1], grid, shared / "ismn_hawaii", tc_params)
+    scores, ensemble, _, _ = evaluate_candidates(inputs, train, evaluate, loso=loso, hyper=hyper, seed=seed)
+    current_ref, current = _current_champion_score(inputs, train, evaluate, seed)
+    winner, gate = choose_champion(scores, current)
+    table = format_candidates(scores)
+    log.info("merging candidates:\n%s\n%s", table, gate)
+    rows = [c.row() for c in scores]
+    data_fp = fingerprint(inputs.samples.table, inputs.samples.target, inputs.samples.station)
+    mlflow.set_experiment(MERGING_MODEL)
+    refs = {}
+    with mlflow.start_run(run_name=f"merging candidates {train[0]}..{train[1]}") as run:
+        mlflow.log_params({"domain": domain, "train_start": str(train[0]), "train_end": str(train[1]),
+                           "evaluate_start": str(evaluate[0]), "evaluate_end": str(evaluate[1]),
+                           "parents": ",".join(PARENTS), "features": ",".join(inputs.spec.columns),
+                           "window_days": WINDOW_DAYS, "seed": seed, "loso": loso,
+                           "training_data_fingerprint": data_fp, "tc_merging_model": tc_ref.label(),
+                           "hyper": json.dumps(ensemble.hyper, sort_keys=True)})
+        mlflow.log_metrics({f"{r['folds']}_{r['method']}_{m}": float(r[m]) for r in rows
+                            for m in ("r", "ubrmse", "bias", "kge") if np.isfinite(r[m])})
+        mlflow.log_text(table + "\n" + gate + "\n", "candidates.txt")
+        mlflow.log_dict({"candidates": [c.to_dict() for c in scores], "gate": gate}, "candidates.json")
+        mlflow.set_tag("evaluation_gate", gate)
+        common = {"training_data_fingerprint": data_fp, "seed": str(seed), "features": ",".join(inputs.spec.columns),
+                  "train_period": f"{train[0]}..{train[1]}"}
+        period = {c.method: c for c in scores if c.folds == "period"}
+        for method in CANDIDATES:
+            score = period.get(method)
+            desc = (f"{method} merging of {', '.join(PARENTS)} trained on {train[0]}..{train[1]}; held-out "
+                    f"{evaluate[0]}..{evaluate[1]} median ubRMSE {score.ubrmse.median:.4f} m3 m-3, R {score.r.median:.3f}"
+                    if score else method)
+            if method == "tc":
+                ref = log_grid_model(TCMergingModel(), tc_params, registered_name=MERGING_MODEL)
+                MlflowClient().update_model_version(MERGING_MODEL, ref.version, description=desc + f" ({tc_ref.label()})")
+                for k, v in {**common, "method": "tc", "tc_merging_model": tc_ref.label()}.items():
+                    MlflowClient().set_model_version_tag(MERGING_MODEL, ref.version, k, v)
+            elif method == "bma":
+                ref = _register_ensemble(ensemble, "bma", desc, {**common, "members": ",".join(ensemble.members)})
+            else:
+                from smflow.ml.merging import MergingEnsemble
+
+                single = MergingEnsemble(ensemble.spec, {method: ensemble.members[method]}, None, ensemble.seed,
+                                         {method: ensemble.hyper.get(method, {})})
+                ref = _register_ensemble(single, method, desc, common)
+            refs[method] = ref
+        bma_ref = refs["bma"]
+        MlflowClient().set_model_version_tag(
+            MERGING_MODEL, bma_ref.version, "member_versions",
+            ",".join(f"{k}=v{refs[k].version}" for k in ensemble.members))
+    promoted = winner is not None
+    chosen = refs[winner] if promoted else (current_ref or refs["tc"])
+    if promoted:
+        chosen = promote(chosen)
+    elif current_ref is None:  # first training: the system needs a champion; TC is the documented fallback
+        chosen = promote(refs["tc"])
+        gate += "; no champion yet: tc (the baseline method) is champion"
+        promoted = True
+    metrics = {f"{r['folds']}_{r['method']}_ubrmse": float(r["ubrmse"]) for r in rows}
+    return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, promoted, gate,
+                          {**metrics, "candidate_table": table, "method": winner or "unchanged"})
+
+
+def register_shipped_merging(*, settings: Settings | None = None):
+    """Without in-situ targets: register the TC least-squares merge as the merging champion, and say so."""
+    from mlflow import MlflowClient
+
+    import mlflow
+
+    from smflow.ml.models import TCMergingModel
+    from smflow.ml.registry import champion_ref, configure, load_champion, log_grid_model, promote
+    from smflow.ml.train import TrainingResult
+
+    configure(settings)
+    tc_params, tc_ref = load_champion("tc_merging")
+    mlflow.set_experiment(MERGING_MODEL)
+    with mlflow.start_run(run_name="merging without in-situ targets"):
+        ref = log_grid_model(TCMergingModel(), tc_params, registered_name=MERGING_MODEL)
+    gate = ("no in-situ stations on this machine (../shared/data/real/ismn_hawaii): the ML candidates cannot be "
+            "trained or evaluated; TC least squares is the merging champion")
+    MlflowClient().set_model_version_tag(MERGING_MODEL, ref.version, "method", "tc")
+    MlflowClient().update_model_version(MERGING_MODEL, ref.version, description=gate)
+    try:
+        champion_ref(MERGING_MODEL)
+    except LookupError:
+        ref = promote(ref)
+    return TrainingResult(MERGING_MODEL, ref.version, ref.run_id, True, gate, {"method": "tc"})
