@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smflow.ml.modelzoo import (BMAParameters, fit_bma, fit_member, predict_bma, predict_member, predict_rf,
-                                rf_tree_variance)
+from smflow.ml.modelzoo import (BMAParameters, fit_bma, fit_member, keras_feature_names, load_keras, predict_bma,
+                                predict_member, predict_rf, rf_tree_variance, save_keras)
 
 
 def _r(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,6 +69,118 @@ def test_rf_rejects_features_that_do_not_match_by_name():
         predict_rf(model, X.to_numpy())
     with pytest.raises(ValueError, match="feature columns do not match"):
         fit_member("rf", X, y, feature_names=["x1", "x2"], seed=0)
+
+
+# ------------------------------------------------------------------------------------ LSTM and CNN
+
+WINDOW = 10
+KERAS_FIT = {"epochs": 25, "batch_size": 64, "learning_rate": 3e-3, "patience": 5}
+
+
+def _windows(series: list[np.ndarray], n: int) -> np.ndarray:
+    """Trailing windows (n, WINDOW, len(series)) of the given daily series, oldest day first."""
+    return np.stack([np.lib.stride_tricks.sliding_window_view(s, WINDOW)[:n] for s in series], axis=-1)
+
+
+def _lstm_case(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """y = mean of the last 5 days of x1 + noise; x2 is an irrelevant input."""
+    rng = np.random.default_rng(seed)
+    days = n + WINDOW
+    X = _windows([0.25 + 0.1 * rng.standard_normal(days), rng.standard_normal(days)], n)
+    return X, X[:, -5:, 0].mean(axis=1) + NOISE_SD * rng.standard_normal(n)
+
+
+def _cnn_case(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three parents (one head each) + a static covariate; y depends on the past of parent 0."""
+    rng = np.random.default_rng(seed)
+    days = n + WINDOW
+    X = _windows([0.25 + 0.1 * rng.standard_normal(days) for _ in range(3)] + [np.zeros(days)], n)
+    X[:, :, 3] = rng.uniform(-1, 1, (n, 1))  # static over the window
+    y = (0.5 * X[:, -3:, 0].mean(axis=1) + 0.3 * X[:, -1, 1] + 0.2 * np.maximum(X[:, -1, 2], 0.25)
+         + 0.02 * X[:, -1, 3] + NOISE_SD * rng.standard_normal(n))
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def lstm_fit():
+    X, y = _lstm_case(1500, seed=0)
+    validation = _lstm_case(400, seed=1)
+    model = fit_member("lstm", X, y, feature_names=["x1", "x2"], seed=1, validation=validation,
+                       hyper={"units": 16, **KERAS_FIT})
+    return X, y, validation, model
+
+
+def test_lstm_learns_from_the_past_of_the_window(lstm_fit):
+    _, _, _, model = lstm_fit
+    X_test, y_test = _lstm_case(1000, seed=2)
+    pred = predict_member("lstm", model, X_test)
+    assert pred.shape == (1000,) and pred.dtype == np.float64
+    # The last day alone explains little (R ~ 0.45): the model must use the window.
+    last_day = _r(X_test[:, -1, 0], y_test)
+    assert last_day < 0.6
+    assert _r(pred, y_test) > 0.9
+    assert _rmse(pred, y_test) < 0.5 * np.std(y_test)
+
+
+def test_lstm_is_deterministic_and_round_trips(lstm_fit, tmp_path):
+    X, y, validation, model = lstm_fit
+    X_test, _ = _lstm_case(300, seed=3)
+    pred = predict_member("lstm", model, X_test)
+    again = fit_member("lstm", X, y, feature_names=["x1", "x2"], seed=1, validation=validation,
+                       hyper={"units": 16, **KERAS_FIT})
+    np.testing.assert_array_equal(predict_member("lstm", again, X_test), pred)
+
+    loaded = load_keras(save_keras(model, tmp_path / "lstm.keras"))
+    np.testing.assert_array_equal(predict_member("lstm", loaded, X_test), pred)
+    assert keras_feature_names(loaded) == ["x1", "x2"]
+
+    from smflow.ml.modelzoo.lstm import predict_lstm
+
+    with pytest.raises(ValueError, match=r"3 features on its last axis but the model has 2: \['x1', 'x2'\]"):
+        predict_lstm(loaded, np.concatenate([X_test, X_test[:, :, :1]], axis=-1))
+    with pytest.raises(ValueError, match=r"expected \['x1', 'x2'\], received \['x2', 'x1'\]"):
+        predict_lstm(loaded, X_test, feature_names=["x2", "x1"])
+    with pytest.raises(ValueError, match="window of 5 steps"):
+        predict_lstm(loaded, X_test[:, -5:])
+    broken = X_test.copy()
+    broken[0, 0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite values in features \['x2'\]"):
+        predict_lstm(loaded, broken)
+    with pytest.raises(ValueError, match=r"must end in '.keras'"):
+        save_keras(model, tmp_path / "lstm.h5")
+
+
+def test_cnn_one_head_per_parent_learns_and_round_trips(tmp_path):
+    names = ["smap", "era5_land", "gldas", "elevation"]
+    heads = {"smap": [0], "era5_land": [1], "gldas": [2]}
+    X, y = _cnn_case(1500, seed=0)
+    X_test, y_test = _cnn_case(1000, seed=2)
+    model = fit_member("cnn", X, y, feature_names=names, seed=1, validation=_cnn_case(400, seed=1),
+                       hyper={"heads": heads, "filters": 8, **KERAS_FIT})
+    head_layers = {layer.name for layer in model.layers if layer.name.endswith("_conv1")}
+    assert head_layers == {"head_smap_conv1", "head_era5_land_conv1", "head_gldas_conv1"}
+    pred = predict_member("cnn", model, X_test)
+    assert _r(pred, y_test) > 0.9
+    assert _rmse(pred, y_test) < 0.5 * np.std(y_test)
+
+    loaded = load_keras(save_keras(model, tmp_path / "cnn.keras"))
+    np.testing.assert_array_equal(predict_member("cnn", loaded, X_test), pred)
+    assert loaded.get_layer("feature_schema").heads == heads
+    assert keras_feature_names(loaded) == names
+
+
+def test_cnn_rejects_bad_head_layouts():
+    from smflow.ml.modelzoo.cnn import check_heads
+
+    assert check_heads({"smap": [0, 3], "ascat": [1]}, 5) == [2, 4]
+    with pytest.raises(ValueError, match="index 1 is in heads 'smap' and 'ascat'"):
+        check_heads({"smap": [0, 1], "ascat": [1]}, 3)
+    with pytest.raises(ValueError, match="index 7 is outside the 3 features"):
+        check_heads({"smap": [7]}, 3)
+    with pytest.raises(ValueError, match="heads is empty"):
+        check_heads({}, 3)
+    with pytest.raises(ValueError, match="hyper must hold 'heads'"):
+        fit_member("cnn", np.zeros((4, WINDOW, 1)), np.zeros(4), feature_names=["smap"], seed=0)
 
 
 # ---------------------------------------------------------------------------------------------- BMA
@@ -163,7 +275,7 @@ def test_bma_corrects_biased_members_and_skips_nan_rows():
 # ------------------------------------------------------------------------------------------- import
 
 def test_importing_the_zoo_does_not_import_tensorflow():
-    code = ("import sys, smflow.ml.modelzoo; "
+    code = ("import sys, smflow.ml.modelzoo, smflow.ml.modelzoo.lstm, smflow.ml.modelzoo.cnn; "
             "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules); print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"

@@ -121,7 +121,7 @@ def save_keras(model: keras.Model, path: str | Path) -> Path:
     target = Path(path)
     if target.suffix != ".keras":
         raise ValueError(f"save_keras: {target} must end in '.keras' (Keras 3 native format)")
-    from smflow.ml.modelzoo import layers  # noqa: F401  - registers the custom layers
+    from smflow.ml.modelzoo import keras_base  # noqa: F401  - registers the custom layers
 
     target.parent.mkdir(parents=True, exist_ok=True)
     model.save(target)
@@ -141,13 +141,13 @@ def load_keras(path: str | Path) -> keras.Model:
         raise FileNotFoundError(f"load_keras: no model file at {source}; save it with save_keras first")
     import keras
 
-    from smflow.ml.modelzoo import layers  # noqa: F401  - registers the custom layers before deserialising
+    from smflow.ml.modelzoo import keras_base  # noqa: F401  - registers the custom layers before deserialising
 
     return keras.saving.load_model(source)
 
 
 def keras_feature_names(model: keras.Model) -> list[str]:
     """Feature names (last axis of X) an LSTM / CNN member was fitted on, read from the model itself."""
-    from smflow.ml.modelzoo.layers import model_schema
+    from smflow.ml.modelzoo.keras_base import model_schema
 
     return list(model_schema(model).feature_names)
