@@ -26,6 +26,9 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from smflow.catalog import canonical_name
+from smflow.catalog import entries as catalog_entries
+from smflow.catalog.model import RegridMethod, RegridSpec
 from smflow.domain import DomainGrid
 
 Method = Literal["nearest"]
@@ -180,78 +183,33 @@ def to_domain_series(
 # Native granules -> the domain grid
 # ============================================================================================
 
-RegridMethod = Literal["nearest", "bilinear", "mean"]
-
 #: Library named in the ``regridding`` attribute of each method.
 _LIBRARY = {"nearest": "pyresample kd_tree", "bilinear": "scipy Delaunay + pyresample kd_tree",
             "mean": "numpy bincount"}
 
 
-@dataclass(frozen=True)
-class RegridDefault:
-    """How a native product goes onto a domain grid when the caller does not say.
+#: How a native product goes onto a domain grid when the caller does not say: the ``regrid``
+#: section of its catalogue entry (:class:`smflow.catalog.RegridSpec`: ``method``, ``radius_m``
+#: [m], ``rationale``). ``nearest`` for swath products sampled finer than their footprint
+#: (ASCAT), ``bilinear`` for grids and swaths coarser than or close to the domain cell (SMAP,
+#: AMSR2, models), ``mean`` for products much finer than the domain cell (1 km CGLS, MODIS, DEMs).
+RegridDefault = RegridSpec
 
-    Parameters
-    ----------
-    method : {"nearest", "bilinear", "mean"}
-        ``nearest`` for swath products sampled finer than their footprint (ASCAT), ``bilinear``
-        for grids and swaths coarser than or close to the domain cell (SMAP, AMSR2, models),
-        ``mean`` for products much finer than the domain cell (1 km CGLS, MODIS, DEMs).
-    radius_m : float or None
-        Search radius [m] of ``nearest`` / swath ``bilinear`` (about one native sample spacing);
-        None for methods that do not search.
-    rationale : str
-        Why (paper or product guide).
-    """
-
-    method: RegridMethod
-    radius_m: float | None = None
-    rationale: str = ""
-
-
-def _defaults(method: RegridMethod, radius_m: float | None, rationale: str, *names: str
-              ) -> dict[str, RegridDefault]:
-    return {name: RegridDefault(method, radius_m, rationale) for name in names}
-
-
-#: Default regridding per native product (``ds.attrs["native_product"]``), the one place.
-REGRID_METHODS: Mapping[str, RegridDefault] = MappingProxyType({
-    **_defaults("nearest", 15_000.0,
-                "ASCAT SSM is sampled on a 12.5 km swath grid (25 km footprint) or finer: each "
-                "cell takes the nearest node within about one node spacing (Wagner et al. 2013, "
-                "H SAF PUM); a mean would smear the footprint twice",
-                "ascat_l2_ssm_nc", "ascat_l2_ssm_bufr", "hsaf_h101", "hsaf_h102", "hsaf_h103",
-                "hsaf_h16"),
-    **_defaults("bilinear", 55_000.0,
-                "36 km EASE-2 radiometer cells: bilinear between the four surrounding cells "
-                "(O'Neill et al. 2023 SMAP ATBD resampling; corners up to 36 km x sqrt 2 away)",
-                "smap_spl3smp", "smap_spl2smp"),
-    **_defaults("bilinear", 40_000.0,
-                "coarse (>= 0.1 deg) regular grids: bilinear in latitude/longitude",
-                "amsr2_l3_tb", "smos_l3_catds", "esa_cci_sm", "gldas_noah21", "ecmwf_grib",
-                "era5_netcdf", "hsaf_h14"),
-    **_defaults("mean", None,
-                "sources much finer than the 0.1 deg cell: mean of every valid source pixel "
-                "whose centre falls in the cell (block / bin mean, NaN-aware)",
-                "cgls_ssm_1km", "cgls_swi_1km", "modis_mod11a1", "modis_mod13_ndvi_tif",
-                "modis_mod09a1", "srtm_hgt", "gtopo30_tif", "etopo20_text", "gmt_dem_grid",
-                "ecmwf_landmask", "globe_land_mask", "wflow_staticmaps", "chirps_daily",
-                "radolan_rw", "nws_qpe_conus"),
-    **_defaults("nearest", 1_000.0,
-                "categorical classes must not be averaged: the class of the nearest pixel",
-                "glcnmo"),
-})
+#: Default regridding per native product (``ds.attrs["native_product"]``), a view of the
+#: catalogue (``smflow/catalog/products/<name>.yaml``, section ``regrid``).
+REGRID_METHODS: Mapping[str, RegridDefault] = MappingProxyType(
+    {name: e.regrid for name, e in catalog_entries().items() if e.regrid is not None})
 
 
 def regrid_default(product: str) -> RegridDefault:
     """The :data:`REGRID_METHODS` entry of ``product`` (a native product name)."""
     try:
-        return REGRID_METHODS[product]
+        return REGRID_METHODS[canonical_name(product)]
     except KeyError:
         raise KeyError(
             f"No default regridding method for native product {product!r}; pass "
-            "method='nearest'|'bilinear'|'mean' (and radius_m) or add the product to "
-            "smflow.regrid.REGRID_METHODS."
+            "method='nearest'|'bilinear'|'mean' (and radius_m) or add a 'regrid' section to "
+            f"smflow/catalog/products/{product}.yaml."
         ) from None
 
 
@@ -548,7 +506,7 @@ def native_to_domain(
     across one cell (< 0.2 % for 0.1 deg cells below 60 deg latitude).
     """
     product = ds.attrs.get("native_product") or ds.attrs.get("product") or ""
-    default = REGRID_METHODS.get(product)
+    default = REGRID_METHODS.get(canonical_name(product)) if product else None
     if method is None:
         method = regrid_default(product).method
     if method not in ("nearest", "bilinear", "mean"):

@@ -76,7 +76,7 @@ def test_bilinear_reproduces_a_linear_field_from_a_point_list():
     lat2, lon2 = np.meshgrid(np.arange(40.0, 46.01, 0.3), np.arange(-3.0, 5.01, 0.3), indexing="ij")
     ds = xr.Dataset({"soil_moisture": (("cell",), linear(lat2, lon2).ravel(), {"units": "m3 m-3"})},
                     coords={"lat": ("cell", lat2.ravel()), "lon": ("cell", lon2.ravel())},
-                    attrs={"native_product": "smap_spl2smp"})
+                    attrs={"native_product": "smap_l2"})
     out = native_to_domain(ds, grid)  # SMAP default: pyresample bilinear
     assert out.attrs["regrid_method"] == "bilinear" and "scipy" in out.attrs["regrid_library"]
     expected = linear(*np.meshgrid(grid.lat, grid.lon, indexing="ij"))
@@ -151,7 +151,7 @@ def test_leading_time_dim_sea_cells_and_no_pixel_in_domain():
     cube = np.stack([np.full((lat.size, lon.size), 0.1), np.full((lat.size, lon.size), 0.3)])
     ds = xr.Dataset({"soil_moisture": (("time", "lat", "lon"), cube, {"units": "m3 m-3"})},
                     coords={"time": pd.date_range("2016-01-01 03:00", periods=2, freq="3h"), "lat": lat, "lon": lon},
-                    attrs={"native_product": "gldas_noah21"})
+                    attrs={"native_product": "gldas"})
     out = native_to_domain(ds, grid)
     assert out["soil_moisture"].dims == ("time", "lat", "lon")
     assert out.sizes["time"] == 2 and (out["time"].values == ds["time"].values).all()
@@ -171,7 +171,7 @@ def test_unknown_product_needs_a_method():
     with pytest.raises(KeyError, match="pass method="):
         native_to_domain(ds, box_grid())
     assert REGRID_METHODS["ascat_l2_ssm_nc"].method == "nearest"
-    assert REGRID_METHODS["smap_spl2smp"].method == "bilinear"
+    assert REGRID_METHODS["smap_l2"].method == "bilinear"
     assert REGRID_METHODS["cgls_ssm_1km"].method == "mean"
 
 

@@ -12,13 +12,16 @@ has the same ``granules(product, day)`` / ``download(granule, dest_dir)`` interf
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from types import MappingProxyType
 
 from importlib import import_module
 
 from smflow import s3 as s3mod
+from smflow.catalog import canonical_name
+from smflow.catalog import entries as catalog_entries
 from smflow.config import Settings
 from smflow.landing import LandingZone, _as_date
 
@@ -31,21 +34,12 @@ ARCHIVE_CLIENTS: dict[str, str] = {
     "catds": "smflow.archive.catds:CatdsClient",
 }
 
-#: smflow archive product → (client kind, the provider's product / collection name).
-ARCHIVE_SOURCES: dict[str, tuple[str, str]] = {
-    "smap_l2": ("cmr", "smap_l2"),
-    "smap": ("cmr", "smap"),
-    "gldas": ("cmr", "gldas"),
-    "modis_lst": ("cmr", "modis_lst"),
-    "ascat_h101": ("hsaf", "h101"),
-    "ascat_h102": ("hsaf", "h102"),
-    "ascat_h103": ("hsaf", "h103"),
-    "ascat_h16": ("hsaf", "h16"),
-    "hsaf_h14": ("hsaf", "h14"),
-    "ascat_somo25": ("eumetsat", "ascat_somo25"),
-    "ascat_somo12": ("eumetsat", "ascat_somo12"),
-    "smos_l3": ("catds", "MIR_CLF31A"),
-}
+#: smflow archive product → (client kind, the provider's product / collection name): a view of
+#: the ``archive`` sections of the catalogue (``smflow/catalog/products/<name>.yaml``). The key is
+#: the product's name, or the ``order`` name of one of its collections (``ascat_somo25``).
+ARCHIVE_SOURCES: Mapping[str, tuple[str, str]] = MappingProxyType({
+    source.order: (source.client, source.collection)
+    for entry in catalog_entries().values() for source in entry.archive})
 
 
 def archive_client(kind: str, **kwargs):
@@ -65,10 +59,11 @@ def provider_granules(product: str, day: date, *, client=None, **kwargs) -> list
         :func:`archive_client` with ``kwargs``, e.g. ``conn_id=``).
     """
     try:
-        kind, name = ARCHIVE_SOURCES[product]
+        kind, name = ARCHIVE_SOURCES[canonical_name(product)]
     except KeyError:
-        raise ValueError(f"no provider archive known for {product!r}; add it to ARCHIVE_SOURCES "
-                         f"(known: {sorted(ARCHIVE_SOURCES)}).") from None
+        raise ValueError(f"no provider archive known for {product!r}; add an 'archive' section "
+                         f"to smflow/catalog/products/{product}.yaml, which ARCHIVE_SOURCES "
+                         f"derives from (known: {sorted(ARCHIVE_SOURCES)}).") from None
     return (client or archive_client(kind, **kwargs)).granules(name, day)
 
 

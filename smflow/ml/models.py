@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - mlflow is a hard dependency of the pro
     PythonModel = object  # type: ignore[misc,assignment]
 
 #: Order of the merged parents, everywhere (Ming et al. 2022 triplet A: SMAP, ERA5-Land, GLDAS).
-PARENTS: tuple[str, str, str] = ("smap", "era5_land", "gldas")
+PARENTS: tuple[str, str, str] = __import__("smflow.catalog").catalog.merged_parents()  # config/daily_pipelines.json
 
 
 def save_npz(path: Path, arrays: dict[str, Any], metadata: dict[str, Any]) -> Path:

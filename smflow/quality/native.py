@@ -35,12 +35,14 @@ import html
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from smflow.catalog import canonical_name
+from smflow.catalog import entries as catalog_entries
 from smflow.quality.schema import SchemaProblem
 from smflow.quality.validate import (
     VALIDATION_PREFIX,
@@ -98,53 +100,69 @@ class NativeFieldThresholds:
     rationale: str = ""
 
 
-#: Thresholds per product family (edit these, not the suite code).
-NATIVE_FIELD_THRESHOLDS: tuple[NativeFieldThresholds, ...] = (
+#: Thresholds per product family (edit these, not the suite code); which family a product
+#: belongs to is said by its catalogue entry (``qc.native_family``).
+NATIVE_FIELD_FAMILIES: tuple[NativeFieldThresholds, ...] = (
     NativeFieldThresholds(
-        "swath", ("ascat_l2_ssm_nc", "ascat_l2_ssm_bufr", "hsaf_h101", "hsaf_h102", "hsaf_h103",
-                  "hsaf_h16", "smap_spl2smp"),
+        "swath", (),
         max_missing_fraction=1.0,
         rationale="one overpass covers part of a domain (ASCAT 2 x 550 km swaths, SMAP 1000 km); "
         "the daily merge combines overpasses, so only an overpass without any land value fails"),
     NativeFieldThresholds(
-        "l3_daily", ("smap_spl3smp", "smos_l3_catds", "amsr2_l3_tb"),
+        "l3_daily", (),
         max_missing_fraction=0.9,
         rationale="daily L3 images have orbit gaps and retrieval masks (dense vegetation, RFI, "
         "frozen soil); more than 90 % of the land missing means the wrong day or a broken file"),
     NativeFieldThresholds(
-        "cci_daily", ("esa_cci_sm",), max_missing_fraction=0.9, time_window_hours=(-12.0, 12.0),
+        "cci_daily", (), max_missing_fraction=0.9, time_window_hours=(-12.0, 12.0),
         rationale="as l3_daily; the image is referenced to 00:00 UTC and holds the observation "
         "nearest to it within 12 h (t0 of the real 2016-06-06/07 files: -11.8 .. +12.0 h)"),
     NativeFieldThresholds(
-        "sar_1km", ("cgls_ssm_1km",),
+        "sar_1km", (),
         max_missing_fraction=1.0,
         rationale="Sentinel-1 SSM is a daily mosaic of 250 km swaths acquired every 1.5-6 days: "
         "any partial coverage is legitimate (real Ebro days: 2017-06-01 17 %, 06-03 3 % of the "
         "land cells); a day without any pixel (2017-06-02) fails"),
     NativeFieldThresholds(
-        "swi_1km", ("cgls_swi_1km",), max_missing_fraction=0.5,
+        "swi_1km", (), max_missing_fraction=0.5,
         leading_dims=("time", "characteristic_time"),
         rationale="the SWI is gap-filled by its exponential filter; masks (water, slope, "
         "sensitivity) leave about 20-30 % of the land"),
     NativeFieldThresholds(
-        "model", ("gldas_noah21", "ecmwf_grib", "era5_netcdf", "hsaf_h14"),
+        "model", (),
         max_missing_fraction=0.2,
         rationale="model fields cover all land; up to 20 % for coastal cells the model's land "
         "mask calls sea"),
     NativeFieldThresholds(
-        "optical", ("modis_mod11a1", "modis_mod13_ndvi_tif", "modis_mod09a1"),
+        "optical", (),
         max_missing_fraction=1.0,
         rationale="clouds can cover any part of a domain on a day"),
     NativeFieldThresholds(
-        "precipitation", ("chirps_daily", "radolan_rw", "nws_qpe_conus"),
+        "precipitation", (),
         max_missing_fraction=0.2,
         rationale="gauge/radar analyses cover their land; edges of the radar composite excepted"),
     NativeFieldThresholds(
-        "static", ("srtm_hgt", "gtopo30_tif", "etopo20_text", "gmt_dem_grid", "glcnmo",
-                   "wflow_staticmaps", "ecmwf_landmask", "globe_land_mask"),
+        "static", (),
         max_missing_fraction=0.05, timed=False, leading_dims=("time", "layer"),
         rationale="static covariates must cover the land of the domain (SRTM voids, coast)"),
 )
+
+
+def _with_products() -> tuple[NativeFieldThresholds, ...]:
+    families = {f.family: [] for f in NATIVE_FIELD_FAMILIES}
+    for name, e in catalog_entries().items():
+        if e.native_qc_family is None:
+            continue
+        if e.native_qc_family not in families:
+            raise ValueError(f"{e.source_file}: qc.native_family {e.native_qc_family!r} is not "
+                             f"one of {sorted(families)} (smflow.quality.native."
+                             "NATIVE_FIELD_FAMILIES).")
+        families[e.native_qc_family].append(name)
+    return tuple(replace(f, products=tuple(families[f.family])) for f in NATIVE_FIELD_FAMILIES)
+
+
+#: The families with their products (a view of the catalogue's ``qc.native_family``).
+NATIVE_FIELD_THRESHOLDS: tuple[NativeFieldThresholds, ...] = _with_products()
 
 #: Thresholds by native product name.
 NATIVE_THRESHOLDS_BY_PRODUCT: Mapping[str, NativeFieldThresholds] = {
@@ -157,10 +175,11 @@ NATIVE_CHECKS = ("schema", "physical_range", "fill_fraction", "flag_consistency"
 
 def native_thresholds(product: str) -> NativeFieldThresholds:
     try:
-        return NATIVE_THRESHOLDS_BY_PRODUCT[product]
+        return NATIVE_THRESHOLDS_BY_PRODUCT[canonical_name(product)]
     except KeyError:
-        raise KeyError(f"No native-field thresholds for product {product!r}; add it to a family "
-                       "of smflow.quality.native.NATIVE_FIELD_THRESHOLDS.") from None
+        raise KeyError(f"No native-field thresholds for product {product!r}; set 'qc: "
+                       f"native_family:' in smflow/catalog/products/{product}.yaml (families: "
+                       f"{[f.family for f in NATIVE_FIELD_FAMILIES]}).") from None
 
 
 def native_suite_name(product: str) -> str:

@@ -24,18 +24,23 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from smflow.catalog import entries as catalog_entries
+from smflow.catalog import pipeline
+from smflow.catalog.model import GranuleThresholds
+
 if TYPE_CHECKING:  # pragma: no cover
     import great_expectations as gx
 
-#: Input products with a granule suite.
-INPUT_PRODUCTS: tuple[str, ...] = ("smap", "era5_land", "gldas", "c3s")
+#: Inputs of the main daily pipeline (``config/daily_pipelines.json``), each with a granule suite.
+INPUT_PRODUCTS: tuple[str, ...] = pipeline("daily_soil_moisture").inputs
 
 #: Sources of the merged product, in the order of the ``source`` dimension.
-MERGED_SOURCES: tuple[str, ...] = ("smap", "era5_land", "gldas")
+MERGED_SOURCES: tuple[str, ...] = pipeline("daily_soil_moisture").parents
 
 #: Checks (``meta["check"]`` of the expectations) in the order they are reported.
 CHECKS: tuple[str, ...] = (
@@ -143,93 +148,18 @@ def default_domain_bounds() -> DomainBounds:
     return DomainBounds(lat_min=lat_min, lat_max=lat_max, lon_min=lon_min, lon_max=lon_max)
 
 
-@dataclass(frozen=True)
-class GranuleThresholds:
-    """What a decoded granule of one input product must satisfy.
-
-    Parameters
-    ----------
-    product : str
-        Product name (``smap``, ``era5_land``, ``gldas``, ``c3s``).
-    soil_moisture_range : tuple of float
-        Physical range of ``soil_moisture`` after the flags are applied [m3 m-3].
-    max_fill_fraction : float
-        Largest allowed fraction of null ``soil_moisture`` over all ``(location, time)`` cells
-        [1]. 1.0 = an empty granule is legitimate.
-    min_locations_in_domain : int
-        Fewest distinct locations inside the domain (+ margin) [count].
-    domain_margin_deg : float
-        Margin around the domain edges within which a product's grid points still count as
-        inside (about half a native cell) [degrees].
-    min_in_domain_fraction : float
-        Fraction of the observations that must lie inside the domain (+ margin) [1]. Landing
-        granules are whole 5 deg cells (0165 + 0166), which also hold Maui, Oahu and Kauai: 62 %
-        of the ERA5-Land points, 67 % of GLDAS and 77 % of SMAP lie on the Big Island; a granule
-        of another region or with broken coordinates has (almost) none.
-    rationale : str
-        Where the numbers come from.
-    """
-
-    product: str
-    soil_moisture_range: tuple[float, float]
-    max_fill_fraction: float
-    min_locations_in_domain: int
-    domain_margin_deg: float
-    min_in_domain_fraction: float = 0.5
-    rationale: str = ""
+def _granule_thresholds() -> dict[str, GranuleThresholds]:
+    out = {name: e.granule_qc for name, e in catalog_entries().items() if e.granule_qc is not None}
+    missing = [p for p in INPUT_PRODUCTS if p not in out]
+    if missing:
+        raise ValueError(f"Pipeline inputs {missing} have no granule thresholds: add a "
+                         "'qc: granule:' section to smflow/catalog/products/<name>.yaml.")
+    return out
 
 
-#: Per input product thresholds (edit these, not the suite code).
-GRANULE_THRESHOLDS: Mapping[str, GranuleThresholds] = {
-    "smap": GranuleThresholds(
-        product="smap",
-        soil_moisture_range=(0.02, 0.5),
-        max_fill_fraction=1.0,
-        min_locations_in_domain=0,
-        domain_margin_deg=0.4,
-        rationale=(
-            "SPL3SMP v9 valid_min/valid_max 0.02/0.5 cm3/cm3; a day without an overpass over the "
-            "domain is legitimate (empty granule), so fill and location count are not bounded; "
-            "36 km EASE-2 nodes reach ~0.35 deg beyond the 0.1 deg domain edge."
-        ),
-    ),
-    "era5_land": GranuleThresholds(
-        product="era5_land",
-        soil_moisture_range=(0.0, 0.766),
-        max_fill_fraction=0.0,
-        min_locations_in_domain=84,
-        domain_margin_deg=0.01,
-        rationale=(
-            "HTESSEL swvl1 cannot exceed the largest soil porosity of its soil classes (0.766); "
-            "ERA5-Land is complete over its land points, and its 84 Big-Island points are the "
-            "domain's land cells; its 0.1 deg grid is the domain grid (margin = rounding only)."
-        ),
-    ),
-    "gldas": GranuleThresholds(
-        product="gldas",
-        soil_moisture_range=(0.0, 0.6),
-        max_fill_fraction=0.0,
-        min_locations_in_domain=10,
-        domain_margin_deg=0.25,
-        rationale=(
-            "Noah 0-10 cm layer: SoilMoi0_10cm_inst [kg m-2] / 100 mm; Noah porosities stay below "
-            "0.5 (0.6 leaves room); a model is complete over its land points; 14 GLDAS 0.25 deg "
-            "points lie within 0.25 deg of the domain, 10 is the floor."
-        ),
-    ),
-    "c3s": GranuleThresholds(
-        product="c3s",
-        soil_moisture_range=(0.0, 0.7),
-        max_fill_fraction=1.0,
-        min_locations_in_domain=10,
-        domain_margin_deg=0.25,
-        rationale=(
-            "C3S SM COMBINED flags values above the soil porosity (flag 8) and the dataset is "
-            "NaN-missing on most days over Hawaii (6 % valid), so fills are not bounded; a valid "
-            "value always has flag == 0 (measured on the Hawaii cell 0165, 14 points)."
-        ),
-    ),
-}
+#: Per input product thresholds: a view of the catalogue (``qc.granule`` of each entry in
+#: ``smflow/catalog/products/<name>.yaml``; edit those, not the suite code).
+GRANULE_THRESHOLDS: Mapping[str, GranuleThresholds] = MappingProxyType(_granule_thresholds())
 
 
 @dataclass(frozen=True)
@@ -367,7 +297,7 @@ def granule_suite(product: str, domain_bounds: Any = None) -> "gx.ExpectationSui
     if product not in GRANULE_THRESHOLDS:
         raise ValueError(
             f"No granule suite for product {product!r}; known products: {sorted(GRANULE_THRESHOLDS)}. "
-            "Add its thresholds to smflow.quality.suites.GRANULE_THRESHOLDS."
+            f"Add a 'qc: granule:' section to smflow/catalog/products/{product}.yaml."
         )
     bounds = DomainBounds.coerce(domain_bounds) if domain_bounds is not None else default_domain_bounds()
     return _granule_suite_cached(product, bounds)

@@ -20,14 +20,16 @@ def _real_dir():
 
 
 def test_registry_names_and_triplet():
-    assert set(PRODUCTS) == {"smap", "era5_land", "gldas", "c3s", "ascat_h119"}
+    # every catalogue entry with time-series cells (the pipeline's and the others')
+    assert set(PRODUCTS) == {"smap", "era5_land", "gldas", "c3s", "ascat_h119", "era5", "smos_l3",
+                             "smos_ic", "ascat_h113"}
     assert MERGED_TRIPLET == ("smap", "era5_land", "gldas")
     assert get_product("smap") is PRODUCTS["smap"]
     assert get_product(PRODUCTS["gldas"]) is PRODUCTS["gldas"]
 
 
 def test_unknown_product_message_lists_known_names():
-    with pytest.raises(KeyError, match="known products are"):
+    with pytest.raises(KeyError, match="known time-series products are"):
         get_product("smos")
 
 
@@ -37,8 +39,10 @@ def test_products_are_frozen():
 
 
 def test_redistributable_only_nasa_and_copernicus():
-    assert {n for n, p in PRODUCTS.items() if p.redistributable} == {"smap", "era5_land", "gldas", "c3s"}
-    assert not PRODUCTS["ascat_h119"].redistributable
+    assert {n for n, p in PRODUCTS.items() if p.redistributable} == {"smap", "era5_land", "gldas", "c3s",
+                                                                   "era5"}
+    for internal in ("ascat_h119", "ascat_h113", "smos_l3", "smos_ic"):
+        assert not PRODUCTS[internal].redistributable, internal
     assert "Copernicus Climate Change Service information" in PRODUCTS["era5_land"].attribution
     assert "Copernicus Climate Change Service information" in PRODUCTS["c3s"].attribution
     assert "10.5067" in PRODUCTS["smap"].attribution and "10.5067" in PRODUCTS["gldas"].attribution

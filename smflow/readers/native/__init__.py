@@ -33,7 +33,8 @@ def handler_for(path: str | Path, product: str | NativeProduct | None = None,
                 **options: Any) -> FileHandler:
     """The file handler that reads ``path`` (as ``product`` if given, else by file name)."""
     path = Path(path)
-    facts = get_native_product(product) if product is not None else product_for_path(path)
+    facts = get_native_product(product).for_path(path) if product is not None \
+        else product_for_path(path)
     if facts is None:
         raise GranuleError(
             path, "no native reader recognises this file name; pass product=<name> to say what "

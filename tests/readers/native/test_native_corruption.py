@@ -26,8 +26,8 @@ pytestmark = pytest.mark.skipif(SHARED is None, reason="../shared/data/real is n
 
 #: product -> representative real file (relative to ../shared/data/real)
 FILES = {
-    "smap_spl2smp": "smap_l2/SMAP_L2_SM_P_02801_A_20150811T013002_R18290_001.h5",
-    "smos_l3_catds": "smos_l3_catds/SM_OPER_MIR_CLF31A_20150506T000000_20150506T235959"
+    "smap_l2": "smap_l2/SMAP_L2_SM_P_02801_A_20150811T013002_R18290_001.h5",
+    "smos_l3": "smos_l3_catds/SM_OPER_MIR_CLF31A_20150506T000000_20150506T235959"
                      "_300_002_7.DBL.nc",
     "ascat_l2_ssm_nc": "ascat_eumetsat_l2/nc_25km/W_XX-EUMETSAT-Darmstadt,SURFACE+SATELLITE,"
                        "METOPA+ASCAT_C_EUMP_20170220041500_53652_eps_o_250_ssm_l2.nc",
@@ -36,7 +36,7 @@ FILES = {
     "hsaf_h101": "hsaf_ascat_nrt_bufr/h101_20170220_104500_METOPA_53656_EUM.buf",
     "hsaf_h14": "hsaf_h14_rzsm_grib/H14_2014051500.grib",
     "ecmwf_grib": "ecmwf_grib/soil-surface-level-mix.grib",
-    "gldas_noah21": "gldas_noah21/GLDAS_NOAH025_3H.A20160101.0300.021.nc4",
+    "gldas": "gldas_noah21/GLDAS_NOAH025_3H.A20160101.0300.021.nc4",
     "esa_cci_sm": "esa_cci_sm_v05.2/combined/ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-"
                   "20160607000000-fv05.2.nc",
     "cgls_ssm_1km": "cgls_1km/CGLS_SSM1km_V1.1_img/c_gls_SSM1km_201706010000_CEURO_S1CSAR"
@@ -64,8 +64,8 @@ FILES = {
     "ismn_metadata": "ismn_hawaii/ISMN_TESTDATA_HAWAII/Metadata.xml",
     "sm2rain_insitu": "sm2rain_example/CER_1hour_2011.txt",
     "sm2rain_parameters": "sm2rain_example/PAR_CER_1hour_2011.dat",
-    "smap_cells": "hawaii_timeseries/SMAP_L3_V9_AM_PM/0165.nc",
-    "ascat_h119_cells": "hawaii_timeseries/ASCAT_H119/data/0165.nc",
+    "smap": "hawaii_timeseries/SMAP_L3_V9_AM_PM/0165.nc",
+    "ascat_h119": "hawaii_timeseries/ASCAT_H119/data/0165.nc",
     "grid_points": "hawaii_timeseries/SMAP_L3_V9_AM_PM/grid.nc",
 }
 OPTIONS = {"globe_land_mask": {"bbox": (-156.1, 18.8, -154.7, 20.4)}}
@@ -106,7 +106,7 @@ def test_truncated_copy_raises(product, tmp_path):
     _expect_error(path, product)
 
 
-@pytest.mark.parametrize("product", ["smap_spl2smp", "ecmwf_grib", "sm2rain_insitu"])
+@pytest.mark.parametrize("product", ["smap_l2", "ecmwf_grib", "sm2rain_insitu"])
 def test_empty_and_missing_files_raise(product, tmp_path):
     path = _copy(product, tmp_path)
     path.write_bytes(b"")
@@ -136,8 +136,8 @@ def test_flipped_bit_in_the_format_signature_raises(product, tmp_path):
     _expect_error(path, product)
 
 
-@pytest.mark.parametrize("product", ["gldas_noah21", "esa_cci_sm", "cgls_ssm_1km",
-                                     "smap_cells", "ecmwf_landmask"])
+@pytest.mark.parametrize("product", ["gldas", "esa_cci_sm", "cgls_ssm_1km",
+                                     "smap", "ecmwf_landmask"])
 def test_flipped_bit_in_a_compressed_chunk_raises(product, tmp_path):
     """zlib chunks carry an Adler-32 checksum: a flipped bit in one is caught on read."""
     path = _copy(product, tmp_path)
@@ -209,11 +209,11 @@ def test_flipped_bit_in_a_grib_message_header_raises(tmp_path):
 
 # -- wrong variable ----------------------------------------------------------------------------
 NETCDF_MAIN = {  # product -> main variable renamed in the copy
-    "smos_l3_catds": "Soil_Moisture", "ascat_l2_ssm_nc": "soil_moisture",
-    "gldas_noah21": "SoilMoi0_10cm_inst", "esa_cci_sm": "sm", "cgls_ssm_1km": "ssm",
+    "smos_l3": "Soil_Moisture", "ascat_l2_ssm_nc": "soil_moisture",
+    "gldas": "SoilMoi0_10cm_inst", "esa_cci_sm": "sm", "cgls_ssm_1km": "ssm",
     "cgls_swi_1km": "SWI_005", "gmt_dem_grid": "z", "ecmwf_landmask": "land",
     "wflow_staticmaps": "land_elevation", "nws_qpe_conus": "amountofprecip",
-    "smap_cells": "soil_moisture", "ascat_h119_cells": "sm", "grid_points": "gpi",
+    "smap": "soil_moisture", "ascat_h119": "sm", "grid_points": "gpi",
 }
 
 
@@ -231,11 +231,11 @@ def test_netcdf_without_the_main_variable_raises(product, tmp_path):
 
 
 def test_hdf5_without_the_soil_moisture_dataset_raises(tmp_path):
-    path = _copy("smap_spl2smp", tmp_path)
+    path = _copy("smap_l2", tmp_path)
     with h5py.File(path, "a") as h5:
         h5.move("Soil_Moisture_Retrieval_Data/soil_moisture",
                 "Soil_Moisture_Retrieval_Data/soil_moisture_renamed")
-    _expect_error(path, "smap_spl2smp", "soil_moisture")
+    _expect_error(path, "smap_l2", "soil_moisture")
 
 
 @pytest.mark.parametrize("product, other", [
@@ -250,7 +250,7 @@ def test_hdf5_without_the_soil_moisture_dataset_raises(tmp_path):
     ("ismn_stm", "sm2rain_insitu"),
     ("sm2rain_insitu", "ismn_static_variables"),
     ("radolan_rw", "etopo20_text"),
-    ("smap_spl2smp", "ascat_l2_ssm_nc"),  # HDF5-based netCDF given to the SMAP reader
+    ("smap_l2", "ascat_l2_ssm_nc"),  # HDF5-based netCDF given to the SMAP reader
 ])
 def test_file_of_another_product_raises(product, other, tmp_path):
     path = _copy(other, tmp_path)
@@ -274,4 +274,4 @@ def test_unknown_file_name_raises_and_says_how_to_fix(tmp_path):
     path = tmp_path / "mystery.dat"
     path.write_bytes(b"x")
     err = _expect_error(path, None, "product=")
-    assert "smap_spl3smp" in err.problem
+    assert "smap" in err.problem

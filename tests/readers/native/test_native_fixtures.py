@@ -73,7 +73,7 @@ def _spl3smp(path: Path) -> Path:
 
 def test_spl3smp_am_pm_groups_flags_and_grid(tmp_path):
     path = _spl3smp(tmp_path / "SMAP_L3_SM_P_20170101_R18290_001.h5")
-    assert product_for_path(path).name == "smap_spl3smp"
+    assert product_for_path(path).name == "smap"
     ds = open_native(path, chunks=None)
     assert ds.soil_moisture.dims == ("overpass", "y", "x")
     assert list(ds.overpass.values) == ["AM", "PM"]

@@ -444,7 +444,9 @@ def check_cells(ds, rel):  # §3
         assert raw.sizes["location"] == (55 if "0165" in rel else 41)
     # the time-series product name (smflow.products), so daily_means & co. work on it
     assert ds.attrs["product"] == ds.attrs["timeseries_product"]
-    assert ds.attrs["native_product"].endswith("_cells")
+    # one name per product: the cell file's native_product is the catalogue entry's name
+    assert ds.attrs["native_product"] == ds.attrs["timeseries_product"]
+    assert ds.attrs["reader"].endswith("CellFileHandler")
 
 
 def check_grid(ds, rel):  # §3
@@ -455,9 +457,9 @@ def check_grid(ds, rel):  # §3
 
 
 CHECKS = [  # (pattern in the relative path, product, check)
-    (r"^smap_l2/", "smap_spl2smp", check_smap_l2),
-    (r"^smos_l3_catds/", "smos_l3_catds", check_smos_l3),
-    (r"^gldas_noah21/", "gldas_noah21", check_gldas),
+    (r"^smap_l2/", "smap_l2", check_smap_l2),
+    (r"^smos_l3_catds/", "smos_l3", check_smos_l3),
+    (r"^gldas_noah21/", "gldas", check_gldas),
     (r"^esa_cci_sm_v05\.2/", "esa_cci_sm", check_cci),
     (r"^ascat_eumetsat_l2/nc_", "ascat_l2_ssm_nc", check_ascat_nc),
     (r"^ascat_eumetsat_l2/bufr_25km/", "ascat_l2_ssm_bufr", check_ascat_bufr_vs_nc),

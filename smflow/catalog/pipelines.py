@@ -1,0 +1,94 @@
+"""Pipeline product sets, read from ``config/daily_pipelines.json``: the one place that says which
+inputs a daily pipeline waits for, which products are merged and which is the reference."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The pipelines file of the repository.
+PIPELINES_FILE = Path(__file__).resolve().parents[2] / "config" / "daily_pipelines.json"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The products of one daily pipeline (one entry of ``config/daily_pipelines.json``).
+
+    Attributes
+    ----------
+    name : str
+        Key in the file (``big_island``).
+    dag_id : str
+        Airflow DAG id (``daily_soil_moisture``).
+    domain : str
+        Domain grid name.
+    inputs : tuple of str
+        Products awaited in the landing zone each day (and kept in the time-series store).
+    parents : tuple of str
+        Products merged by triple collocation, in the order of the ``source`` dimension (empty
+        for a pipeline that does not merge).
+    reference : str or None
+        Product the merged product and the champions are evaluated against (not merged).
+    products : tuple of str
+        What is made (``merged``, ``inputs``).
+    """
+
+    name: str
+    dag_id: str
+    domain: str
+    inputs: tuple[str, ...]
+    parents: tuple[str, ...] = ()
+    reference: str | None = None
+    products: tuple[str, ...] = ()
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> dict[str, Pipeline]:
+    from smflow.catalog import canonical_name
+
+    try:
+        spec = json.loads(Path(path).read_text())["pipelines"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: the daily pipelines (and their product "
+                                "sets) are defined there.") from None
+    out = {}
+    for name, p in spec.items():
+        pipe = Pipeline(
+            name=name, dag_id=p["dag_id"], domain=p["domain"],
+            inputs=tuple(canonical_name(x) for x in p["inputs"]),
+            parents=tuple(canonical_name(x) for x in p.get("parents", ())),
+            reference=canonical_name(p["reference"]) if p.get("reference") else None,
+            products=tuple(p.get("products", ())))
+        stray = [x for x in (*pipe.parents, *([pipe.reference] if pipe.reference else ()))
+                 if x not in pipe.inputs]
+        if stray:
+            raise ValueError(f"{path}: pipeline {name!r} merges or references {stray}, which are "
+                             f"not among its inputs {list(pipe.inputs)}; add them to 'inputs'.")
+        out[name] = pipe
+    return out
+
+
+def pipelines(path: str | Path = PIPELINES_FILE) -> dict[str, Pipeline]:
+    """Every pipeline of ``config/daily_pipelines.json``, by key."""
+    return dict(_load(str(path)))
+
+
+def pipeline(name: str, path: str | Path = PIPELINES_FILE) -> Pipeline:
+    """The pipeline called ``name``: its key (``big_island``) or its DAG id
+    (``daily_soil_moisture``).
+
+    Raises
+    ------
+    KeyError
+        No such pipeline; the message lists the known keys and DAG ids.
+    """
+    known = _load(str(path))
+    if name in known:
+        return known[name]
+    for p in known.values():
+        if p.dag_id == name:
+            return p
+    raise KeyError(f"No pipeline {name!r} in {path}; known: "
+                   f"{sorted(known)} (DAG ids {sorted(p.dag_id for p in known.values())}).")
