@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from smflow.operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
     from smflow import s3 as s3mod
-    from smflow.landing import LandingZone
+    from infra.archive_stand_in import ArchiveStandIn
 
     settings = Settings.load()
     import os
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     af = AirflowClient(args.api, airflow_home)
 
     step(f"landing zone: presenting the granules of {start}..{end} as the archive would")
-    refs = LandingZone(settings).publish_range(INPUT_PRODUCTS, start, end)
+    refs = ArchiveStandIn(settings).publish_range(INPUT_PRODUCTS, start, end)
     step(f"  {len(refs)} granules in s3://{settings.landing_bucket}/")
 
     for dag_id in ("seed_timeseries_store", "train_models", "daily_soil_moisture"):

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 from smflow.config import Settings
 
 if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
     from mypy_boto3_s3 import S3Client  # noqa: F401
+
+#: S3 error codes of an object that is not there (``head_object`` answers a bare ``404``).
+MISSING_OBJECT_CODES = ("404", "NoSuchKey", "NotFound")
 
 
 def client(settings: Settings | None = None):
@@ -38,12 +42,75 @@ def ensure_bucket(s3, bucket: str) -> None:
 
 
 def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of ``data`` (the ``sha256`` metadata of every object smflow writes)."""
     return hashlib.sha256(data).hexdigest()
 
 
-def list_keys(s3, bucket: str, prefix: str = "") -> list[str]:
-    """All keys under ``prefix`` (paginated), sorted."""
+def is_missing(exc: ClientError, *, bucket_too: bool = False) -> bool:
+    """True when ``exc`` says the object (or, with ``bucket_too``, its bucket) does not exist."""
+    code = exc.response.get("Error", {}).get("Code")
+    return code in MISSING_OBJECT_CODES or (bucket_too and code == "NoSuchBucket")
+
+
+def list_keys(s3, bucket: str, prefix: str = "", *, empty_if_no_bucket: bool = False) -> list[str]:
+    """All keys under ``prefix`` (paginated), sorted.
+
+    :param empty_if_no_bucket: answer ``[]`` for a bucket that does not exist (yet) instead of
+        raising ``NoSuchBucket``.
+    """
+    from botocore.exceptions import ClientError
+
     keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    except ClientError as exc:
+        if empty_if_no_bucket and exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return []
+        raise
     return sorted(keys)
+
+
+class BucketClient:
+    """Base of the classes that work in one bucket of the configured S3 server.
+
+    Holds the settings, creates the boto3 client on first use and the bucket on the first write.
+    Subclasses name their bucket with the :attr:`bucket` property.
+
+    :param settings: deployment settings (bucket names, S3 endpoint); default :meth:`Settings.load`.
+    :param s3: a boto3 S3 client (default: :func:`client` for ``settings``, made on first use).
+    """
+
+    def __init__(self, settings: Settings | None = None, s3=None) -> None:
+        self.settings = settings or Settings.load()
+        self._s3 = s3
+        self._bucket_ready = False
+
+    @property
+    def s3(self):
+        """The boto3 S3 client."""
+        if self._s3 is None:
+            self._s3 = client(self.settings)
+        return self._s3
+
+    @property
+    def bucket(self) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must name its bucket (a `bucket` property)")
+
+    def ensure_bucket(self) -> None:
+        """Create :attr:`bucket` if needed (asked once per instance)."""
+        if not self._bucket_ready:
+            ensure_bucket(self.s3, self.bucket)
+            self._bucket_ready = True
+
+    def has_object(self, key: str, *, bucket: str | None = None) -> bool:
+        """True if ``key`` is in ``bucket`` (default :attr:`bucket`); other S3 errors raise."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3.head_object(Bucket=bucket or self.bucket, Key=key)
+        except ClientError as exc:
+            if is_missing(exc):
+                return False
+            raise
+        return True

@@ -18,11 +18,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from smflow import s3 as s3mod
 from smflow.config import Settings
+from smflow.dates import DayLike, as_date
 from smflow.domain import DEFAULT_DOMAIN, DomainGrid, load_domain
 
 PREFIX = "timeseries"
@@ -30,14 +30,6 @@ _KEY_RE = re.compile(r"_(\d{8})\.nc$")
 #: The HDF5 library under netCDF4 is not thread-safe; (de)serialising is cheap, so serialise it
 #: and let only the S3 transfers run in parallel.
 _NETCDF_LOCK = threading.Lock()
-
-
-def _as_date(day: date | datetime | str | np.datetime64) -> date:
-    if isinstance(day, datetime):
-        return day.date()
-    if isinstance(day, date):
-        return day
-    return pd.Timestamp(day).date()
 
 
 def _encode(field: xr.DataArray, day: date) -> bytes:
@@ -85,7 +77,7 @@ def _decode_values(data: bytes) -> tuple[str, np.ndarray]:
     return names[0], np.asarray(values[0], dtype=np.float64)
 
 
-class TimeSeriesStore:
+class TimeSeriesStore(s3mod.BucketClient):
     """Gridded daily fields per product, one S3 object each.
 
     :param settings: deployment settings (``store_bucket``, S3 endpoint).
@@ -102,33 +94,25 @@ class TimeSeriesStore:
         grid: DomainGrid | None = None,
         max_workers: int = 8,
     ) -> None:
-        self.settings = settings or Settings.load()
-        self._s3 = s3
+        super().__init__(settings, s3)
         self.grid = grid or load_domain()
         self.max_workers = max_workers
-        self._bucket_ready = False
-
-    @property
-    def s3(self):
-        if self._s3 is None:
-            self._s3 = s3mod.client(self.settings)
-        return self._s3
 
     @property
     def bucket(self) -> str:
         return self.settings.store_bucket
 
-    def key(self, product: str, day: date | str) -> str:
+    def key(self, product: str, day: DayLike) -> str:
         """``timeseries/{product}/{YYYY}/{product}_{YYYYMMDD}.nc`` on the default domain,
         ``timeseries/{domain}/{product}/...`` on any other (each domain has its own grid)."""
-        d = _as_date(day)
+        d = as_date(day)
         base = PREFIX if self.grid.name == DEFAULT_DOMAIN else f"{PREFIX}/{self.grid.name}"
         return f"{base}/{product}/{d:%Y}/{product}_{d:%Y%m%d}.nc"
 
-    def uri(self, product: str, day: date | str) -> str:
+    def uri(self, product: str, day: DayLike) -> str:
         return f"s3://{self.bucket}/{self.key(product, day)}"
 
-    def put(self, product: str, day: date | str, field: xr.DataArray) -> str:
+    def put(self, product: str, day: DayLike, field: xr.DataArray) -> str:
         """Store ``field`` ``(lat, lon)`` for ``product`` and ``day`` (replaces); returns the key."""
         if tuple(field.dims) != ("lat", "lon"):
             raise ValueError(
@@ -140,12 +124,10 @@ class TimeSeriesStore:
                 f"field is not on the {self.grid.name} grid {self.grid.shape}; regrid it with "
                 "smflow.regrid.to_domain first."
             )
-        d = _as_date(day)
+        d = as_date(day)
         field = field.drop_vars([c for c in field.coords if c not in ("lat", "lon")])
         data = _encode(field, d)
-        if not self._bucket_ready:
-            s3mod.ensure_bucket(self.s3, self.bucket)
-            self._bucket_ready = True
+        self.ensure_bucket()
         key = self.key(product, d)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data,
                            ContentType="application/x-netcdf",
@@ -158,27 +140,27 @@ class TimeSeriesStore:
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=self.key(product, day))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+            if s3mod.is_missing(exc, bucket_too=True):
                 return None
             raise
         return obj["Body"].read()
 
-    def get(self, product: str, day: date | str) -> xr.DataArray | None:
+    def get(self, product: str, day: DayLike) -> xr.DataArray | None:
         """The stored ``(lat, lon)`` field, or None if there is none."""
-        d = _as_date(day)
+        d = as_date(day)
         data = self._fetch(product, d)
         if data is None:
             return None
         return _decode(data).assign_coords(time=np.datetime64(d, "ns"))
 
-    def window(self, product: str, end_day: date | str, n_days: int) -> xr.DataArray:
+    def window(self, product: str, end_day: DayLike, n_days: int) -> xr.DataArray:
         """The ``n_days`` days ending with ``end_day`` (inclusive), ``(time, lat, lon)``.
 
         Missing days are all-NaN. Objects are fetched in parallel.
         """
         if n_days < 1:
             raise ValueError(f"n_days must be >= 1, got {n_days}.")
-        end = _as_date(end_day)
+        end = as_date(end_day)
         days = [end - timedelta(days=n_days - 1 - k) for k in range(n_days)]
         workers = max(1, min(self.max_workers, n_days, (os.cpu_count() or 4) * 2))
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -203,16 +185,13 @@ class TimeSeriesStore:
                    "missing_days": ",".join(d.isoformat() for d, f in zip(days, fields) if f is None)},
         )
 
-    def days(self, product: str, start: date | str, end: date | str) -> list[date]:
+    def days(self, product: str, start: DayLike, end: DayLike) -> list[date]:
         """Days ``start .. end`` (inclusive) for which a field is stored, ascending."""
-        d0, d1 = _as_date(start), _as_date(end)
+        d0, d1 = as_date(start), as_date(end)
         found: list[date] = []
         for year in range(d0.year, d1.year + 1):
-            try:
-                keys = s3mod.list_keys(self.s3, self.bucket, f"{PREFIX}/{product}/{year}/")
-            except self.s3.exceptions.NoSuchBucket:
-                return []
-            for key in keys:
+            for key in s3mod.list_keys(self.s3, self.bucket, f"{PREFIX}/{product}/{year}/",
+                                       empty_if_no_bucket=True):
                 m = _KEY_RE.search(key)
                 if m and key.startswith(f"{PREFIX}/{product}/{year}/{product}_"):
                     d = datetime.strptime(m.group(1), "%Y%m%d").date()

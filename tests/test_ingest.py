@@ -9,7 +9,7 @@ import pytest
 from smflow.config import REPO_ROOT
 from smflow.domain import load_domain
 from smflow.ingest import grid_granule, gridded_series
-from smflow.landing import LandingZone
+from infra.archive_stand_in import ArchiveStandIn
 from smflow.products import PRODUCTS
 from smflow.readers import daily_mean, read_granule, read_product
 from smflow.regrid import neighbour_index, to_domain, to_domain_series
@@ -77,7 +77,7 @@ def test_unknown_method(grid):
 @pytest.mark.parametrize("product", ["smap", "era5_land", "gldas", "c3s"])
 def test_bulk_equals_per_day_granules(product, grid, tmp_path):
     """gridded_series (one read, vectorised) == grid_granule(read_granule(landing granule))."""
-    zone = LandingZone(s3=object())  # write_granule needs no S3
+    zone = ArchiveStandIn(s3=object())  # write_granule needs no S3
     bulk = gridded_series(product, "2017-05-29", "2018-02-14", grid)
     assert bulk.dims == ("time", "lat", "lon")
     assert bulk.sizes["time"] == (pd.Timestamp("2018-02-14") - pd.Timestamp("2017-05-29")).days + 1

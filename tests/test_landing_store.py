@@ -17,7 +17,8 @@ import pytest
 import xarray as xr
 
 from smflow.domain import load_domain
-from smflow.landing import GranuleRef, LandingZone
+from infra.archive_stand_in import ArchiveStandIn
+from smflow.landing import GranuleRef
 from smflow.readers import read_granule, read_product
 from smflow.s3 import list_keys
 from smflow.store import TimeSeriesStore
@@ -43,7 +44,7 @@ def settings(stack, s3_client):
 
 @pytest.fixture(scope="module")
 def zone(settings, s3_client):
-    return LandingZone(settings, s3=s3_client)
+    return ArchiveStandIn(settings, s3=s3_client)
 
 
 @pytest.fixture(scope="module")

@@ -45,10 +45,10 @@ def prepared(stack, s3_client, airflow_env):
     """Landing zone granules, seeded store and champion models (via the train_models DAG)."""
     from smflow.operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
     from smflow.operators.training import seed_store
-    from smflow.landing import LandingZone
+    from infra.archive_stand_in import ArchiveStandIn
 
     settings = stack
-    LandingZone(settings, s3=s3_client).publish_range(INPUT_PRODUCTS, DAY - timedelta(days=1), BAD_DAY)
+    ArchiveStandIn(settings, s3=s3_client).publish_range(INPUT_PRODUCTS, DAY - timedelta(days=1), BAD_DAY)
     seed_store((DAY - timedelta(days=TC_WINDOW_DAYS)).isoformat(), (DAY - timedelta(days=1)).isoformat(), settings=settings)
     _airflow(airflow_env, "dags", "test", "train_models",
              "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", "evaluate_end": "2018-12-31"}')

@@ -46,9 +46,9 @@ def _airflow(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def landed(stack, s3_client):
-    from smflow.landing import LandingZone
+    from infra.archive_stand_in import ArchiveStandIn
 
-    zone = LandingZone(stack, s3=s3_client)
+    zone = ArchiveStandIn(stack, s3=s3_client)
     for product, pattern in CGLS.items():
         for dd in (1, 2, 3):
             zone.put_native(product, date(2017, 6, dd), SHARED / pattern.format(dd))
@@ -154,7 +154,7 @@ READER_FILES = {
 @pytest.mark.parametrize("product", sorted(READER_FILES))
 def test_a_truncated_copy_of_each_reader_is_quarantined_by_the_ingest_task(product, stack, s3_client, tmp_path):
     from smflow.operators.native import field_key, ingest_native_granule
-    from smflow.landing import LandingZone
+    from infra.archive_stand_in import ArchiveStandIn
 
     settings = stack
     source = SHARED / READER_FILES[product]
@@ -165,7 +165,7 @@ def test_a_truncated_copy_of_each_reader_is_quarantined_by_the_ingest_task(produ
     with open(damaged, "r+b") as f:
         f.truncate(max(64, source.stat().st_size // 3))
     day = date(2030, 1, 1)  # a day no real pipeline uses
-    ref = LandingZone(settings, s3=s3_client).put_native(product, day, damaged)
+    ref = ArchiveStandIn(settings, s3=s3_client).put_native(product, day, damaged)
     result = ingest_native_granule(ref.to_dict(), DOMAIN, settings=settings)
     assert result["status"] == "quarantined", result
     assert source.name in result["reason"], result["reason"]  # names the file
