@@ -1,4 +1,8 @@
-"""Retrain the registry models: TC merging weights, then SM2RAIN parameters on the merged product.
+"""Retrain the registry models: TC merging, the merging candidates (RF, LSTM, CNN, BMA), then SM2RAIN.
+
+The merging candidates are scored against the in-situ stations leave-one-station-out and on the
+held-out period; ``soil_moisture_merging@champion`` goes to the winner if it passes its gate.
+SM2RAIN is calibrated on the champion's merged soil moisture.
 
 Each task fits on the training period, evaluates on a period the fit did not see, logs to MLflow,
 registers a new version and moves the ``champion`` alias only when the evaluation gate passes.
@@ -28,6 +32,10 @@ from smflow.operators.callbacks import default_args
         "sm2rain_swi_filter": Param("none", type="string", enum=["none", "exponential", "wetness"],
                                     description="SM2RAIN model: 3-parameter (none) or an SM2RAIN-ASCAT "
                                                 "soil-water-index filter (exponential: T; wetness: T SWI^-Tpot)"),
+        "merging_loso": Param(True, type="boolean",
+                              description="also score the merging candidates leave-one-station-out"),
+        "merging_epochs": Param(60, type="integer", minimum=1,
+                                description="maximum epochs of the LSTM / CNN members (early stopping)"),
     },
     tags=["smflow", "mlflow", "training"],
     doc_md=__doc__,
@@ -41,17 +49,26 @@ def train_models():
                      params["evaluate_start"], params["evaluate_end"])
 
     @task
-    def train_sm2rain(tc: dict, params: dict | None = None) -> dict:
+    def train_merging_candidates(tc: dict, params: dict | None = None) -> dict:
         from smflow.operators.training import train
 
         if not tc["promoted"]:
-            raise ValueError(f"tc_merging v{tc['version']} failed its gate ({tc['gate']}); SM2RAIN is "
-                             "calibrated on the champion merged product, which was not updated")
+            raise ValueError(f"tc_merging v{tc['version']} failed its gate ({tc['gate']}); the merging "
+                             "candidates are compared with it, and it was not updated")
+        epochs = int(params.get("merging_epochs", 60))
+        return train("soil_moisture_merging", params["train_start"], params["train_end"],
+                     params["evaluate_start"], params["evaluate_end"], loso=bool(params.get("merging_loso", True)),
+                     hyper={"lstm": {"epochs": epochs}, "cnn": {"epochs": epochs}})
+
+    @task
+    def train_sm2rain(merging: dict, params: dict | None = None) -> dict:
+        from smflow.operators.training import train
+
         return train("sm2rain", params["train_start"], params["train_end"],
                      params["evaluate_start"], params["evaluate_end"],
                      swi_filter=params.get("sm2rain_swi_filter", "none"))
 
-    train_sm2rain(train_tc_merging())
+    train_sm2rain(train_merging_candidates(train_tc_merging()))
 
 
 train_models()

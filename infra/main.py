@@ -34,7 +34,7 @@ def _current_champions(settings: Settings, train: list[str], evaluate: list[str]
 
     configure(settings)
     labels = []
-    for name in ("tc_merging", "sm2rain"):
+    for name in ("tc_merging", "soil_moisture_merging", "sm2rain"):
         try:
             ref = champion_ref(name)
         except LookupError:
@@ -56,9 +56,21 @@ def _champion_metrics(settings: Settings) -> str:
 
     configure(settings)
     lines = []
-    for name in ("tc_merging", "sm2rain"):
+    for name in ("tc_merging", "soil_moisture_merging", "sm2rain"):
         ref = champion_ref(name)
         run = MlflowClient().get_run(ref.run_id).data
+        if name == "soil_moisture_merging":
+            import mlflow
+
+            version = MlflowClient().get_model_version(name, ref.version)
+            lines.append(f"  {ref.label()} method {version.tags.get('method')}: {run.tags.get('evaluation_gate', '')}")
+            try:
+                table = mlflow.artifacts.load_text(f"runs:/{ref.run_id}/candidates.txt")
+            except Exception:  # noqa: BLE001 - a champion registered without in-situ targets has no table
+                table = "  (no candidate table: no in-situ stations on this machine)\n"
+            lines.append("  Merging candidates against the ISMN stations (champion's training run):")
+            lines.extend("    " + line for line in table.rstrip().splitlines())
+            continue
         period = (f"{run.params.get('evaluate_start', run.params.get('validate_start'))}.."
                   f"{run.params.get('evaluate_end', run.params.get('validate_end'))}")
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(run.metrics.items()))
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
 
-    from smflow.operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
+    from smflow.operators.daily import INPUT_PRODUCTS, ML_HISTORY_DAYS, TC_WINDOW_DAYS
     from smflow import s3 as s3mod
     from infra.archive_stand_in import ArchiveStandIn
 
@@ -113,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         af.wait_for_dag(dag_id)
 
     champions = _current_champions(settings, args.train, args.evaluate)
-    seed_start = start - timedelta(days=TC_WINDOW_DAYS)
+    seed_start = start - timedelta(days=TC_WINDOW_DAYS + ML_HISTORY_DAYS)
     seed_end = start - timedelta(days=1)
     step(f"seed_timeseries_store {seed_start}..{seed_end} and train_models (train {args.train}, evaluate {args.evaluate})")
     runs = [("seed_timeseries_store", af.trigger("seed_timeseries_store",
@@ -184,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pw_file = airflow_home / "simple_auth_manager_passwords.json.generated"
     print("\nAirflow UI: %s   user: admin   password: in %s" % (args.api, pw_file))
-    print(f"MLflow UI:  {settings.mlflow_tracking_uri}   (models tc_merging@champion, sm2rain@champion)")
+    print(f"MLflow UI:  {settings.mlflow_tracking_uri}   (models soil_moisture_merging@champion, tc_merging@champion, sm2rain@champion)")
     print(f"S3:         {settings.s3_endpoint_url}   (credentials in {settings.home / 'stack.env'})")
     return 1 if failed else 0
 

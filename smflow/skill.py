@@ -65,7 +65,12 @@ def skill_table(start: date, end: date, *, settings: Settings | None = None, min
     sm = _open_published(s3, settings, "merged-sm", days)
     n_days = sm.sizes["time"]
     times = pd.DatetimeIndex(sm["time"].values)
-    candidates = {"merged (TC least squares)": sm["soil_moisture"].values}
+    methods = sorted(set(str(m) for m in np.atleast_1d(sm.attrs.get("merging_method", "tc"))))
+    label = {"tc": "TC least squares", "bma": "BMA of RF, LSTM, CNN"}
+    candidates = {f"merged ({', '.join(label.get(m, m) for m in methods)})": sm["soil_moisture"].values}
+    if "member_soil_moisture" in sm:  # the ML champion's members, as published
+        for k, member in enumerate(sm["member"].values):
+            candidates[f"member {member}"] = sm["member_soil_moisture"].values[:, k]
     for k, src in enumerate(sm["source"].values):
         candidates[str(src)] = sm["source_soil_moisture"].values[:, k]
 

@@ -359,7 +359,7 @@ def train_sm2rain(
     domain: str = "big_island",
     swi_filter: str = "none",
 ) -> TrainingResult:
-    """Calibrate SM2RAIN on the merged soil moisture of the champion ``tc_merging`` model.
+    """Calibrate SM2RAIN on the merged soil moisture of the ``soil_moisture_merging`` champion.
 
     With the internal gauge data (``../shared``): calibrate at the gauge cells on ``train``
     (3-parameter, or the SM2RAIN-ASCAT filter `swi_filter`; frozen days from GLDAS soil
@@ -374,14 +374,14 @@ def train_sm2rain(
 
     settings = configure(settings)
     grid = load_domain(domain)
-    merging, merging_ref = load_champion("tc_merging")
     if settings.shared_data_dir is not None and (settings.shared_data_dir / "ismn_hawaii").is_dir():
         import pandas as pd
 
-        start, end = min(train[0], validate[0]), max(train[1], validate[1])
         from smflow.ingest import gridded_series
+        from smflow.ml.train_merging import champion_merged_series
 
-        merged, _ = merge_series(merging, _parents_series(start, end, grid))
+        start, end = min(train[0], validate[0]), max(train[1], validate[1])
+        merged, merging_ref = champion_merged_series(start, end, grid)
         times = pd.date_range(start, end, freq="D").values
         temperature = gridded_series("gldas", start, end, grid, variable="soil_temperature").values
         params, metrics, stations = calibrate_sm2rain_at_gauges(
@@ -394,12 +394,15 @@ def train_sm2rain(
             f"{train[0]}..{train[1]}, validated on {validate[0]}..{validate[1]}, with {merging_ref.label()}"
         )
     else:
+        from smflow.ml.train_merging import load_merging_champion
+
+        merging_ref = load_merging_champion().ref
         params, doc = load_shipped_sm2rain()
         metrics, stations = doc["metrics"], doc["stations"]
         swi_filter = "none"  # the shipped set is the 3-parameter model
         source = f"shipped parameter set {SHIPPED_SM2RAIN.relative_to(REPO_ROOT)} ({doc['provenance'].get('source', '')})"
     params.metadata.update(
-        {"domain": domain, "source": source, "tc_merging_model": merging_ref.label(), "stations": stations}
+        {"domain": domain, "source": source, "merging_model": merging_ref.label(), "stations": stations}
     )
     passed = np.isfinite(metrics["median_r_validation"]) and metrics["median_r_validation"] >= 0.3
     gate = f"median R(SM2RAIN, gauges) on validation {metrics['median_r_validation']:.3f} >= 0.30: " + (
@@ -414,7 +417,7 @@ def train_sm2rain(
                 "train_end": str(train[1]),
                 "validate_start": str(validate[0]),
                 "validate_end": str(validate[1]),
-                "tc_merging_model": merging_ref.label(),
+                "merging_model": merging_ref.label(),
                 "swi_filter": swi_filter,
             }
         )

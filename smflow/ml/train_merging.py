@@ -215,6 +215,31 @@ class LoadedMerging:
     method: str
     ensemble: Any = None     # MergingEnsemble for rf / lstm / cnn / bma
     parameters: Any = None   # GridParameters for tc
+    member_versions: str = ""
+
+
+def load_merging_champion(alias: str = "champion") -> LoadedMerging:
+    """``models:/soil_moisture_merging@champion``, resolved on every call, loaded from the local cache."""
+    from smflow.ml.registry import champion_ref
+
+    return load_merging(champion_ref(MERGING_MODEL, alias))
+
+
+def champion_merged_series(start: date, end: date, grid) -> tuple[np.ndarray, Any]:
+    """The merging champion applied to the gridded parents of ``start..end``: (time, lat, lon) [m3 m-3].
+
+    What SM2RAIN is calibrated on (the same merged product the daily task makes). The sequence
+    models read ``window - 1`` days of history before ``start``.
+    """
+    from smflow.daily import merge_window
+    from smflow.ml.features import load_static_covariates
+
+    merging = load_merging_champion()
+    history = 0 if merging.method == "tc" else merging.ensemble.spec.window - 1
+    parents = gridded_parents(start - timedelta(days=history), end, grid)
+    static = load_static_covariates(grid) if merging.method != "tc" and merging.ensemble.spec.static else None
+    merged = merge_window(merging, parents, static).soil_moisture  # (cells, time)
+    return np.moveaxis(merged, -1, 0).reshape(-1, *grid.shape), merging.ref
 
 
 def load_merging(ref) -> LoadedMerging:
@@ -239,10 +264,11 @@ def load_merging(ref) -> LoadedMerging:
         tmp.rename(cache)
         (cache / ".complete").write_text("ok")
     artifacts = {p.stem if p.suffix != ".json" else "ensemble": str(p) for p in (cache / "artifacts").iterdir()}
+    members = version.tags.get("member_versions", f"{method}=v{ref.version}")
     if method == "tc":
         arrays, metadata = load_npz(artifacts["parameters"])
-        return LoadedMerging(ref, method, parameters=GridParameters(arrays, metadata))
-    return LoadedMerging(ref, method, ensemble=MergingEnsemble.load(artifacts))
+        return LoadedMerging(ref, method, parameters=GridParameters(arrays, metadata), member_versions=members)
+    return LoadedMerging(ref, method, ensemble=MergingEnsemble.load(artifacts), member_versions=members)
 
 
 class MergingPyfunc:  # defined lazily as an mlflow PythonModel subclass in _pyfunc_class()
@@ -397,7 +423,10 @@ def register_shipped_merging(*, settings: Settings | None = None):
     configure(settings)
     tc_params, tc_ref = load_champion("tc_merging")
     mlflow.set_experiment(MERGING_MODEL)
+    run_params = MlflowClient().get_run(tc_ref.run_id).data.params
     with mlflow.start_run(run_name="merging without in-situ targets"):
+        mlflow.log_params({k: run_params[k] for k in ("train_start", "train_end", "evaluate_start", "evaluate_end")
+                           if k in run_params})
         ref = log_grid_model(TCMergingModel(), tc_params, registered_name=MERGING_MODEL)
     gate = ("no in-situ stations on this machine (../shared/data/real/ismn_hawaii): the ML candidates cannot be "
             "trained or evaluated; TC least squares is the merging champion")

@@ -12,31 +12,21 @@ import logging
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from smflow.config import Settings
-
-if TYPE_CHECKING:
-    from smflow.science.sm2rain import SM2RAINParameters
 
 log = logging.getLogger(__name__)
 
 #: Inputs fetched every day. ``c3s`` is the independent reference used for skill, not merged.
 INPUT_PRODUCTS: tuple[str, ...] = ("smap", "era5_land", "gldas", "c3s")
 
-#: Trailing window of the per-cell triple collocation diagnostics [days]. The SM2RAIN rainfall of
-#: the day is computed over the same window of merged soil moisture, which the filtered variants
-#: (SM2RAIN-ASCAT T / Tpot) need as spin-up (about 10 T).
-TC_WINDOW_DAYS = 180
-TC_MIN_SAMPLES = 30
-#: Moving-block bootstrap of the TC diagnostics: resamples and nominal coverage of the intervals.
-TC_RESAMPLES = 500
-TC_CONFIDENCE = 0.95
+from smflow.daily import TC_WINDOW_DAYS  # noqa: E402,F401 - the main job seeds this much history
 
-#: Store field of the soil temperature [K] that gives SM2RAIN's frozen-soil mask.
-SOIL_TEMPERATURE_FIELD = "gldas_soil_temperature"
+#: Days of history before the TC window that the sequence models (LSTM, CNN) need.
+ML_HISTORY_DAYS = 29
 
 STAGING_PREFIX = "products-staging"
 
@@ -130,125 +120,36 @@ def _staging_key(d: date) -> str:
 
 
 def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Settings | None = None) -> dict[str, Any]:
-    """Merged soil moisture, its TC error, SM2RAIN rainfall and rolling TC diagnostics for one day.
+    """Build the day's product dataset (:func:`smflow.daily.compute_daily_product`) and stage it.
 
-    Loads ``models:/tc_merging@champion`` and ``models:/sm2rain@champion``; reads the trailing
-    :data:`TC_WINDOW_DAYS` of the three parents from the store.
-
-    * TC diagnostics: :func:`smflow.science.bootstrap.triple_collocation_ci` over the window, point
-      estimates (Ming et al. 2022, Eqs. 5-10; McColl et al. 2014) with moving-block bootstrap
-      intervals (:data:`TC_RESAMPLES` resamples, seeded with the day, so a re-run gives the same
-      bytes).
-    * Rainfall: the window's merged soil moisture as relative saturation (bounds frozen in
-      training) through :func:`smflow.science.sm2rain.apply_sm2rain` with the champion's parameters
-      (3-parameter, or the SM2RAIN-ASCAT filtered variants when the champion carries ``T``),
-      masked where GLDAS top-layer soil temperature says frozen (:func:`frozen_soil_mask`).
-
-    Writes the product dataset to the store's staging prefix and returns its key with the
-    provenance the published files carry.
+    Loads ``models:/soil_moisture_merging@champion`` (TC least squares or an ML ensemble),
+    ``models:/sm2rain@champion`` and ``models:/tc_merging@champion`` (whose triplet the TC
+    diagnostics describe); writes the dataset to the store's staging prefix and returns its key
+    with the provenance the published files carry.
     """
-    import xarray as xr
-
-    from smflow.ml.models import PARENTS
-    from smflow.ml.registry import configure, load_champion
-    from smflow.ml.train import merging_parameters, sm2rain_parameters
     from smflow import s3 as s3mod
+    from smflow.daily import compute_daily_product
     from smflow.domain import load_domain
-    from smflow.science.bootstrap import triple_collocation_ci
-    from smflow.science.merging import apply_tc_merging
-    from smflow.science.sm2rain import apply_sm2rain, frozen_soil_mask, relative_saturation
+    from smflow.ml.registry import configure, load_champion
+    from smflow.ml.train_merging import load_merging_champion
     from smflow.store import TimeSeriesStore
 
     settings = configure(settings)
     d = _day(day)
-    grid = load_domain()
     client = s3mod.client(settings)
-    store = TimeSeriesStore(settings, s3=client)
     status = {r["product"]: r for r in ingested}
-    missing = sorted(p for p, r in status.items() if r["status"] != "stored")
-
-    merging, merging_ref = load_champion("tc_merging")
+    missing = {p: f"{r['status']} ({r.get('reason', '')})" for p, r in status.items() if r["status"] != "stored"}
+    merging = load_merging_champion()
     rain_model, rain_ref = load_champion("sm2rain")
-
-    windows = []
-    for p in PARENTS:
-        w = store.window(p, d, TC_WINDOW_DAYS).values.astype("float64")
-        if p in missing:  # never use a stale store object for an input this run rejected
-            w[-1] = np.nan
-        windows.append(w)
-    parents = np.stack(windows)  # (3, time, lat, lon)
-    ny, nx = grid.shape
-    cells = np.moveaxis(parents.reshape(3, parents.shape[1], ny * nx), -1, -2)  # (3, cells, time)
-
-    ci = triple_collocation_ci(cells[0], cells[1], cells[2], min_samples=TC_MIN_SAMPLES,
-                               n_resamples=TC_RESAMPLES, confidence=TC_CONFIDENCE, seed=d.toordinal())
-    tc = ci.point
-
-    merged = apply_tc_merging(merging_parameters(merging), cells)  # the whole window: SM2RAIN spin-up
-    sm_cells = merged.soil_moisture  # (cells, time)
-    rain_params = sm2rain_parameters(rain_model)
-    s = relative_saturation(sm_cells, rain_model.arrays["saturation_lower"].reshape(-1)[:, None],
-                            rain_model.arrays["saturation_upper"].reshape(-1)[:, None])
-    temperature = store.window(SOIL_TEMPERATURE_FIELD, d, TC_WINDOW_DAYS).values.astype("float64")
-    frozen = frozen_soil_mask(soil_temperature=np.moveaxis(temperature.reshape(-1, ny * nx), -1, 0))
-    rain = apply_sm2rain(s, rain_params, frozen=frozen)[:, -1]
-
-    land = grid.land_mask
-    def g(a: np.ndarray) -> np.ndarray:  # (..., cells) -> (..., lat, lon), off-land NaN
-        out = np.asarray(a, dtype="float64").reshape(*np.shape(a)[:-1], ny, nx)
-        return np.where(land, out, np.nan)
-
-    source_grid = ("time", "source", "lat", "lon")
-    t = np.array([np.datetime64(d.isoformat(), "ns")])
-    source = list(PARENTS)
-    method = np.asarray(merged.method)[:, -1].reshape(ny, nx).astype("int8")
-    method = np.where(land, method, np.int8(3)).astype("int8")
-    variables = {
-        "soil_moisture": (("time", "lat", "lon"), g(sm_cells[:, -1])[None]),
-        "soil_moisture_error_variance": (("time", "lat", "lon"), g(np.asarray(merged.error_variance)[:, -1])[None]),
-        "merge_method": (("time", "lat", "lon"), method[None]),
-        "precipitation_amount": (("time", "lat", "lon"), g(rain)[None]),
-        "frozen_soil": (("time", "lat", "lon"), np.where(land, frozen[:, -1].reshape(ny, nx), False).astype("int8")[None]),
-        "error_variance": (source_grid, g(tc.error_variance)[None]),
-        "correlation_with_truth": (source_grid, g(tc.correlation_with_truth)[None]),
-        "snr_db": (source_grid, g(tc.snr_db)[None]),
-        "tc_resolved": (("time", "lat", "lon"), np.where(land, tc.resolved.reshape(ny, nx), False).astype("int8")[None]),
-        "tc_sample_size": (("time", "lat", "lon"), np.where(land, tc.sample_size.reshape(ny, nx), 0).astype("int32")[None]),
-        "tc_block_length": (("time", "lat", "lon"), np.where(land, ci.block_length.reshape(ny, nx), 0).astype("int32")[None]),
-        "source_soil_moisture": (source_grid, np.where(land, parents[:, -1], np.nan)[None]),
-    }
-    for name in ("error_variance", "correlation_with_truth", "snr_db"):
-        interval = getattr(ci, name)
-        variables[f"{name}_lower"] = (source_grid, g(interval.lower)[None])
-        variables[f"{name}_upper"] = (source_grid, g(interval.upper)[None])
-    ds = xr.Dataset(variables, coords={"time": t, "source": source, "lat": grid.lat, "lon": grid.lon})
-    ds.attrs.update(tc_confidence_level=TC_CONFIDENCE, tc_bootstrap_resamples=TC_RESAMPLES,
-                    tc_window_days=TC_WINDOW_DAYS)
-    provenance = {
-        "tc_merging_model": merging_ref.label(),
-        "sm2rain_model": rain_ref.label(),
-        "input_granules": sorted(r["source"] for r in ingested if r["status"] == "stored" and r.get("source")),
-        "missing_inputs": [f"{p}: {status[p]['status']} ({status[p].get('reason', '')})" for p in missing],
-        "sm2rain_parameters_source": str(rain_model.metadata.get("source", "")),
-        "sm2rain_variant": sm2rain_variant(rain_params),
-        "tc_window_days": TC_WINDOW_DAYS,
-        "tc_bootstrap": f"moving-block bootstrap, {TC_RESAMPLES} resamples, {TC_CONFIDENCE:.0%} percentile intervals",
-    }
+    _, tc_ref = load_champion("tc_merging")
+    ds, provenance = compute_daily_product(
+        d, store=TimeSeriesStore(settings, s3=client), grid=load_domain(), merging=merging,
+        rain_model=rain_model, rain_ref=rain_ref, tc_ref=tc_ref, missing=missing,
+        input_granules=[r["source"] for r in ingested if r["status"] == "stored" and r.get("source")])
     ds.attrs["provenance_json"] = json.dumps(provenance, sort_keys=True)
     key = _staging_key(d)
-    buf = ds.to_netcdf(engine="h5netcdf")
-    client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(buf))
+    client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(ds.to_netcdf(engine="h5netcdf")))
     return {"day": d.isoformat(), "bucket": settings.store_bucket, "key": key, "provenance": provenance}
-
-
-def sm2rain_variant(params: "SM2RAINParameters") -> str:
-    """Which SM2RAIN model a parameter set runs: 3-parameter, or the SM2RAIN-ASCAT T / Tpot filter."""
-    T = np.asarray(params.T, dtype=float)
-    if not np.isfinite(T).any():
-        return "3-parameter (Brocca et al. 2013)"
-    if np.isfinite(np.asarray(params.T_pot, dtype=float)).any():
-        return "Tpot filter (SM2RAIN-ASCAT, T SWI^-Tpot), bounds frozen from calibration"
-    return "T filter (SM2RAIN-ASCAT exponential filter), bounds frozen from calibration"
 
 
 def _load_staged(staged: dict[str, Any], client) -> "xr.Dataset":

@@ -51,20 +51,26 @@ def seed_store(start: str, end: str, *, settings: Settings | None = None,
 
 
 def train(model: str, train_start: str, train_end: str, eval_start: str, eval_end: str,
-          *, settings: Settings | None = None, swi_filter: str = "none") -> dict[str, Any]:
+          *, settings: Settings | None = None, swi_filter: str = "none", loso: bool = True,
+          hyper: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Train one registry model and return its :class:`smflow.ml.train.TrainingResult` as a dict.
 
     `swi_filter` (SM2RAIN only): ``"none"`` (3-parameter), ``"exponential"`` or ``"wetness"``.
+    `loso`, `hyper` (``soil_moisture_merging`` only): run the leave-one-station-out folds; member
+    hyper-parameters (e.g. ``{"lstm": {"epochs": 5}}`` for a quick run).
     """
     from smflow.ml.train import train_sm2rain, train_tc_merging
+    from smflow.ml.train_merging import MERGING_MODEL, train_merging
 
     period = (_d(train_start), _d(train_end)), (_d(eval_start), _d(eval_end))
     if model == "sm2rain":
         result = train_sm2rain(*period, settings=settings, swi_filter=swi_filter)
     elif model == "tc_merging":
         result = train_tc_merging(*period, settings=settings)
+    elif model == MERGING_MODEL:
+        result = train_merging(*period, settings=settings, loso=loso, hyper=hyper)
     else:
-        raise ValueError(f"unknown model {model!r}: 'tc_merging' or 'sm2rain'")
+        raise ValueError(f"unknown model {model!r}: 'tc_merging', '{MERGING_MODEL}' or 'sm2rain'")
     if not result.promoted:
         log.warning("%s v%s not promoted: %s", model, result.version, result.gate)
     return result.to_dict()

@@ -35,6 +35,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+# One day conversion for the whole package; re-exported here under the name the publishers use.
+from smflow.dates import as_date as product_day
+
 __all__ = [
     "CONVENTIONS",
     "FILL_VALUE",
@@ -127,15 +130,6 @@ def code_version() -> str:
         return "unknown"
 
 
-def product_day(day: dt.date | dt.datetime | str | np.datetime64 | pd.Timestamp) -> dt.date:
-    """``day`` as a :class:`datetime.date` (accepts dates, datetimes, ISO strings, numpy/pandas)."""
-    if isinstance(day, dt.datetime):
-        return day.date()
-    if isinstance(day, dt.date):
-        return day
-    return pd.Timestamp(day).date()
-
-
 def build_product_datasets(
     product: xr.Dataset,
     day: dt.date | str,
@@ -180,7 +174,7 @@ def build_product_datasets(
     product = _conform(product, day)
 
     common = _coordinates(product, day)
-    merged = _merged_soil_moisture(product)
+    merged = _merged_soil_moisture(product, str(lineage.get("merging_method", "tc")))
     precip = _sm2rain_precipitation(product)
     diagnostics = _tc_diagnostics(product)
 
@@ -190,7 +184,11 @@ def build_product_datasets(
         "sm2rain-precip": (precip, False, False),
         "tc-diagnostics": (diagnostics, True, True),
     }.items():
-        ds = xr.Dataset(variables, coords=_select_coords(common, with_source, depth))
+        coords = _select_coords(common, with_source, depth)
+        if name == "merged-sm" and "member_soil_moisture" in variables:
+            coords = {**coords, "member": xr.Variable(("member",), [str(m) for m in product["member"].values],
+                                                      {"long_name": "member model of the ensemble merge"})}
+        ds = xr.Dataset(variables, coords=coords)
         for bounds_name, bounds in _bounds(common, depth).items():
             ds[bounds_name] = bounds
         ds["crs"] = _crs()
@@ -486,9 +484,19 @@ def _merge_method_flags() -> dict[int, str]:
     return dict(zip(MERGE_METHOD_FLAG_VALUES.tolist(), MERGE_METHOD_FLAG_MEANINGS.split(), strict=True))
 
 
-def _merged_soil_moisture(product: xr.Dataset) -> dict[str, xr.Variable]:
+_ML_COMMENT: Final = (
+    "Machine-learning merge of SMAP, ERA5-Land and GLDAS: random forest, LSTM and multi-head 1-D CNN "
+    "members trained against in-situ soil moisture (ISMN) and combined by Bayesian model averaging "
+    "(Zhang, Hou & Huang 2022, Sect. 3.4, Eq. 17; Raftery et al. 2005); parents missing on a day are "
+    "masked in the features (merge_method machine_learning_partial). NaN (_FillValue) off land and "
+    "where no parent has a value."
+)
+
+
+def _merged_soil_moisture(product: xr.Dataset, method: str = "tc") -> dict[str, xr.Variable]:
     flags = _product_flags(product["merge_method"], _merge_method_flags())
-    return {
+    ml = method != "tc"
+    out = {
         "soil_moisture": _float_variable(
             product["soil_moisture"],
             _GRID,
@@ -500,10 +508,10 @@ def _merged_soil_moisture(product: xr.Dataset) -> dict[str, xr.Variable]:
                 "valid_max": np.float32(1.0),
                 "cell_methods": "time: mean",
                 "ancillary_variables": "soil_moisture_error_variance merge_method",
-                "comment": "Least-squares merge of SMAP, ERA5-Land and GLDAS weighted by their "
-                "triple-collocation error variances (Ming et al. 2022, Eqs. 11-17); arithmetic "
-                "mean of the available parents where TC is unresolved (see merge_method). NaN "
-                "(_FillValue) off land and where no parent has a value.",
+                "comment": _ML_COMMENT if ml else "Least-squares merge of SMAP, ERA5-Land and GLDAS "
+                "weighted by their triple-collocation error variances (Ming et al. 2022, Eqs. 11-17); "
+                "arithmetic mean of the available parents where TC is unresolved (see merge_method). "
+                "NaN (_FillValue) off land and where no parent has a value.",
             },
         ),
         "soil_moisture_error_variance": _float_variable(
@@ -513,7 +521,9 @@ def _merged_soil_moisture(product: xr.Dataset) -> dict[str, xr.Variable]:
                 "long_name": "error variance of the merged soil moisture",
                 "units": "m6 m-6",
                 "valid_min": np.float32(0.0),
-                "comment": "(m3 m-3)^2. Propagated from the parents' triple-collocation error "
+                "comment": "(m3 m-3)^2. BMA predictive variance: spread between the bias-corrected "
+                "members plus their weighted within-member variances (Raftery et al. 2005)." if ml else
+                "(m3 m-3)^2. Propagated from the parents' triple-collocation error "
                 "variances through the merging weights; its square root is the standard error "
                 "of soil_moisture. Missing (_FillValue) where merge_method is "
                 "arithmetic_mean, which has no TC error model.",
@@ -539,6 +549,19 @@ def _merged_soil_moisture(product: xr.Dataset) -> dict[str, xr.Variable]:
             },
         ),
     }
+    if "soil_moisture_uncertainty" in product:
+        out["soil_moisture_uncertainty"] = _float_variable(
+            product["soil_moisture_uncertainty"], _GRID,
+            {"long_name": "uncertainty of the merged soil moisture (standard deviation)", "units": "m3 m-3",
+             "valid_min": np.float32(0.0),
+             "comment": "Square root of soil_moisture_error_variance: BMA predictive standard deviation."})
+    if "member_soil_moisture" in product:
+        out["member_soil_moisture"] = _float_variable(
+            product["member_soil_moisture"], ("time", "member", "lat", "lon"),
+            {"standard_name": _SM_STANDARD_NAME, "units": "m3 m-3",
+             "long_name": "soil moisture of each member model of the ensemble merge (before BMA)",
+             "valid_min": np.float32(0.0), "valid_max": np.float32(1.0)})
+    return out
 
 
 _FROZEN_SOIL_FLAGS: Final[dict[int, str]] = {0: "not_frozen", 1: "frozen_soil_or_snow"}
@@ -723,7 +746,7 @@ def _global_attrs(
     lon_min, lon_max = float(lon_bnds.min()), float(lon_bnds.max())
     sources = {
         "merged-sm": "SMAP L3 radiometer v9 (SPL3SMP), ERA5-Land swvl1, GLDAS Noah 2.1; merged "
-        f"with TC merging model {_attr_text(lineage['tc_merging_model'])}",
+        f"with merging model {_attr_text(lineage.get('merging_model', lineage['tc_merging_model']))}",
         "sm2rain-precip": f"merged soil moisture (TC merging model "
         f"{_attr_text(lineage['tc_merging_model'])}) through SM2RAIN model "
         f"{_attr_text(lineage['sm2rain_model'])}",

@@ -23,6 +23,8 @@ __all__ = [
     "MERGE_METHOD_FLAG_MEANINGS",
     "MERGE_METHOD_FLAG_VALUES",
     "METHOD_ARITHMETIC_MEAN",
+    "METHOD_MACHINE_LEARNING",
+    "METHOD_MACHINE_LEARNING_PARTIAL",
     "METHOD_NO_DATA",
     "METHOD_PARTIAL",
     "METHOD_TC_LEAST_SQUARES",
@@ -42,10 +44,16 @@ METHOD_PARTIAL = np.int8(2)
 #: No parent available.
 METHOD_NO_DATA = np.int8(3)
 
+#: Machine-learning merging (RF / LSTM / CNN / BMA, Zhang et al. 2022), every parent present.
+METHOD_MACHINE_LEARNING = np.int8(4)
+#: Machine-learning merging from the parents present (the missing ones masked in the features).
+METHOD_MACHINE_LEARNING_PARTIAL = np.int8(5)
+
 #: CF ``flag_values`` of the ``merge_method`` variable.
-MERGE_METHOD_FLAG_VALUES = np.array([0, 1, 2, 3], dtype=np.int8)
+MERGE_METHOD_FLAG_VALUES = np.array([0, 1, 2, 3, 4, 5], dtype=np.int8)
 #: CF ``flag_meanings`` of the ``merge_method`` variable (same order as the values).
-MERGE_METHOD_FLAG_MEANINGS = "tc_least_squares arithmetic_mean partial no_data"
+MERGE_METHOD_FLAG_MEANINGS = ("tc_least_squares arithmetic_mean partial no_data machine_learning "
+                              "machine_learning_partial")
 
 _N_PARENTS = 3
 

@@ -43,19 +43,23 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def prepared(stack, s3_client, airflow_env):
     """Landing zone granules, seeded store and champion models (via the train_models DAG)."""
-    from smflow.operators.daily import INPUT_PRODUCTS, TC_WINDOW_DAYS
+    from smflow.operators.daily import INPUT_PRODUCTS, ML_HISTORY_DAYS, TC_WINDOW_DAYS
     from smflow.operators.training import seed_store
     from infra.archive_stand_in import ArchiveStandIn
 
     settings = stack
     ArchiveStandIn(settings, s3=s3_client).publish_range(INPUT_PRODUCTS, DAY - timedelta(days=1), BAD_DAY)
-    seed_store((DAY - timedelta(days=TC_WINDOW_DAYS)).isoformat(), (DAY - timedelta(days=1)).isoformat(), settings=settings)
+    seed_store((DAY - timedelta(days=TC_WINDOW_DAYS + ML_HISTORY_DAYS)).isoformat(), (DAY - timedelta(days=1)).isoformat(),
+               settings=settings)
+    # The merging candidates with few epochs and without the LOSO folds: the DAG's wiring is tested
+    # here; tests/ml/test_train_merging.py scores them leave-one-station-out.
     _airflow(airflow_env, "dags", "test", "train_models",
-             "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", "evaluate_end": "2018-12-31"}')
+             "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", '
+                   '"evaluate_end": "2018-12-31", "merging_loso": false, "merging_epochs": 4}', timeout=1200)
     from smflow.ml.registry import champion_ref, configure
 
     configure(settings)
-    for name in ("tc_merging", "sm2rain"):
+    for name in ("tc_merging", "soil_moisture_merging", "sm2rain"):
         champion_ref(name)  # LookupError with the reason if the evaluation gate did not promote it
     return settings
 
@@ -153,3 +157,38 @@ def test_corrupted_granule_is_quarantined_and_the_run_goes_on(prepared, s3_clien
         assert "smap" in str(attrs["missing_inputs"])
     finally:
         s3_client.put_object(Bucket=settings.landing_bucket, Key=key, Body=good)
+
+
+def test_daily_dag_applies_an_ml_champion(prepared, s3_client, airflow_env):
+    """A scientist promotes the BMA ensemble: the next run applies it, with its members and uncertainty."""
+    import xarray as xr
+    from mlflow import MlflowClient
+
+    from smflow.ml.registry import champion_ref
+
+    settings = prepared
+    client = MlflowClient()
+    previous = champion_ref("soil_moisture_merging")
+    bma = max((v for v in client.search_model_versions("name='soil_moisture_merging'") if v.tags.get("method") == "bma"),
+              key=lambda v: int(v.version))
+    client.set_registered_model_alias("soil_moisture_merging", "champion", bma.version)
+    try:
+        _airflow(airflow_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
+        body = s3_client.get_object(Bucket=settings.products_bucket,
+                                    Key=f"daily/{DAY:%Y/%m/%d}/smflow_merged-sm_{DAY:%Y%m%d}.nc")["Body"].read()
+        sm = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")
+        assert sm.attrs["merging_method"] == "bma"
+        assert f"soil_moisture_merging@champion v{bma.version}" in sm.attrs["merging_model"]
+        assert set(sm["member"].values) == {"rf", "lstm", "cnn"}
+        assert all(f"{k}=v" in sm.attrs["member_models"] for k in ("rf", "lstm", "cnn"))
+        v, u = sm["soil_moisture"].values[0], sm["soil_moisture_uncertainty"].values[0]
+        land = np.isfinite(sm["source_soil_moisture"].values[0]).any(axis=0)
+        assert np.isfinite(v[land]).mean() > 0.95 and np.nanmin(v) > 0 and np.nanmax(v) < 0.7
+        assert np.all(u[np.isfinite(v)] > 0) and np.nanmax(u) < 0.2
+        np.testing.assert_allclose(u ** 2, sm["soil_moisture_error_variance"].values[0], rtol=1e-4)
+        methods = set(np.unique(sm["merge_method"].values[0][land]).tolist())
+        assert methods <= {4, 5} and methods, methods  # machine_learning (partial where SMAP is missing)
+        members = sm["member_soil_moisture"].values[0]
+        assert np.isfinite(members[:, land]).all()
+    finally:
+        client.set_registered_model_alias("soil_moisture_merging", "champion", previous.version)

@@ -57,7 +57,7 @@ def test_three_parameter_model_stores_no_filter(case):
 
 def test_exponential_filter_stores_t_and_frozen_bounds_that_the_daily_path_uses(case):
     from smflow.ml.train import SM2RAIN_FILTER_FIELDS, sm2rain_parameters
-    from smflow.operators.daily import sm2rain_variant
+    from smflow.daily import sm2rain_variant
     from smflow.science.sm2rain import apply_sm2rain, relative_saturation
 
     grid, merged, times, _ = case

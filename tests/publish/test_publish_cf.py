@@ -181,8 +181,9 @@ def test_values_survive_the_round_trip_with_nan_off_land(files, product):
 
 def test_flag_variables_describe_their_values(files, product):
     raw = _raw_attrs(files["merged-sm"])["merge_method"]
-    assert raw["flag_values"].tolist() == [0, 1, 2, 3]
-    assert raw["flag_meanings"] == "tc_least_squares arithmetic_mean partial no_data"
+    assert raw["flag_values"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert raw["flag_meanings"] == ("tc_least_squares arithmetic_mean partial no_data machine_learning "
+                                    "machine_learning_partial")
     assert raw["flag_values"].dtype == np.int8
     with __import__("netCDF4").Dataset("inmemory.nc", memory=files["merged-sm"]) as nc:
         stored = nc["merge_method"][:].filled(-1)[0]

@@ -187,10 +187,14 @@ def test_one_time_step_input(synthetic: tuple[np.ndarray, np.ndarray], fitted: M
 
 
 def test_flag_constants_are_cf_ready() -> None:
-    codes = [METHOD_TC_LEAST_SQUARES, METHOD_ARITHMETIC_MEAN, METHOD_PARTIAL, METHOD_NO_DATA]
+    from smflow.science.merging import METHOD_MACHINE_LEARNING, METHOD_MACHINE_LEARNING_PARTIAL
+
+    codes = [METHOD_TC_LEAST_SQUARES, METHOD_ARITHMETIC_MEAN, METHOD_PARTIAL, METHOD_NO_DATA,
+             METHOD_MACHINE_LEARNING, METHOD_MACHINE_LEARNING_PARTIAL]
     np.testing.assert_array_equal(MERGE_METHOD_FLAG_VALUES, codes)
     assert MERGE_METHOD_FLAG_VALUES.dtype == np.int8
-    assert MERGE_METHOD_FLAG_MEANINGS.split() == ["tc_least_squares", "arithmetic_mean", "partial", "no_data"]
+    assert MERGE_METHOD_FLAG_MEANINGS.split() == ["tc_least_squares", "arithmetic_mean", "partial", "no_data",
+                                                  "machine_learning", "machine_learning_partial"]
 
 
 # ---------------------------------------------------------------------------------- storage
