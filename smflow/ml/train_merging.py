@@ -437,3 +437,36 @@ def register_shipped_merging(*, settings: Settings | None = None):
     except LookupError:
         ref = promote(ref)
     return TrainingResult(MERGING_MODEL, ref.version, ref.run_id, True, gate, {"method": "tc"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the candidate table of the README (no MLflow: TC fitted on the training period in-process)."""
+    import argparse
+
+    from smflow.domain import load_domain
+    from smflow.ml.evaluation import format_candidates
+    from smflow.ml.train import _parents_series, fit_merging_parameters
+
+    parser = argparse.ArgumentParser(description="score the merging candidates on the Hawaii stations")
+    parser.add_argument("--train", nargs=2, default=["2017-01-01", "2017-12-31"])
+    parser.add_argument("--evaluate", nargs=2, default=["2018-01-01", "2018-12-31"])
+    parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-station-out folds")
+    parser.add_argument("--epochs", type=int, default=60, help="maximum epochs of the LSTM / CNN (early stopping)")
+    args = parser.parse_args(argv)
+    train = (date.fromisoformat(args.train[0]), date.fromisoformat(args.train[1]))
+    evaluate = (date.fromisoformat(args.evaluate[0]), date.fromisoformat(args.evaluate[1]))
+    settings = Settings.load()
+    if settings.shared_data_dir is None:
+        raise SystemExit("the in-situ stations (../shared/data/real/ismn_hawaii) are needed to score the candidates")
+    grid = load_domain()
+    tc = fit_merging_parameters(_parents_series(*train, grid), grid)
+    inputs = build_inputs(train, evaluate[1], grid, settings.shared_data_dir / "ismn_hawaii", tc)
+    scores, ensemble, _, _ = evaluate_candidates(inputs, train, evaluate, loso=not args.no_loso,
+                                                 hyper={"lstm": {"epochs": args.epochs}, "cnn": {"epochs": args.epochs}})
+    print(format_candidates(scores))
+    print(choose_champion(scores)[1])
+    print("BMA weights:", dict(zip(ensemble.bma.names, np.round(ensemble.bma.weights, 3).tolist())))
+
+
+if __name__ == "__main__":
+    main()

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from smflow.catalog import pipeline
 from smflow.config import Settings
+from smflow.daily import TC_WINDOW_DAYS  # noqa: F401 - the main job seeds this much history
 
 log = logging.getLogger(__name__)
 
 #: Inputs fetched every day. ``c3s`` is the independent reference used for skill, not merged.
-INPUT_PRODUCTS: tuple[str, ...] = ("smap", "era5_land", "gldas", "c3s")
-
-from smflow.daily import TC_WINDOW_DAYS  # noqa: E402,F401 - the main job seeds this much history
+INPUT_PRODUCTS: tuple[str, ...] = tuple(pipeline("daily_soil_moisture").inputs)
 
 #: Days of history before the TC window that the sequence models (LSTM, CNN) need.
 ML_HISTORY_DAYS = 29

@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from smflow.catalog import pipeline
 from smflow.config import Settings
 
 log = logging.getLogger(__name__)
 
-STORE_PRODUCTS: tuple[str, ...] = ("smap", "era5_land", "gldas", "c3s")
+STORE_PRODUCTS: tuple[str, ...] = tuple(pipeline("daily_soil_moisture").inputs)
 
 
 def _d(value: str) -> date:
