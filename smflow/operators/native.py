@@ -18,21 +18,19 @@ import io
 import logging
 import tempfile
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from smflow.config import Settings
+from smflow.dates import as_date
 
 log = logging.getLogger(__name__)
 
 #: Regridded input fields of a domain, one netCDF per product and day, in the store bucket.
 FIELDS_PREFIX = "inputs"
-
-
-def _day(value: str | date) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def field_key(domain: str, product: str, day: date) -> str:
@@ -72,7 +70,7 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
         the landed files), ``field_key`` (stored field), ``validation_key``, ``quarantine_keys``.
     """
     from smflow.quality.native import validate_native_field
-    from smflow.quality.quarantine import quarantine_granule
+    from smflow.quality.quarantine import quarantine_failure
     from smflow.quality.validate import store_validation_result
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
@@ -83,7 +81,7 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
     from smflow.store import TimeSeriesStore
 
     settings = settings or Settings.load()
-    product, d = ref["product"], _day(ref["day"])
+    product, d = ref["product"], as_date(ref["day"])
     result: dict[str, Any] = {"product": product, "day": d.isoformat(), "domain": domain, "sources": []}
     if not ref.get("key"):
         return {**result, "status": "missing", "reason": ref.get("reason") or "no granule in the landing zone"}
@@ -92,8 +90,9 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
     grid = load_domain(domain)
     keys = zone.native_keys(product, d) or [ref["key"]]
     result["sources"] = [f"s3://{ref['bucket']}/{k}" for k in keys]
-    fields, problems, quarantined = [], [], []
+    fields, quarantined = [], []
     check_name = f"{domain}.{product}"
+    quarantine = partial(quarantine_failure, client, settings, product=product, day=d, source_bucket=ref["bucket"])
     with tempfile.TemporaryDirectory(prefix="smflow-native-") as tmp:
         for key in keys:
             granule = GranuleRef(product=product, day=d, bucket=ref["bucket"], key=key)
@@ -102,25 +101,18 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
                 source = open_native(path, product, chunks=None)
                 field = native_to_domain(source, grid)
             except GranuleError as exc:
-                quarantined.append(quarantine_granule(client, settings, product=product, day=d,
-                                                      source_bucket=ref["bucket"], source_key=key,
-                                                      outcome_or_error=exc))
-                problems.append(str(exc))
-                log.warning("quarantined s3://%s/%s: %s", ref["bucket"], key, exc)
+                quarantined.append(quarantine(source_key=key, outcome_or_error=exc))
                 continue
             outcome = validate_native_field(product, field, d, grid, source=source)
             result["validation_key"] = store_validation_result(client, settings, "granule", check_name, d, outcome)
             if not outcome.success:
-                quarantined.append(quarantine_granule(client, settings, product=product, day=d,
-                                                      source_bucket=ref["bucket"], source_key=key,
-                                                      outcome_or_error=outcome))
-                problems.append(outcome.reason)
-                log.warning("quarantined s3://%s/%s: %s", ref["bucket"], key, outcome.reason)
+                quarantined.append(quarantine(source_key=key, outcome_or_error=outcome))
                 continue
             fields.append(field)
-    result["quarantine_keys"] = quarantined
+    problems = "; ".join(q["reason"] for q in quarantined)
+    result["quarantine_keys"] = [q["quarantine_key"] for q in quarantined]
     if not fields:
-        return {**result, "status": "quarantined", "reason": "; ".join(problems)}
+        return {**result, "status": "quarantined", "reason": problems}
     field = _mean_of_files(fields)
     key = field_key(domain, product, d)
     s3mod.ensure_bucket(client, settings.store_bucket)
@@ -131,7 +123,7 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
     for dim in [dim for dim in series.dims if dim not in ("lat", "lon")]:
         series = series.isel({dim: 0})
     TimeSeriesStore(settings, s3=client, grid=grid).put(product, d, series)
-    return {**result, "status": "stored", "reason": "; ".join(problems), "field_key": key,
+    return {**result, "status": "stored", "reason": problems, "field_key": key,
             "valid_cells": int(np.isfinite(series.values).sum())}
 
 
@@ -155,7 +147,7 @@ def publish_inputs(ingested: list[dict[str, Any]], day: str, domain: str, *,
 
     settings = settings or Settings.load()
     client = s3mod.client(settings)
-    d = _day(day)
+    d = as_date(day)
     grid = load_domain(domain)
     publisher = Publisher(settings, s3=client)
     s3mod.ensure_bucket(client, publisher.bucket)

@@ -6,7 +6,8 @@ module on first use, so DAG files may import it at parse time.
 
 - :func:`validate_granule`, :func:`validate_product`, :class:`ValidationOutcome`,
   :func:`store_validation_result`, :func:`load_validation_result` (``smflow.quality.validate``)
-- :func:`quarantine_granule`, :func:`list_quarantine` (``smflow.quality.quarantine``)
+- :func:`quarantine_failure` (quarantine + log + the task's result record), :func:`quarantine_granule`,
+  :func:`list_quarantine` (``smflow.quality.quarantine``)
 - :func:`check_granule_schema`, :func:`check_product_schema` (``smflow.quality.schema``)
 - thresholds and suites: ``smflow.quality.suites``
 """
@@ -28,6 +29,7 @@ _EXPORTS = {
     "validate_granule": "smflow.quality.validate",
     "validate_product": "smflow.quality.validate",
     "warm_up": "smflow.quality.validate",
+    "quarantine_failure": "smflow.quality.quarantine",
     "quarantine_granule": "smflow.quality.quarantine",
     "list_quarantine": "smflow.quality.quarantine",
     "store_validation_result": "smflow.quality.validate",

@@ -15,20 +15,23 @@ Nothing here imports Great Expectations.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from typing import Any
 
 from smflow.config import Settings
-from smflow.s3 import ensure_bucket, list_keys
+from smflow.dates import as_date
+from smflow.s3 import ensure_bucket, is_missing, list_keys
 
 from smflow.quality.validate import (  # noqa: F401 - stored results are re-exported here too
     ValidationOutcome,
-    as_day,
     load_validation_result,
     store_validation_result,
     validation_key,
 )
 from smflow.quality.validate import _check_name, _put_json, _read_json, _utc_now
+
+log = logging.getLogger(__name__)
 
 QUARANTINE_PREFIX = "quarantine"
 SIDECAR_SUFFIX = ".validation.json"
@@ -36,7 +39,7 @@ SIDECAR_SUFFIX = ".validation.json"
 
 def quarantine_key(product: str, day: Any, filename: str) -> str:
     """``quarantine/{product}/{YYYYMMDD}/{filename}`` (key in the store bucket)."""
-    return f"{QUARANTINE_PREFIX}/{_check_name('product', product)}/{as_day(day):%Y%m%d}/{filename}"
+    return f"{QUARANTINE_PREFIX}/{_check_name('product', product)}/{as_date(day):%Y%m%d}/{filename}"
 
 
 def _outcome_document(outcome_or_error: ValidationOutcome | BaseException | dict) -> dict[str, Any]:
@@ -101,7 +104,7 @@ def quarantine_granule(
     try:
         head = s3.head_object(Bucket=source_bucket, Key=source_key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             raise FileNotFoundError(
                 f"{source_uri} does not exist: there is nothing to quarantine; record the product "
                 "as a missing input instead"
@@ -114,7 +117,7 @@ def quarantine_granule(
         Key=key,
         CopySource={"Bucket": source_bucket, "Key": source_key},
         MetadataDirective="REPLACE",
-        Metadata={"source-uri": source_uri, "product": product, "day": as_day(day).isoformat()},
+        Metadata={"source-uri": source_uri, "product": product, "day": as_date(day).isoformat()},
         ContentType=head.get("ContentType") or "application/octet-stream",
     )
     sidecar_key = key + SIDECAR_SUFFIX
@@ -122,7 +125,7 @@ def quarantine_granule(
     previous = _read_json(s3, bucket, sidecar_key)
     document = {
         "product": product,
-        "day": as_day(day).isoformat(),
+        "day": as_date(day).isoformat(),
         "source_uri": source_uri,
         "source_etag": str(head.get("ETag", "")).strip('"'),
         "source_size": int(head.get("ContentLength", 0)),
@@ -135,6 +138,34 @@ def quarantine_granule(
     return key
 
 
+def _reason(outcome_or_error: ValidationOutcome | BaseException | dict) -> str:
+    return _outcome_document(outcome_or_error)["reason"]
+
+
+def quarantine_failure(
+    s3, settings: Settings, *, outcome_or_error: ValidationOutcome | BaseException | dict, **source: Any
+) -> dict[str, str]:
+    """Quarantine a landing object that could not be read or failed its suite, log it, and say so
+    in the task's result record.
+
+    The one quarantine step of every ingest and validation task: :func:`quarantine_granule`, then
+    one warning naming the object and the reason.
+
+    :param s3, settings, outcome_or_error: as :func:`quarantine_granule`.
+    :param source: the keyword arguments ``product``, ``day``, ``source_bucket`` and ``source_key``
+        of :func:`quarantine_granule`.
+    :return: ``{"status": "quarantined", "reason": ..., "quarantine_key": ...}``, to merge into
+        the task's result (``{**result, **quarantine_failure(...)}``). The reason is the
+        exception's message or the outcome's ``reason``.
+    :raises FileNotFoundError: when the source object does not exist (see :func:`quarantine_granule`).
+    """
+    key = quarantine_granule(s3, settings, outcome_or_error=outcome_or_error, **source)
+    reason = _reason(outcome_or_error)
+    log.warning("quarantined s3://%s/%s as s3://%s/%s: %s", source["source_bucket"], source["source_key"],
+                settings.store_bucket, key, reason)
+    return {"status": "quarantined", "reason": reason, "quarantine_key": key}
+
+
 def list_quarantine(s3, settings: Settings, day: Any = None, *, product: str | None = None) -> list[dict[str, Any]]:
     """Quarantined granules, optionally of one day and/or product, sorted by key.
 
@@ -142,19 +173,12 @@ def list_quarantine(s3, settings: Settings, day: Any = None, *, product: str | N
         ``uri``, ``validation_key``, and from the sidecar ``reason``, ``failed_checks``,
         ``source_uri``, ``quarantined_at`` (None when the sidecar is missing).
     """
-    from botocore.exceptions import ClientError
-
     bucket = settings.store_bucket
     prefix = f"{QUARANTINE_PREFIX}/" + (f"{_check_name('product', product)}/" if product else "")
     if product and day is not None:
-        prefix += f"{as_day(day):%Y%m%d}/"
-    try:
-        keys = list_keys(s3, bucket, prefix)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
-            return []
-        raise
-    wanted_day = f"{as_day(day):%Y%m%d}" if day is not None else None
+        prefix += f"{as_date(day):%Y%m%d}/"
+    keys = list_keys(s3, bucket, prefix, empty_if_no_bucket=True)
+    wanted_day = f"{as_date(day):%Y%m%d}" if day is not None else None
     entries: list[dict[str, Any]] = []
     for key in keys:
         if key.endswith(SIDECAR_SUFFIX):
@@ -186,6 +210,7 @@ def list_quarantine(s3, settings: Settings, day: Any = None, *, product: str | N
 __all__ = [
     "list_quarantine",
     "load_validation_result",
+    "quarantine_failure",
     "quarantine_granule",
     "quarantine_key",
     "store_validation_result",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from smflow.dates import as_date as as_day  # re-exported: smflow.quality.native imports it from here
 from smflow.quality import schema as schema_mod
 from smflow.quality.suites import (
     CELL_VARIABLES,
@@ -149,17 +150,6 @@ def _run_suite(table: pd.DataFrame, suite, asset_name: str) -> tuple[Any, float]
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def as_day(day: Any) -> dt.date:
-    """``day`` as a ``datetime.date`` (accepts date, datetime, ``YYYY-MM-DD``/``YYYYMMDD``, numpy/pandas times)."""
-    if isinstance(day, dt.datetime):
-        return day.date()
-    if isinstance(day, dt.date):
-        return day
-    if isinstance(day, str) and len(day) == 8 and day.isdigit():
-        return dt.date(int(day[:4]), int(day[4:6]), int(day[6:]))
-    return pd.Timestamp(day).date()
 
 
 def _day_start(day: dt.date) -> np.datetime64:

@@ -10,56 +10,18 @@ problem, so a quarantine record says what to fix.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from smflow.dates import DayLike, as_date
 from smflow.products import Product, get_product
+from smflow.readers import timeseries
+from smflow.readers.errors import GranuleError, check_signature
 
-#: First bytes of the two netCDF containers: netCDF-4 (HDF5) and netCDF classic / 64-bit.
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_CLASSIC_SIGNATURE = b"CDF"
-
-
-class GranuleError(ValueError):
-    """A file that cannot be used as a granule of its product.
-
-    Parameters
-    ----------
-    path : str or Path
-        The offending file.
-    problem : str
-        What is wrong, phrased so the reader knows what to fix.
-    """
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-    def __reduce__(self):  # keep the two-argument constructor picklable (Airflow, executors)
-        return (type(self), (str(self.path), self.problem))
-
-
-def check_signature(path: str | Path) -> None:
-    """Raise :class:`GranuleError` unless ``path`` exists and starts like a netCDF file."""
-    path = Path(path)
-    if not path.is_file():
-        raise GranuleError(path, "file does not exist (was the granule fetched?)")
-    size = path.stat().st_size
-    if size == 0:
-        raise GranuleError(path, "file is empty (0 bytes); re-fetch it from the landing zone")
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    if not (head.startswith(_HDF5_SIGNATURE) or head.startswith(_CLASSIC_SIGNATURE)):
-        raise GranuleError(
-            path,
-            f"not a netCDF file (starts with {head!r}, expected the HDF5 or CDF signature); "
-            "was an error page or another format saved under this name?",
-        )
+__all__ = ["DayLike", "GranuleError", "check_signature", "daily_mean", "daily_means", "data_variable_name",
+           "read_granule"]
 
 
 def read_granule(product: str | Product, path: str | Path) -> xr.Dataset:
@@ -82,21 +44,11 @@ def read_granule(product: str | Product, path: str | Path) -> xr.Dataset:
     GranuleError
         Missing, empty, truncated or non-netCDF file; wrong layout; missing variable.
     """
-    from smflow.readers import timeseries
-
     p = get_product(product)
     path = Path(path)
     raw = timeseries.read_layout(p.layout, [path], variables=timeseries.product_variables(p),
                                  require=(p.variable,))
     return timeseries.decode_product(p, raw, source_files=[path])
-
-
-DayLike = date | datetime | str | np.datetime64 | pd.Timestamp
-
-
-def _day_bounds(day: DayLike) -> tuple[np.datetime64, np.datetime64]:
-    start = pd.Timestamp(day).normalize().to_datetime64().astype("datetime64[ns]")
-    return start, start + np.timedelta64(1, "D")
 
 
 def data_variable_name(decoded: xr.Dataset) -> str:
@@ -143,8 +95,7 @@ def daily_means(decoded: xr.Dataset, start: DayLike, end: DayLike, *,
     name = variable or data_variable_name(decoded)
     if name not in decoded:
         raise KeyError(f"Decoded granule has no variable {name!r} (it has {sorted(decoded.data_vars)}).")
-    first, _ = _day_bounds(start)
-    last, _ = _day_bounds(end)
+    first, last = (np.datetime64(as_date(d), "ns") for d in (start, end))
     days = np.arange(first, last + np.timedelta64(1, "D"), np.timedelta64(1, "D"))
     values = np.asarray(decoded[name].values, dtype=np.float64)
     times = decoded["time"].values.astype("datetime64[ns]")

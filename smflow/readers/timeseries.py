@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import netCDF4
 import numpy as np
@@ -35,10 +35,11 @@ import xarray as xr
 from xarray.coding.times import decode_cf_datetime
 
 from smflow.config import Settings
+from smflow.dates import DayLike, as_date
 from smflow.products import Layout, Product, get_product
-from smflow.readers.granule import GranuleError, check_signature
+from smflow.readers.errors import GranuleError, check_signature
 
-DateLike = date | datetime | str | np.datetime64 | pd.Timestamp
+DateLike = DayLike
 BBox = tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max
 
 #: Location (instance) variables carried by every layout.
@@ -190,10 +191,8 @@ def _decode_time(path: Path, var: netCDF4.Variable, raw: np.ndarray) -> np.ndarr
 
 def _time_window(start: DateLike | None, end: DateLike | None):
     """``[start 00:00, end + 1 day 00:00)`` as datetime64[ns] (None = open)."""
-    t0 = None if start is None else np.datetime64(pd.Timestamp(start).normalize(), "ns")
-    t1 = None if end is None else np.datetime64(
-        pd.Timestamp(end).normalize() + pd.Timedelta(days=1), "ns"
-    )
+    t0 = None if start is None else np.datetime64(as_date(start), "ns")
+    t1 = None if end is None else np.datetime64(as_date(end), "ns") + np.timedelta64(1, "D")
     return t0, t1
 
 
@@ -410,7 +409,8 @@ def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def read_orthogonal(
+def read_layout(
+    layout: Layout,
     paths: str | Path | Iterable[str | Path],
     *,
     variables: Sequence[str] | None = None,
@@ -419,14 +419,18 @@ def read_orthogonal(
     bbox: BBox | None = None,
     require: Sequence[str] = (),
 ) -> xr.Dataset:
-    """Read orthogonal multidimensional time-series files (``var(locations, time)``).
+    """Read time-series files in one of the CF discrete-sampling-geometry layouts.
 
     Parameters
     ----------
+    layout : {"orthogonal", "contiguous_ragged", "indexed_ragged"}
+        ``orthogonal``: multidimensional ``var(locations, time)``; ``contiguous_ragged``:
+        ``row_size(locations)``, observations along ``obs``; ``indexed_ragged``:
+        ``locationIndex(time)``, observations along ``time``.
     paths : path or iterable of paths
         One or more cell files of the same product; their locations are concatenated.
     variables : sequence of str, optional
-        Data variables to read (default: all ``(locations, time)`` variables).
+        Data variables to read (default: all the layout's data variables).
     start, end : date-like, optional
         Keep times in ``[start, end + 1 day)`` (whole UTC days).
     bbox : (lon_min, lat_min, lon_max, lat_max), optional
@@ -438,71 +442,53 @@ def read_orthogonal(
     -------
     xr.Dataset
         Dims ``(location, time)``; coords ``lat``, ``lon``, ``alt``, ``location_id``, ``time``
-        (datetime64[ns], UTC).
+        (datetime64[ns], UTC). For the ragged layouts the ``time`` axis is the sorted union of
+        the observation times, and each location's values sit at its own observation times
+        (NaN, or the flag's fill value, elsewhere).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``layout``, or no file given.
+    GranuleError
+        A file that is missing, not netCDF, in another layout or without a required variable.
     """
+    if layout not in _LAYOUTS:
+        raise ValueError(f"Unknown layout {layout!r}; use one of {sorted(_LAYOUTS)}.")
     t0, t1 = _time_window(start, end)
-    parts = [_read_orthogonal_file(p, variables, require, t0, t1, bbox) for p in _as_paths(paths)]
-    return _assemble(parts, "orthogonal")
+    if layout == "orthogonal":
+        parts = [_read_orthogonal_file(p, variables, require, t0, t1, bbox) for p in _as_paths(paths)]
+    else:
+        parts = [_read_ragged_file(p, layout, variables, require, t0, t1, bbox) for p in _as_paths(paths)]
+    return _assemble(parts, layout)
 
 
-def read_contiguous_ragged(
-    paths: str | Path | Iterable[str | Path],
-    *,
-    variables: Sequence[str] | None = None,
-    start: DateLike | None = None,
-    end: DateLike | None = None,
-    bbox: BBox | None = None,
-    require: Sequence[str] = (),
-) -> xr.Dataset:
+_LAYOUTS: tuple[Layout, ...] = ("orthogonal", "contiguous_ragged", "indexed_ragged")
+
+
+def read_orthogonal(paths: str | Path | Iterable[str | Path], **options: Any) -> xr.Dataset:
+    """Read orthogonal multidimensional time-series files (``var(locations, time)``).
+
+    :func:`read_layout` with ``layout="orthogonal"``; ``options`` are its keyword arguments
+    (``variables``, ``start``, ``end``, ``bbox``, ``require``).
+    """
+    return read_layout("orthogonal", paths, **options)
+
+
+def read_contiguous_ragged(paths: str | Path | Iterable[str | Path], **options: Any) -> xr.Dataset:
     """Read contiguous ragged array files (``row_size(locations)``, observations along ``obs``).
 
-    Parameters and result as :func:`read_orthogonal`; the ``time`` axis is the sorted union of
-    the observation times, and each location's values sit at its own observation times (NaN, or
-    the flag's fill value, elsewhere).
+    :func:`read_layout` with ``layout="contiguous_ragged"``; ``options`` as there.
     """
-    t0, t1 = _time_window(start, end)
-    parts = [
-        _read_ragged_file(p, "contiguous_ragged", variables, require, t0, t1, bbox)
-        for p in _as_paths(paths)
-    ]
-    return _assemble(parts, "contiguous_ragged")
+    return read_layout("contiguous_ragged", paths, **options)
 
 
-def read_indexed_ragged(
-    paths: str | Path | Iterable[str | Path],
-    *,
-    variables: Sequence[str] | None = None,
-    start: DateLike | None = None,
-    end: DateLike | None = None,
-    bbox: BBox | None = None,
-    require: Sequence[str] = (),
-) -> xr.Dataset:
+def read_indexed_ragged(paths: str | Path | Iterable[str | Path], **options: Any) -> xr.Dataset:
     """Read indexed ragged array files (``locationIndex(time)``, observations along ``time``).
 
-    Parameters and result as :func:`read_contiguous_ragged`.
+    :func:`read_layout` with ``layout="indexed_ragged"``; ``options`` as there.
     """
-    t0, t1 = _time_window(start, end)
-    parts = [
-        _read_ragged_file(p, "indexed_ragged", variables, require, t0, t1, bbox)
-        for p in _as_paths(paths)
-    ]
-    return _assemble(parts, "indexed_ragged")
-
-
-_LAYOUT_READERS = {
-    "orthogonal": read_orthogonal,
-    "contiguous_ragged": read_contiguous_ragged,
-    "indexed_ragged": read_indexed_ragged,
-}
-
-
-def read_layout(layout: Layout, paths, **kwargs) -> xr.Dataset:
-    """Dispatch to the reader of ``layout`` (keyword arguments as :func:`read_orthogonal`)."""
-    try:
-        reader = _LAYOUT_READERS[layout]
-    except KeyError:
-        raise ValueError(f"Unknown layout {layout!r}; use one of {sorted(_LAYOUT_READERS)}.") from None
-    return reader(paths, **kwargs)
+    return read_layout("indexed_ragged", paths, **options)
 
 
 # -- product handler --------------------------------------------------------------------------

@@ -13,6 +13,9 @@ per cell), R is Pearson's product-moment correlation (Zhang et al. 2022, Eq. 11)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -51,31 +54,66 @@ class _Pairs:
     def anomaly(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.where(self.mask, values - self.mean(values)[..., None], 0.0)
 
+    def correlation(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Pearson's R and the sums of squared anomalies of the estimate and of the reference."""
+        de, dr = self.anomaly(self.estimate), self.anomaly(self.reference)
+        see, srr = (de * de).sum(-1), (dr * dr).sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.clip((de * dr).sum(-1) / np.sqrt(see * srr), -1.0, 1.0)
+        return r, see, srr
+
     def finish(self, result: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.where(self.enough, result, np.nan)[()]
 
 
-def pearson_r(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> NDArray[np.float64]:
-    """Pearson correlation coefficient over the last axis, on pairwise-finite samples.
-
-    Parameters
+#: The Parameters, Returns and Raises sections every metric shares (filled in by
+#: :func:`_documented`, so the six docstrings say the same thing in the same words).
+_SECTIONS = """Parameters
     ----------
     estimate : array_like, shape (..., time)
-        Estimated values (any unit).
+        {estimate}
     reference : array_like, shape (..., time)
-        Reference values, broadcastable against `estimate`.
+        {reference}, broadcastable against `estimate`.
     min_samples : int, default 2
-        Minimum number of pairs where both inputs are finite; fewer gives NaN.
+        Minimum number of pairs where both inputs are finite; fewer pairs give NaN.
 
     Returns
     -------
-    r : numpy.ndarray, shape (...)
-        Correlation coefficient [-]; NaN where too few pairs or a constant series.
+    {result} : numpy.ndarray, shape (...)
+        {result_description}
 
     Raises
     ------
     ValueError
-        If the inputs do not broadcast, are scalars, or `min_samples` is not a positive integer.
+        If the inputs do not broadcast, are scalars, or `min_samples` is not a positive integer."""
+
+_Metric = TypeVar("_Metric", bound=Callable[..., NDArray[np.float64]])
+
+
+def _documented(
+    estimate: str, reference: str = "Reference values in the same unit", *, returns: tuple[str, str]
+) -> Callable[[_Metric], _Metric]:
+    """Put the shared sections, with these descriptions, at ``{sections}`` in a metric's docstring.
+
+    ``returns`` is the name of the result and its description (with its unit).
+    """
+
+    def fill(metric: _Metric) -> _Metric:
+        if metric.__doc__:  # None under python -OO
+            sections = _SECTIONS.format(estimate=estimate, reference=reference, result=returns[0],
+                                        result_description=returns[1])
+            metric.__doc__ = metric.__doc__.replace("{sections}", sections)
+        return metric
+
+    return fill
+
+
+@_documented("Estimated values (any unit).", "Reference values",
+             returns=("r", "Correlation coefficient [-]; NaN where too few pairs or a constant series."))
+def pearson_r(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> NDArray[np.float64]:
+    """Pearson correlation coefficient over the last axis, on pairwise-finite samples.
+
+    {sections}
 
     Notes
     -----
@@ -89,33 +127,15 @@ def pearson_r(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2
     Zhang, Hou & Huang 2022, Remote Sens. 14, 5355, Eq. 11.
     """
     p = _Pairs(estimate, reference, min_samples)
-    de, dr = p.anomaly(p.estimate), p.anomaly(p.reference)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (de * dr).sum(-1) / np.sqrt((de * de).sum(-1) * (dr * dr).sum(-1))
-    return p.finish(np.clip(r, -1.0, 1.0))
+    return p.finish(p.correlation()[0])
 
 
+@_documented("Estimated values, e.g. soil moisture [m3 m-3] or rainfall [mm].",
+             returns=("bias", "Mean difference [unit of the inputs]; positive = estimate too high."))
 def bias(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> NDArray[np.float64]:
     """Mean difference ``estimate - reference`` over the last axis.
 
-    Parameters
-    ----------
-    estimate : array_like, shape (..., time)
-        Estimated values, e.g. soil moisture [m3 m-3] or rainfall [mm].
-    reference : array_like, shape (..., time)
-        Reference values in the same unit, broadcastable against `estimate`.
-    min_samples : int, default 2
-        Minimum number of pairwise-finite samples; fewer gives NaN.
-
-    Returns
-    -------
-    bias : numpy.ndarray, shape (...)
-        Mean difference [unit of the inputs]; positive = estimate too high.
-
-    Raises
-    ------
-    ValueError
-        If the inputs do not broadcast, are scalars, or `min_samples` is not a positive integer.
+    {sections}
 
     Notes
     -----
@@ -129,27 +149,12 @@ def bias(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> 
     return p.finish(p.mean(p.estimate - p.reference))
 
 
+@_documented("Estimated values, e.g. soil moisture [m3 m-3] or rainfall [mm].",
+             returns=("rmse", "Root mean square difference [unit of the inputs]."))
 def rmse(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> NDArray[np.float64]:
     """Root mean square difference over the last axis.
 
-    Parameters
-    ----------
-    estimate : array_like, shape (..., time)
-        Estimated values, e.g. soil moisture [m3 m-3] or rainfall [mm].
-    reference : array_like, shape (..., time)
-        Reference values in the same unit, broadcastable against `estimate`.
-    min_samples : int, default 2
-        Minimum number of pairwise-finite samples; fewer gives NaN.
-
-    Returns
-    -------
-    rmse : numpy.ndarray, shape (...)
-        Root mean square difference [unit of the inputs].
-
-    Raises
-    ------
-    ValueError
-        If the inputs do not broadcast, are scalars, or `min_samples` is not a positive integer.
+    {sections}
 
     Notes
     -----
@@ -166,27 +171,12 @@ def rmse(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> 
     return p.finish(np.sqrt(p.mean(d * d)))
 
 
+@_documented("Estimated values, e.g. soil moisture [m3 m-3].",
+             returns=("ubrmse", "Unbiased root mean square difference [unit of the inputs]."))
 def ubrmse(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> NDArray[np.float64]:
     """Unbiased RMSE (standard deviation of the difference) over the last axis.
 
-    Parameters
-    ----------
-    estimate : array_like, shape (..., time)
-        Estimated values, e.g. soil moisture [m3 m-3].
-    reference : array_like, shape (..., time)
-        Reference values in the same unit, broadcastable against `estimate`.
-    min_samples : int, default 2
-        Minimum number of pairwise-finite samples; fewer gives NaN.
-
-    Returns
-    -------
-    ubrmse : numpy.ndarray, shape (...)
-        Unbiased root mean square difference [unit of the inputs].
-
-    Raises
-    ------
-    ValueError
-        If the inputs do not broadcast, are scalars, or `min_samples` is not a positive integer.
+    {sections}
 
     Notes
     -----
@@ -210,28 +200,12 @@ def ubrmse(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -
     return p.finish(np.sqrt(p.mean(d * d)))
 
 
+@_documented("Simulated values, e.g. rainfall [mm].", "Observed values in the same unit",
+             returns=("nse", "Efficiency [-], 1 = perfect, 0 = as good as the reference mean; NaN for a constant reference."))
 def nse(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> NDArray[np.float64]:
     """Nash-Sutcliffe efficiency over the last axis.
 
-    Parameters
-    ----------
-    estimate : array_like, shape (..., time)
-        Simulated values, e.g. rainfall [mm].
-    reference : array_like, shape (..., time)
-        Observed values in the same unit, broadcastable against `estimate`.
-    min_samples : int, default 2
-        Minimum number of pairwise-finite samples; fewer gives NaN.
-
-    Returns
-    -------
-    nse : numpy.ndarray, shape (...)
-        Efficiency [-], 1 = perfect, 0 = as good as the reference mean; NaN for a constant
-        reference.
-
-    Raises
-    ------
-    ValueError
-        If the inputs do not broadcast, are scalars, or `min_samples` is not a positive integer.
+    {sections}
 
     Notes
     -----
@@ -253,27 +227,12 @@ def nse(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> N
     return p.finish(value)
 
 
+@_documented("Simulated values, e.g. rainfall [mm].", "Observed values in the same unit",
+             returns=("kge", "Efficiency [-], 1 = perfect; NaN where the reference is constant or has zero mean."))
 def kge(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> NDArray[np.float64]:
     """Kling-Gupta efficiency (Gupta et al. 2009) over the last axis.
 
-    Parameters
-    ----------
-    estimate : array_like, shape (..., time)
-        Simulated values, e.g. rainfall [mm].
-    reference : array_like, shape (..., time)
-        Observed values in the same unit, broadcastable against `estimate`.
-    min_samples : int, default 2
-        Minimum number of pairwise-finite samples; fewer gives NaN.
-
-    Returns
-    -------
-    kge : numpy.ndarray, shape (...)
-        Efficiency [-], 1 = perfect; NaN where the reference is constant or has zero mean.
-
-    Raises
-    ------
-    ValueError
-        If the inputs do not broadcast, are scalars, or `min_samples` is not a positive integer.
+    {sections}
 
     Notes
     -----
@@ -291,10 +250,8 @@ def kge(estimate: ArrayLike, reference: ArrayLike, *, min_samples: int = 2) -> N
     SM2RAIN calibration objective by Zhang et al. 2022, Sect. 3.3.
     """
     p = _Pairs(estimate, reference, min_samples)
-    de, dr = p.anomaly(p.estimate), p.anomaly(p.reference)
-    see, srr = (de * de).sum(-1), (dr * dr).sum(-1)
+    r, see, srr = p.correlation()
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.clip((de * dr).sum(-1) / np.sqrt(see * srr), -1.0, 1.0)
         alpha = np.sqrt(see / srr)
         beta = p.mean(p.estimate) / p.mean(p.reference)
         value = 1.0 - np.sqrt((r - 1.0) ** 2 + (alpha - 1.0) ** 2 + (beta - 1.0) ** 2)

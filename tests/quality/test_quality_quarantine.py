@@ -10,6 +10,7 @@ from quality_fixtures import GOOD_DAY, REAL_TIMESERIES
 from smflow.quality.quarantine import (
     list_quarantine,
     load_validation_result,
+    quarantine_failure,
     quarantine_granule,
     store_validation_result,
 )
@@ -95,6 +96,29 @@ def test_unreadable_file_is_quarantined_with_the_error(quality_settings, s3_clie
     assert sidecar["error_type"] == type(error).__name__
     assert sidecar["failed_checks"] == ["unreadable"]
     assert s3_client.head_object(Bucket=bucket, Key=source_key)["ContentLength"] > 0
+
+
+def test_quarantine_failure_returns_the_task_record_and_logs(quality_settings, s3_client, caplog):
+    """The step every ingest task shares: quarantine, log one warning, return the result record."""
+    from smflow.readers.granule import GranuleError
+
+    bucket = quality_settings.landing_bucket
+    source_key = "c3s/2017/06/c3s_20170603.nc"
+    s3_client.put_object(Bucket=bucket, Key=source_key, Body=b"CDF\x01 truncated")
+    error = GranuleError("c3s_20170603.nc", "truncated netCDF file; re-fetch it from the landing zone")
+    with caplog.at_level("WARNING", logger="smflow.quality.quarantine"):
+        record = quarantine_failure(
+            s3_client, quality_settings, product="c3s", day="2017-06-03T00:00:00+00:00",
+            source_bucket=bucket, source_key=source_key, outcome_or_error=error,
+        )
+    assert record == {"status": "quarantined", "reason": str(error),
+                      "quarantine_key": "quarantine/c3s/20170603/c3s_20170603.nc"}
+    sidecar = _get_json(s3_client, quality_settings.store_bucket, record["quarantine_key"] + ".validation.json")
+    assert sidecar["reason"] == str(error) and sidecar["day"] == "2017-06-03"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"quarantined s3://{bucket}/{source_key} as s3://{quality_settings.store_bucket}/"
+        f"{record['quarantine_key']}: {error}"
+    ]
 
 
 def test_missing_source_is_not_quarantined(quality_settings, s3_client):

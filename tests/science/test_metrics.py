@@ -83,3 +83,14 @@ def test_errors_say_what_is_wrong() -> None:
         bias(1.0, 2.0)
     with pytest.raises(ValueError, match="min_samples"):
         pearson_r(E, R, min_samples=0)
+
+
+@pytest.mark.parametrize("metric", [bias, kge, nse, pearson_r, rmse, ubrmse])
+def test_every_metric_documents_its_parameters_result_and_errors(metric) -> None:
+    doc = metric.__doc__
+    assert "{sections}" not in doc
+    for section in ("Parameters\n    ----------\n    estimate : array_like, shape (..., time)",
+                    "min_samples : int, default 2", "Returns\n    -------\n    ",
+                    "Raises\n    ------\n    ValueError", "Notes\n    -----", "References\n    ----------"):
+        assert section in doc, (metric.__name__, section)
+    assert f"    {'r' if metric is pearson_r else metric.__name__} : numpy.ndarray, shape (...)" in doc
