@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
 from typing import Any
-
-import pandas as pd
 
 from smflow.catalog import pipeline
 from smflow.config import Settings
+from smflow.dates import as_date
 
 log = logging.getLogger(__name__)
 
 STORE_PRODUCTS: tuple[str, ...] = tuple(pipeline("daily_soil_moisture").inputs)
-
-
-def _d(value: str) -> date:
-    return date.fromisoformat(str(value)[:10])
 
 
 def seed_store(start: str, end: str, *, settings: Settings | None = None,
@@ -39,8 +33,8 @@ def seed_store(start: str, end: str, *, settings: Settings | None = None,
         (p, v) for p in products for v in AUXILIARY_FIELDS.get(p, ())]
     for product, variable in fields:
         name = product if variable is None else auxiliary_field(product, variable)
-        series = gridded_series(product, _d(start), _d(end), grid, variable=variable)
-        days = [pd.Timestamp(t).date() for t in series["time"].values]
+        series = gridded_series(product, as_date(start), as_date(end), grid, variable=variable)
+        days = [as_date(t) for t in series["time"].values]
 
         def put(i: int) -> str:
             return store.put(name, days[i], series.isel(time=i, drop=True))
@@ -63,7 +57,7 @@ def train(model: str, train_start: str, train_end: str, eval_start: str, eval_en
     from smflow.ml.train import train_sm2rain, train_tc_merging
     from smflow.ml.train_merging import MERGING_MODEL, train_merging
 
-    period = (_d(train_start), _d(train_end)), (_d(eval_start), _d(eval_end))
+    period = (as_date(train_start), as_date(train_end)), (as_date(eval_start), as_date(eval_end))
     if model == "sm2rain":
         result = train_sm2rain(*period, settings=settings, swi_filter=swi_filter)
     elif model == "tc_merging":
