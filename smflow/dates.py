@@ -42,17 +42,15 @@ def as_date(day: DayLike) -> date:
     """
     if isinstance(day, date) and not isinstance(day, datetime):
         return day
+    stamp = pd.NaT
     if isinstance(day, datetime | str | np.datetime64):  # pd.Timestamp and pd.NaT are datetimes
         try:
             stamp = pd.Timestamp(day)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"{day!r} is not a day; pass a date, a datetime or an ISO string such as "
-                "'2018-06-01' (or '20180601')."
-            ) from exc
-        if not pd.isna(stamp):
-            return stamp.date()
-    raise ValueError(
-        f"{day!r} ({type(day).__name__}) is not a day; pass a date, a datetime, a numpy/pandas "
-        "time or an ISO string such as '2018-06-01' (or '20180601')."
-    )
+        except (ValueError, TypeError):
+            pass  # refused below, with the value named
+    if pd.isna(stamp):
+        raise ValueError(
+            f"{day!r} ({type(day).__name__}) is not a day; pass a date, a datetime, a numpy/pandas "
+            "time or an ISO string such as '2018-06-01' (or '20180601')."
+        )
+    return stamp.date()
