@@ -272,25 +272,26 @@ def _search_b(ds: NDArray[np.float64], y: NDArray[np.float64], event_h: NDArray[
               mask: NDArray[np.bool_], n: int, sum_y: float, sum_y2: float, dt: float, objective: int,
               bounds: NDArray[np.float64], grid: NDArray[np.float64], power: NDArray[np.float64],
               log_nodes: NDArray[np.float64], refine: bool, h: NDArray[np.float64], node: NDArray[np.int64],
-              product_node: NDArray[np.int64], moments: NDArray[np.float64], scores: NDArray[np.float64]) -> float:
-    """Best b on the grid from the histograms of ``mask`` (refined by a parabola in log b).
+              product_node: NDArray[np.int64], moments: NDArray[np.float64], scores: NDArray[np.float64],
+              first: int, last: int) -> float:
+    """Best b among ``grid[first:last + 1]`` from the histograms of ``mask`` (refined by a parabola
+    in log b).
 
     ``power`` is the table ``nodes**grid`` shaped (b, nodes), shared by all cells."""
     n_bins = log_nodes.size - 1
     s11, t1, d1 = _histograms(ds, y, event_h, mask, h, node, product_node)
     half = 0.5 * dt
-    size = grid.size
-    _grid_moments(h, power, moments)
-    index = 0
-    for j in range(size):
+    _grid_moments(h, power[first:last + 1], moments[:, first:last + 1])
+    index = first
+    for j in range(first, last + 1):
         s22 = half * (moments[3, j] + 2.0 * moments[4, j])
         scores[j] = _value_from_moments(s11, t1, d1, moments[0, j], moments[1, j], s22, moments[2, j], n,
                                         sum_y, sum_y2, objective, bounds)
         if scores[j] < scores[index]:
             index = j
     b = grid[index]
-    if refine and size > 2:
-        k = min(max(index, 1), size - 2)
+    if refine and last - first >= 2:
+        k = min(max(index, first + 1), last - 1)
         x0, x1, x2 = math.log(grid[k - 1]), math.log(grid[k]), math.log(grid[k + 1])
         f0, f1, f2 = scores[k - 1], scores[k], scores[k + 1]
         denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
@@ -357,38 +358,81 @@ def _powers(log_s: NDArray[np.float64], b: float, power: NDArray[np.float64], ex
         bits[t] += exponent[t]
 
 
+@numba.njit(**_JIT)
+def _store_fit(b: float, z: float, a: float, sum_sim: float, sum_sim2: float, sum_simy: float, n: int, sum_y: float,
+               sum_y2: float, objective: int, bounds: NDArray[np.float64], fit: NDArray[np.float64]) -> None:
+    """Objective of the clipped model from its sums (KGE: (Z, a) rescaled) into ``fit`` = (value, Z,
+    a, b, sum_sim, sum_sim2, sum_simy, slope: NaN)."""
+    value, scale = _score(n, sum_sim, sum_sim2, sum_simy, sum_y, sum_y2, objective)
+    fit_z, fit_a = z, a
+    if objective == OBJECTIVE_KGE:
+        value, fit_z, fit_a, sum_sim, sum_sim2, sum_simy = _kge_rescale(
+            value, z, a, sum_sim, sum_sim2, sum_simy, scale, n, sum_y, sum_y2, bounds)
+    fit[0], fit[1], fit[2], fit[3] = value, fit_z, fit_a, b
+    fit[4], fit[5], fit[6], fit[7] = sum_sim, sum_sim2, sum_simy, math.nan
+
+
 @numba.njit(**_SUMS)
-def _exact_pass(b: float, log_s: NDArray[np.float64], ds: NDArray[np.float64], y: NDArray[np.float64],
-                event_h: NDArray[np.float64], event: NDArray[np.bool_], mask: NDArray[np.bool_],
-                new_mask: NDArray[np.bool_], fixed: bool, use_previous: bool, z_prev: float, a_prev: float,
-                step: bool, n: int, sum_y: float, sum_y2: float, objective: int, bounds: NDArray[np.float64],
-                power: NDArray[np.float64], g: NDArray[np.float64], exponent: NDArray[np.int64],
-                fit: NDArray[np.float64]) -> float:
-    """Exact fit of (Z, a) at b on the steps ``mask`` (or, with ``use_previous``, on the steps where
-    (z_prev, a_prev) gives rain at this b); its clipped objective into ``fit`` = (value, Z, a, b,
-    sum_sim, sum_sim2, sum_simy); the new active set into ``new_mask``; returns the Gauss-Newton
-    update of b (b itself when not ``step``)."""
-    steps = ds.size
-    _powers(log_s, b, power, exponent)
-    # Branch-free loops (0/1 weights instead of ifs): the active set is a random pattern that
+def _score_clipped(b: float, z: float, a: float, ds: NDArray[np.float64], g: NDArray[np.float64],
+                   y: NDArray[np.float64], event: NDArray[np.bool_], fixed: bool, new_mask: NDArray[np.bool_], n: int,
+                   sum_y: float, sum_y2: float, objective: int, bounds: NDArray[np.float64],
+                   fit: NDArray[np.float64]) -> None:
+    """Clipped model of (z, a) with the loss term g: its fit (:func:`_store_fit`) and the steps
+    where it rains (``event`` with a fixed active set) into ``new_mask``."""
+    sum_sim = sum_sim2 = sum_simy = 0.0
+    for t in range(ds.size):
+        raw = ds[t] * z + g[t] * a
+        positive = raw > 0
+        sim = raw if positive else 0.0
+        sum_sim += sim
+        sum_sim2 += sim * sim
+        sum_simy += sim * y[t]
+        new_mask[t] = event[t] if fixed else positive
+    _store_fit(b, z, a, sum_sim, sum_sim2, sum_simy, n, sum_y, sum_y2, objective, bounds, fit)
+
+
+@numba.njit(**_SUMS)
+def _refit(z: float, a: float, ds: NDArray[np.float64], g: NDArray[np.float64], y: NDArray[np.float64],
+           bounds: NDArray[np.float64], mask: NDArray[np.bool_], from_mask: bool) -> tuple[float, float]:
+    """Box least-squares (Z, a) with the loss term g on the steps of ``mask`` (``from_mask``) or on
+    the steps where (z, a) rains (the clipping's active set)."""
+    # Branch-free sums (0/1 weights instead of ifs): the active set is a random pattern that
     # would defeat branch prediction. Adding exact zeros leaves the sums unchanged.
     s11 = t1 = s12 = s22 = t2 = 0.0
-    previous = use_previous and not fixed
-    for t in range(steps):
-        gt = (power[t + 1] + power[t]) * event_h[t]
-        g[t] = gt
-        d = ds[t]
-        if previous:
-            m = 1.0 if d * z_prev + gt * a_prev > 0 else 0.0
-        else:
+    for t in range(ds.size):
+        d, gt = ds[t], g[t]
+        if from_mask:
             m = 1.0 if mask[t] else 0.0
+        else:
+            m = 1.0 if d * z + gt * a > 0 else 0.0
         dm, gm = d * m, gt * m
         s11 += dm * d
         t1 += dm * y[t]
         s12 += gm * d
         s22 += gm * gt
         t2 += gm * y[t]
-    z, a = _box_least_squares(s11, s12, s22, t1, t2, bounds[0], bounds[1], bounds[2], bounds[3])
+    return _box_least_squares(s11, s12, s22, t1, t2, bounds[0], bounds[1], bounds[2], bounds[3])
+
+
+@numba.njit(**_SUMS)
+def _exact_pass(b: float, log_s: NDArray[np.float64], ds: NDArray[np.float64], y: NDArray[np.float64],
+                event_h: NDArray[np.float64], event: NDArray[np.bool_], mask: NDArray[np.bool_],
+                new_mask: NDArray[np.bool_], fixed: bool, use_previous: bool, z_prev: float, a_prev: float,
+                step: bool, n: int, sum_y: float, sum_y2: float, objective: int, bounds: NDArray[np.float64],
+                power: NDArray[np.float64], g: NDArray[np.float64], exponent: NDArray[np.int64],
+                fit: NDArray[np.float64], fits: int = 1) -> float:
+    """Exact fit of (Z, a) at b on the steps ``mask`` (or, with ``use_previous``, on the steps where
+    (z_prev, a_prev) gives rain at this b), refitted ``fits - 1`` times on the steps where the
+    previous fit rains; the clipped objective of the last fit into ``fit`` = (value, Z, a, b,
+    sum_sim, sum_sim2, sum_simy, slope in log b (with ``step``)); the new active set into
+    ``new_mask``; returns the Gauss-Newton update of b (b itself when not ``step``)."""
+    steps = ds.size
+    _powers(log_s, b, power, exponent)
+    for t in range(steps):
+        g[t] = (power[t + 1] + power[t]) * event_h[t]
+    z, a = _refit(z_prev, a_prev, ds, g, y, bounds, mask, not (use_previous and not fixed))
+    for _ in range(1, 1 if fixed else fits):
+        z, a = _refit(z, a, ds, g, y, bounds, mask, False)
     sum_sim = sum_sim2 = sum_simy = 0.0
     c11 = c12 = c22 = r1 = r2 = r3 = c13 = c23 = c33 = 0.0
     if step:
@@ -416,36 +460,145 @@ def _exact_pass(b: float, log_s: NDArray[np.float64], ds: NDArray[np.float64], y
             c23 += dgm * gt
             c33 += dgm * dg
     else:
-        for t in range(steps):
-            raw = ds[t] * z + g[t] * a
-            positive = raw > 0
-            sim = raw if positive else 0.0
-            sum_sim += sim
-            sum_sim2 += sim * sim
-            sum_simy += sim * y[t]
-            new_mask[t] = event[t] if fixed else positive
-    value, scale = _score(n, sum_sim, sum_sim2, sum_simy, sum_y, sum_y2, objective)
-    fit_z, fit_a = z, a
-    if objective == OBJECTIVE_KGE:
-        value, fit_z, fit_a, sum_sim, sum_sim2, sum_simy = _kge_rescale(
-            value, z, a, sum_sim, sum_sim2, sum_simy, scale, n, sum_y, sum_y2, bounds)
-    fit[0], fit[1], fit[2], fit[3] = value, fit_z, fit_a, b
-    fit[4], fit[5], fit[6] = sum_sim, sum_sim2, sum_simy
-    if not step:
+        _score_clipped(b, z, a, ds, g, y, event, fixed, new_mask, n, sum_y, sum_y2, objective, bounds, fit)
         return b
-    # Gauss-Newton on the clipped model: columns ds, g, a dg/db on the new active set; Cramer's
-    # rule for the b component of (J'J) delta = -J'r.
+    _store_fit(b, z, a, sum_sim, sum_sim2, sum_simy, n, sum_y, sum_y2, objective, bounds, fit)
+    # Slope of the clipped sum of squares in log b at this (Z, a) (= that of the profile over
+    # (Z, a) when they are its optimum: envelope theorem), for the line search of _refine_b.
     r3 *= a
+    fit[7] = 2.0 * b * r3
+    # Gauss-Newton on the clipped model: columns ds, g, a dg/db on the new active set; Cramer's
+    # rule for the b component of (J'J) delta = -J'r. A parameter held on its bound by the box
+    # (a = 200 mm/day is common) is not free: its column is left out, else the step in b assumes
+    # a move of that parameter the bounds forbid and stalls short of the optimum.
     c13 *= a
     c23 *= a
     c33 *= a * a
-    det = c11 * (c22 * c33 - c23 * c23) - c12 * (c12 * c33 - c23 * c13) + c13 * (c12 * c23 - c22 * c13)
-    num = c11 * (c22 * r3 - r2 * c23) - c12 * (c12 * r3 - r2 * c13) + r1 * (c12 * c23 - c22 * c13)
+    z_free = bounds[0] < z < bounds[1]
+    a_free = bounds[2] < a < bounds[3]
+    if z_free and a_free:
+        det = c11 * (c22 * c33 - c23 * c23) - c12 * (c12 * c33 - c23 * c13) + c13 * (c12 * c23 - c22 * c13)
+        num = c11 * (c22 * r3 - r2 * c23) - c12 * (c12 * r3 - r2 * c13) + r1 * (c12 * c23 - c22 * c13)
+        scale = abs(c11 * c22 * c33)
+    elif z_free:
+        det = c11 * c33 - c13 * c13
+        num = c11 * r3 - c13 * r1
+        scale = abs(c11 * c33)
+    elif a_free:
+        det = c22 * c33 - c23 * c23
+        num = c22 * r3 - c23 * r2
+        scale = abs(c22 * c33)
+    else:
+        det = c33
+        num = r3
+        scale = abs(c33)
     delta = -num / det
-    if not (abs(det) > 1e-12 * abs(c11 * c22 * c33) and math.isfinite(delta)):
+    if not (abs(det) > 1e-12 * scale and math.isfinite(delta)):
         delta = 0.0
     # At most a factor e per pass: the loss curve is far from linear in b.
     return _clip(b + delta, b / math.e, b * math.e)
+
+
+@numba.njit(**_SUMS)
+def _scan_b(scan_b: NDArray[np.float64], log_s: NDArray[np.float64], ds: NDArray[np.float64], y: NDArray[np.float64],
+            event_h: NDArray[np.float64], event: NDArray[np.bool_], start_mask: NDArray[np.bool_], fixed: bool,
+            iterations: int, n: int, sum_y: float, sum_y2: float, objective: int, bounds: NDArray[np.float64],
+            power: NDArray[np.float64], exponent: NDArray[np.int64], g: NDArray[np.float64],
+            scan_values: NDArray[np.float64], scan_masks: NDArray[np.bool_], fit: NDArray[np.float64],
+            best: NDArray[np.float64]) -> None:
+    """Clipped objective at every b of ``scan_b`` (increasing; where a value doubles the previous
+    one, ``s^b`` is the square of the previous power, without ``exp``).
+
+    At each b, (Z, a) are fitted on ``start_mask``, then `iterations` - 1 times again on the steps
+    where the previous fit rains; the clipped model of the last fit is scored. Writes the values
+    into ``scan_values``, the steps where that fit rains into ``scan_masks`` (b, steps), and keeps
+    the best fit in ``best`` (as ``fit`` of :func:`_exact_pass`)."""
+    steps = ds.size
+    for k in range(scan_b.size):
+        b = scan_b[k]
+        if k > 0 and b == 2.0 * scan_b[k - 1]:
+            for t in range(steps + 1):
+                power[t] = power[t] * power[t]
+        else:
+            _powers(log_s, b, power, exponent)
+        for t in range(steps):
+            g[t] = (power[t + 1] + power[t]) * event_h[t]
+        z, a = _refit(0.0, 0.0, ds, g, y, bounds, start_mask, True)
+        for _ in range(1, 1 if fixed else iterations):
+            z, a = _refit(z, a, ds, g, y, bounds, start_mask, False)
+        _score_clipped(b, z, a, ds, g, y, event, fixed, scan_masks[k], n, sum_y, sum_y2, objective, bounds, fit)
+        scan_values[k] = fit[0]
+        if fit[0] < best[0]:
+            best[:] = fit
+
+
+@numba.njit(**_JIT)
+def _vertex(x0: float, x1: float, x2: float, f0: float, f1: float, f2: float) -> float:
+    """Abscissa of the vertex of the parabola through three points, clipped to [x0, x2]; x1 if
+    the parabola is degenerate."""
+    denominator = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
+    vertex = x1 - 0.5 * ((x1 - x0) ** 2 * (f1 - f2) - (x1 - x2) ** 2 * (f1 - f0)) / denominator
+    if denominator != 0 and math.isfinite(vertex):
+        return _clip(vertex, x0, x2)
+    return x1
+
+
+@numba.njit(**_JIT)
+def _refine_b(x: float, x_lo: float, x_hi: float, passes: int, log_s: NDArray[np.float64], ds: NDArray[np.float64],
+              y: NDArray[np.float64], event_h: NDArray[np.float64], event: NDArray[np.bool_],
+              mask: NDArray[np.bool_], new_mask: NDArray[np.bool_], fixed: bool, n: int, sum_y: float,
+              sum_y2: float, objective: int, bounds: NDArray[np.float64], power_t: NDArray[np.float64],
+              g: NDArray[np.float64], exponent: NDArray[np.int64], fit: NDArray[np.float64],
+              chain: NDArray[np.float64], fits: int) -> None:
+    """Safeguarded line search in ``log b`` from ``x`` inside the bracket [x_lo, x_hi]: at most
+    ``passes`` exact passes, each fitting (Z, a) on the steps where the chain's best fit rains at the
+    new b (``mask`` for the first), scoring the clipped model and its slope in log b.
+
+    The bracket shrinks to the side the slope (or a worse value) points away from; the next point
+    is the secant of the slopes, else the Gauss-Newton step, else the bisection -- whichever first
+    falls inside the bracket. The clipped objective is piecewise smooth in b and its residuals are
+    large (rain is noisy), where Gauss-Newton alone creeps; the secant on the exact slope converges
+    superlinearly and the bracket keeps it in the basin. The best fit goes into ``chain``."""
+    chain[:] = np.nan
+    chain[0] = math.inf
+    x_best = x
+    x_prev = slope_prev = math.nan
+    for k in range(passes):
+        b = math.exp(x)
+        b_newton = _exact_pass(b, log_s, ds, y, event_h, event, mask, new_mask, fixed, k > 0, chain[1], chain[2],
+                               True, n, sum_y, sum_y2, objective, bounds, power_t, g, exponent, fit, fits)
+        slope = fit[7]
+        if fit[0] < chain[0]:
+            chain[:] = fit
+            x_best = x
+            if slope > 0:
+                x_hi = x
+            elif slope < 0:
+                x_lo = x
+        elif x > x_best:  # worse: the minimum lies between the best point and this one
+            x_hi = x
+        else:
+            x_lo = x
+        if not x_hi - x_lo > 1e-7 or slope == 0 or slope != slope:
+            break
+        step = math.nan
+        if slope_prev == slope_prev and slope != slope_prev:
+            step = x - slope * (x - x_prev) / (slope - slope_prev)
+        if not x_lo < step < x_hi:
+            step = math.log(b_newton)
+            if not (x_lo < step < x_hi) or step == x:
+                step = 0.5 * (x_lo + x_hi)
+        if abs(step - x) < 1e-7:
+            break
+        x_prev, slope_prev = x, slope
+        mask[:] = new_mask
+        x = step
+
+
+#: A second local minimum of the coarse scan is refined too when its clipped objective is within
+#: this relative margin of the best one (the scan fits (Z, a) on the increments, not on the final
+#: active set, so close basins can swap once refined).
+SCAN_MARGIN = 0.05
 
 
 @numba.njit(**_JIT)
@@ -453,14 +606,19 @@ def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs:
                   stop: int, dt: float,
                   has_threshold: bool, threshold: float, objective: int, bounds: NDArray[np.float64],
                   grid: NDArray[np.float64], power: NDArray[np.float64], log_nodes: NDArray[np.float64],
-                  refine: bool, passes: int, out: NDArray[np.float64]) -> None:
+                  scan_b: NDArray[np.float64], scan_iterations: int, chains: int, refine: bool, passes: int,
+                  out: NDArray[np.float64]) -> None:
     """Daily SM2RAIN calibration of the cells ``start:stop`` of ``s`` / ``p_obs`` (cells, time).
 
     ``log_s_all`` is ``log(fmax(s, 0))`` (numpy's vectorised log; -inf where s is 0 or missing).
 
-    ``bounds`` = (Z lo, Z hi, a lo, a hi, b lo, b hi). Writes per cell into ``out`` (cells, 10):
-    objective, Z, a, b, sum_sim, sum_sim2, sum_simy, n, sum y, sum y^2 (y the observations on
-    the valid steps, not clipped at 0). Algorithm: see ``smflow.science.sm2rain.solvers._calibrate_daily``.
+    ``bounds`` = (Z lo, Z hi, a lo, a hi, b lo, b hi); ``scan_b`` the increasing values of b of the
+    exact scan (:func:`_scan_b`, `scan_iterations` fits each); ``chains`` how many local minima of
+    the scan are refined at most (:func:`_refine_b`, `passes` exact passes each); ``grid`` and its
+    ``power`` table only serve the histogram search of ``refine=False``. Writes per cell into
+    ``out`` (cells, 10): objective, Z, a, b, sum_sim, sum_sim2, sum_simy, n, sum y, sum y^2 (y the
+    observations on the valid steps, not clipped at 0). Algorithm: see
+    ``smflow.science.sm2rain.solvers._calibrate_daily``.
     """
     size = s.shape[1]
     steps = size - 1
@@ -473,6 +631,7 @@ def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs:
     event_h = np.empty(steps)
     event = np.empty(steps, dtype=np.bool_)
     base = np.empty(steps, dtype=np.bool_)
+    wet = np.empty(steps, dtype=np.bool_)
     mask = np.empty(steps, dtype=np.bool_)
     new_mask = np.empty(steps, dtype=np.bool_)
     power_t = np.empty(size)
@@ -481,8 +640,13 @@ def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs:
     h = np.empty((4, log_nodes.size))
     moments = np.empty((5, grid.size))
     scores = np.empty(grid.size)
-    fit = np.empty(7)
-    best = np.empty(7)
+    fit = np.empty(8)
+    chain = np.empty(8)
+    best = np.empty(8)
+    n_scan = scan_b.size
+    scan_values = np.empty(n_scan)
+    scan_masks = np.empty((n_scan, steps), dtype=np.bool_)
+    last_index = grid.size - 1
     n_bins = log_nodes.size - 1
     b_lo, b_hi = bounds[4], bounds[5]
     fixed = has_threshold and threshold >= 0
@@ -508,6 +672,9 @@ def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs:
             y[t] = yt
             event_h[t] = 0.5 * dt if on else 0.0
             base[t] = on & (d >= 0)
+            # Rain on a falling step comes only from the loss term: starting the fits on the rising
+            # steps alone can lock a at 0 for large b (a local minimum of the clipped fit).
+            wet[t] = on & ((d >= 0) | (yt > 0))
             product_node[t] = int(s0[t + 1] * s0[t] * n_bins + 0.5)
             n += valid
             sum_y += yt
@@ -517,40 +684,40 @@ def sm2rain_daily(s: NDArray[np.float64], log_s_all: NDArray[np.float64], p_obs:
         start_mask = event if fixed else base
         best[:] = np.nan
         best[0] = math.inf
-        b = _search_b(ds, y, event_h, start_mask, n, sum_y, sum_y2, dt, objective, bounds, grid, power, log_nodes,
-                      refine, h, node, product_node, moments, scores)
-        mask[:] = start_mask
-        if refine and not fixed:
-            # The steps that dry out but still carry rain change the best b: search again on the
-            # active set of a first exact fit.
-            _exact_pass(_clip(b, b_lo, b_hi), log_s, ds, y, event_h, event, start_mask, mask, fixed, False, 0.0,
-                        0.0, False, n, sum_y, sum_y2, objective, bounds, power_t, g, exponent, fit)
-            if fit[0] < best[0]:
-                best[:] = fit
-            b = _search_b(ds, y, event_h, mask, n, sum_y, sum_y2, dt, objective, bounds, grid, power, log_nodes,
-                          refine, h, node, product_node, moments, scores)
-        b = _clip(b, b_lo, b_hi)
-        total = max(passes, 1) if refine else 1
-        direction = 0.0
-        boost = 1.0
-        for k in range(total):
-            last = k == total - 1
-            b_next = _exact_pass(b, log_s, ds, y, event_h, event, mask, new_mask, fixed, k > 0, best[1], best[2],
-                                 not last, n, sum_y, sum_y2, objective, bounds, power_t, g, exponent, fit)
-            better = fit[0] < best[0]
-            if better:
-                best[:] = fit
-            if last:
-                break
-            # Gauss-Newton steps from the current point, better or not; where the objective is
-            # flat, successive improving steps in the same direction are doubled (up to 8x).
-            step = math.log(b_next / b)
-            sign = 0.0 if step == 0 else (1.0 if step > 0 else (-1.0 if step < 0 else math.nan))
-            same = better and sign == direction and step != 0
-            boost = min(boost * 2.0, 8.0) if same else 1.0
-            direction = sign
-            mask[:] = new_mask
-            b = _clip(b * math.exp(_clip(boost * step, -1.0, 1.0)), b_lo, b_hi)
+        if not refine:
+            b = _search_b(ds, y, event_h, start_mask, n, sum_y, sum_y2, dt, objective, bounds, grid, power,
+                          log_nodes, refine, h, node, product_node, moments, scores, 0, last_index)
+            b = _clip(b, b_lo, b_hi)
+            _exact_pass(b, log_s, ds, y, event_h, event, start_mask, new_mask, fixed, False, 0.0, 0.0, False, n,
+                        sum_y, sum_y2, objective, bounds, power_t, g, exponent, best)
+        else:
+            # Exact scan of the clipped objective over b (doubling steps); its local minima are the
+            # basins of b worth refining.
+            _scan_b(scan_b, log_s, ds, y, event_h, event, event if fixed else wet, fixed, scan_iterations, n, sum_y,
+                    sum_y2, objective, bounds, power_t, exponent, g, scan_values, scan_masks, fit, best)
+            order = np.argsort(scan_values)
+            top = scan_values[order[0]]
+            runs = 0
+            for i in range(n_scan):
+                k = order[i]
+                value = scan_values[k]
+                if runs == chains or not value < math.inf or (runs > 0 and value > top + SCAN_MARGIN * abs(top)):
+                    break
+                if (k > 0 and scan_values[k - 1] < value) or (k < n_scan - 1 and scan_values[k + 1] < value):
+                    continue  # not a local minimum
+                # The basin: from the vertex of the parabola through the neighbouring scan points
+                # (in log b), a line search inside them, starting on the active set of the scan fit.
+                x_lo = math.log(scan_b[k - 1]) if k > 0 else math.log(b_lo)
+                x_hi = math.log(scan_b[k + 1]) if k < n_scan - 1 else math.log(b_hi)
+                x = math.log(scan_b[k])
+                if 0 < k < n_scan - 1:
+                    x = _vertex(x_lo, x, x_hi, scan_values[k - 1], value, scan_values[k + 1])
+                mask[:] = scan_masks[k]
+                _refine_b(x, x_lo, x_hi, max(passes, 1), log_s, ds, y, event_h, event, mask, new_mask, fixed, n,
+                          sum_y, sum_y2, objective, bounds, power_t, g, exponent, fit, chain, scan_iterations)
+                if chain[0] < best[0]:
+                    best[:] = chain
+                runs += 1
         for k in range(7):
             out[cell, k] = best[k]
         out[cell, 7] = n

@@ -203,6 +203,22 @@ def test_calibration_errors_say_how_to_fix(water_balance: dict[str, np.ndarray])
         calibrate_sm2rain(s, rain, aggregation=0)
 
 
+
+def test_default_bounds_are_per_day_and_refuse_a_dt_in_another_unit(water_balance: dict[str, np.ndarray]) -> None:
+    # Hourly steps summed to days: the default a_bounds (mm/day) and T_bounds (days) need dt in days.
+    s = np.repeat(water_balance["s"][:2], 24, axis=1)
+    rain = np.repeat(water_balance["rain"][:2], 24, axis=1) / 24
+    with pytest.raises(ValueError, match=r"a_bounds.*dt=1/24"):
+        calibrate_sm2rain(s, rain, dt=1.0, aggregation=24)  # dt = 1 hour: a would be in mm/h
+    with pytest.raises(ValueError, match="a_bounds and T_bounds"):
+        calibrate_sm2rain(s, rain, dt=1.0, aggregation=24, swi_filter="exponential")
+    hourly_in_days = calibrate_sm2rain(s, rain, dt=1 / 24, aggregation=24)
+    assert np.all(np.isfinite(hourly_in_days.a)) and np.all(hourly_in_days.a <= 200.0)
+    # explicit bounds in the unit of dt (mm/h) are the caller's choice
+    in_hours = calibrate_sm2rain(s, rain, dt=1.0, aggregation=24, a_bounds=(0.0, 200.0 / 24))
+    np.testing.assert_allclose(in_hours.a * 24, hourly_in_days.a, rtol=1e-6)
+    np.testing.assert_allclose(in_hours.rmse, hourly_in_days.rmse, rtol=1e-9)
+
 # ----------------------------------------------------------------------------- real stations
 
 SM2RAIN_EXAMPLE = (

@@ -67,14 +67,14 @@ def calibrate_sm2rain(
     delta_s_threshold: float | None = None,
     objective: Objective = "rmse",
     z_bounds: tuple[float, float] = DEFAULT_Z_BOUNDS,
-    a_bounds: tuple[float, float] = DEFAULT_A_BOUNDS,
+    a_bounds: tuple[float, float] | None = None,
     b_bounds: tuple[float, float] = DEFAULT_B_BOUNDS,
     b_grid: ArrayLike | None = None,
     refine: bool = True,
     min_samples: int = 30,
     max_active_set_iterations: int = 8,
     method: Method = "auto",
-    newton_passes: int = 4,
+    newton_passes: int = 8,
     swi_filter: SWIFilter = "none",
     T_bounds: tuple[float, float] | None = None,
     T_grid: ArrayLike | None = None,
@@ -108,28 +108,37 @@ def calibrate_sm2rain(
         maximises the KGE (Gupta et al. 2009).
     z_bounds : (float, float), default (1, 800)
         Bounds of Z [mm].
-    a_bounds : (float, float), default (0, 200)
-        Bounds of a [mm per unit of time of `dt`].
+    a_bounds : (float, float), optional
+        Bounds of a [mm per unit of time of `dt`]. Default: ``DEFAULT_A_BOUNDS`` = (0, 200) mm/day,
+        which presumes that `dt` is in days (1 for daily steps, 1/24 for hourly steps); a block
+        compared (``dt * aggregation``) longer than one day means `dt` is in another unit (e.g.
+        the IRPI convention ``dt=1`` hour with ``aggregation=24``) and raises: pass `a_bounds` in
+        mm per that unit, or `dt` in days. The default `T_bounds` are checked the same way.
     b_bounds : (float, float), default (0.01, 50)
         Bounds of b [-]. (The IRPI MATLAB reference for hourly data uses Z in [1, 200],
         a in [0, 1800] mm/h and b in [1, 150].)
     b_grid : array_like or None
         Values of b searched for every cell; default 48 log-spaced values spanning `b_bounds`.
     refine : bool, default True
-        Refine b per cell beyond the grid (golden-section search, then Gauss-Newton passes).
+        Refine b per cell beyond the grid ("exact": golden-section search; "fast": exact scan of
+        the basins of b, then line searches).
     min_samples : int, default 30
         Minimum number of aggregated samples; cells with fewer get NaN parameters.
     max_active_set_iterations : int, default 8
         ``method="exact"``: re-solutions of (Z, a) on the steps with positive rain (the clipping
         ``max(0, .)`` makes the model piecewise linear) until that set stops changing.
     method : {"auto", "fast", "exact"}, default "auto"
-        "fast" (daily comparison, ``aggregation=1`` only): one histogram pass gives the objective
-        for the whole b grid, then `newton_passes` exact Gauss-Newton passes refine (Z, a, b) under
-        the clipping. "exact": every b tried is evaluated on the full series (any aggregation).
+        "fast" (daily comparison, ``aggregation=1`` only): an exact scan of the clipped objective
+        over b finds its basins, a line search in each of the best two refines (Z, a, b) under the
+        clipping (:func:`smflow.science.sm2rain.solvers._calibrate_daily`); it reaches the global
+        optimum of the clipped RMSE (checked against scipy's ``differential_evolution`` on real
+        daily station-years, ``tests/science/test_sm2rain_optimum.py``). "exact": every b of the
+        grid evaluated on the full series, then a golden-section search (any aggregation).
         "auto" = "fast" for ``aggregation=1``, else "exact".
-    newton_passes : int, default 4
-        ``method="fast"``: exact passes over the series (each one fits (Z, a) at the current b,
-        scores the clipped model and takes a Gauss-Newton step in b).
+    newton_passes : int, default 8
+        ``method="fast"``: at most this many exact passes over the series per basin of b (each
+        fits (Z, a) at the current b, scores the clipped model and its slope in log b, and takes
+        a safeguarded secant or Gauss-Newton step); the search stops earlier once converged.
     swi_filter : {"none", "exponential", "wetness"}, default "none"
         SM2RAIN-ASCAT variants (Brocca et al. 2019): filter `s` with :func:`exponential_filter`
         (time constant T; "wetness": T SWI^-Tpot) and min-max scale the filtered series with bounds
@@ -163,7 +172,8 @@ def calibrate_sm2rain(
     ------
     ValueError
         If the shapes differ, `s` is outside [0, 1], the bounds, `aggregation`, `dt`, `objective`,
-        `method`, `swi_filter` or `min_samples` are invalid.
+        `method`, `swi_filter` or `min_samples` are invalid, or the default (per-day) `a_bounds` /
+        `T_bounds` are used with a `dt` that is not in days (see `a_bounds`).
 
     Notes
     -----
@@ -283,7 +293,17 @@ class _CalibrationOptions:
         if swi_filter not in ("none", "exponential", "wetness"):
             raise ValueError(f"`swi_filter` must be 'none', 'exponential' or 'wetness', got {swi_filter!r}.")
         z_bounds = _check_bounds("z_bounds", kw["z_bounds"], minimum=0.0, strict=True)
-        a_bounds = _check_bounds("a_bounds", kw["a_bounds"], minimum=0.0, strict=False)
+        defaults = [name for name in ("a_bounds", "T_bounds")
+                    if kw[name] is None and (name == "a_bounds" or swi_filter != "none")]
+        if defaults and dt * aggregation > 1.0 + 1e-9:
+            raise ValueError(
+                f"The default {' and '.join(defaults)} are per day (a in mm/day, T in days) and need `dt` in days, "
+                f"but dt={dt!r} x aggregation={aggregation!r} compares blocks of {dt * aggregation:g} time units, "
+                "more than one day: `dt` is in another unit (e.g. hours, as IRPI's dt=1 with aggregation=24). "
+                "Pass `dt` in days (dt=1/24 for hourly steps) or the bounds in the unit of `dt` "
+                "(e.g. a_bounds=(0, 200 / 24) for a in mm/h)."
+            )
+        a_bounds = _check_bounds("a_bounds", kw["a_bounds"] or DEFAULT_A_BOUNDS, minimum=0.0, strict=False)
         b_bounds = _check_bounds("b_bounds", kw["b_bounds"], minimum=0.0, strict=True)
         grid = _grid_inside("b_grid", kw["b_grid"], b_bounds, np.geomspace(b_bounds[0], b_bounds[1], 48))
         default_t = DEFAULT_T_BOUNDS_TPOT if swi_filter == "wetness" else DEFAULT_T_BOUNDS
