@@ -12,11 +12,9 @@ import requests
 from smflow.archive.base import ArchiveClient, ArchiveError
 from smflow.archive.catds import CatdsClient, parse_index
 from smflow.archive.credentials import Credentials
-from smflow.config import Settings
+from tests.archive.servers import SHARED, needs_real
 
-SHARED = Settings.load().shared_data_dir
-pytestmark = pytest.mark.skipif(SHARED is None or not (SHARED / "smos_l3_catds").is_dir(),
-                                reason="needs ../shared/data/real (the real SMOS L3 files)")
+pytestmark = needs_real("smos_l3_catds", "the real SMOS L3 files")
 SECRET = "s3cr3t-catds-pw"
 DAY6 = "SM_OPER_MIR_CLF31A_20150506T000000_20150506T235959_300_002_7.DBL.nc"
 DAY7 = "SM_OPER_MIR_CLF31A_20150507T000000_20150507T235959_300_002_7.DBL.nc"

@@ -12,11 +12,9 @@ import requests
 from smflow.archive.base import ArchiveClient, ArchiveError
 from smflow.archive.credentials import Credentials
 from smflow.archive.eumetsat import EumetsatClient
-from smflow.config import Settings
+from tests.archive.servers import SHARED, needs_real
 
-SHARED = Settings.load().shared_data_dir
-pytestmark = pytest.mark.skipif(SHARED is None or not (SHARED / "ascat_eumetsat_l2").is_dir(),
-                                reason="needs ../shared/data/real (the real ASCAT L2 products)")
+pytestmark = needs_real("ascat_eumetsat_l2", "the real ASCAT L2 products")
 KEY, SECRET = "my-consumer-key", "s3cr3t-consumer-secret"
 A_53652 = "W_XX-EUMETSAT-Darmstadt,SURFACE+SATELLITE,METOPA+ASCAT_C_EUMP_20170220041500_53652_eps_o_250_ssm_l2"
 A_53653 = "W_XX-EUMETSAT-Darmstadt,SURFACE+SATELLITE,METOPA+ASCAT_C_EUMP_20170220055700_53653_eps_o_250_ssm_l2"

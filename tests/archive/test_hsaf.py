@@ -11,11 +11,9 @@ import pytest
 from smflow.archive.base import ArchiveClient, ArchiveError
 from smflow.archive.credentials import Credentials
 from smflow.archive.hsaf import HsafClient, sensing_time
-from smflow.config import Settings
+from tests.archive.servers import SHARED, needs_real
 
-SHARED = Settings.load().shared_data_dir
-pytestmark = pytest.mark.skipif(SHARED is None or not (SHARED / "hsaf_ascat_nrt_bufr").is_dir(),
-                                reason="needs ../shared/data/real (the real H SAF files)")
+pytestmark = needs_real("hsaf_ascat_nrt_bufr", "the real H SAF files")
 SECRET = "s3cr3t-hsaf-pw"
 H102 = "h102_20170220_104500_METOPA_53656_EUM.buf"
 H103 = "h103_20170220_103000_METOPB_22969_EUM.buf"
