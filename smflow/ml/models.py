@@ -97,3 +97,31 @@ class TCMergingModel(GridParameterModel):
 
 class SM2RAINModel(GridParameterModel):
     """SM2RAIN parameters Z, a, b and the frozen saturation bounds per cell (Brocca et al. 2013; Zhang et al. 2022, Eqs. 1–2)."""
+
+
+_MERGING_FIELDS = ("weights", "gain", "offset", "error_variance", "merged_error_variance", "resolved", "sample_size")
+
+
+def merging_parameters(params: GridParameters):
+    """The :class:`smflow.science.merging.MergingParameters` of a grid model, cells flattened (lat*lon)."""
+    from smflow.science.merging import MergingParameters
+
+    return MergingParameters.from_dict(
+        {k: v.reshape(*v.shape[:-2], -1) for k, v in params.arrays.items() if k in _MERGING_FIELDS}
+    )
+
+
+#: SM2RAIN fields of a grid model besides Z, a, b: the SM2RAIN-ASCAT filter and its frozen bounds.
+SM2RAIN_FILTER_FIELDS = ("T", "T_pot", "swi_lower", "swi_upper")
+
+
+def sm2rain_parameters(params: GridParameters):
+    """The :class:`smflow.science.sm2rain.SM2RAINParameters` of a grid model, cells flattened (lat*lon).
+
+    Models trained before the filtered variants carry only ``Z``, ``a``, ``b``: they run as the
+    3-parameter model (``T`` NaN).
+    """
+    from smflow.science.sm2rain import SM2RAINParameters
+
+    names = ("Z", "a", "b", *SM2RAIN_FILTER_FIELDS)
+    return SM2RAINParameters.from_dict({k: v.reshape(-1) for k, v in params.arrays.items() if k in names})

@@ -135,3 +135,56 @@ def load_champion(name: str, alias: str = CHAMPION) -> tuple[GridParameters, Mod
 
 def metadata_of(ref: ModelRef) -> dict[str, Any]:
     return {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "alias": ref.alias}
+
+
+#: Registered model of the daily merged soil moisture, whatever its method (TC or an ML ensemble).
+MERGING_MODEL = "soil_moisture_merging"
+
+
+@dataclass(frozen=True)
+class LoadedMerging:
+    """A resolved ``soil_moisture_merging`` version: its method and what applies it."""
+
+    ref: Any
+    method: str
+    ensemble: Any = None     # MergingEnsemble for rf / lstm / cnn / bma
+    parameters: Any = None   # GridParameters for tc
+    member_versions: str = ""
+
+
+def load_merging_champion(alias: str = "champion") -> LoadedMerging:
+    """``models:/soil_moisture_merging@champion``, resolved on every call, loaded from the local cache."""
+    return load_merging(champion_ref(MERGING_MODEL, alias))
+
+
+def load_merging(ref) -> LoadedMerging:
+    """Load a ``soil_moisture_merging`` version (artifacts cached locally by name, version and run id)."""
+    import shutil
+
+    from mlflow import MlflowClient
+    import mlflow
+
+    from smflow.ml.merging import MergingEnsemble
+    from smflow.ml.models import load_npz
+
+    version = MlflowClient().get_model_version(ref.name, ref.version)
+    method = version.tags.get("method", "tc")
+    cache = Settings.load().home / "cache" / "models" / ref.name / f"v{ref.version}-{ref.run_id}"
+    if not (cache / ".complete").is_file():
+        # Download beside the cache and rename: concurrent tasks never see a half-written version.
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}-", dir=cache.parent))
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{ref.name}/{ref.version}", dst_path=str(tmp))
+        (tmp / ".complete").write_text("ok")
+        try:
+            tmp.rename(cache)
+        except OSError:  # another task cached the same version first
+            shutil.rmtree(tmp, ignore_errors=True)
+    artifacts = {p.stem if p.suffix != ".json" else "ensemble": str(p) for p in (cache / "artifacts").iterdir()}
+    members = version.tags.get("member_versions", f"{method}=v{ref.version}")
+    if method == "tc":
+        arrays, metadata = load_npz(artifacts["parameters"])
+        return LoadedMerging(ref, method, parameters=GridParameters(arrays, metadata), member_versions=members)
+    return LoadedMerging(ref, method, ensemble=MergingEnsemble.load(artifacts), member_versions=members)
+
+

@@ -19,7 +19,10 @@ import numpy as np
 
 from smflow.config import REPO_ROOT, Settings
 
-from smflow.ml.models import PARENTS, GridParameters, SM2RAINModel, TCMergingModel
+from smflow.ml.models import (  # noqa: F401 - the conversions are re-exported for callers of smflow.ml.train
+    PARENTS, SM2RAIN_FILTER_FIELDS, GridParameters, SM2RAINModel, TCMergingModel, merging_parameters,
+    sm2rain_parameters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,34 +82,6 @@ def _finite_or_none(x: float) -> float | None:
 def _median(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=float)
     return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
-
-
-_MERGING_FIELDS = ("weights", "gain", "offset", "error_variance", "merged_error_variance", "resolved", "sample_size")
-
-
-def merging_parameters(params: GridParameters):
-    """The :class:`smflow.science.merging.MergingParameters` of a grid model, cells flattened (lat*lon)."""
-    from smflow.science.merging import MergingParameters
-
-    return MergingParameters.from_dict(
-        {k: v.reshape(*v.shape[:-2], -1) for k, v in params.arrays.items() if k in _MERGING_FIELDS}
-    )
-
-
-#: SM2RAIN fields of a grid model besides Z, a, b: the SM2RAIN-ASCAT filter and its frozen bounds.
-SM2RAIN_FILTER_FIELDS = ("T", "T_pot", "swi_lower", "swi_upper")
-
-
-def sm2rain_parameters(params: GridParameters):
-    """The :class:`smflow.science.sm2rain.SM2RAINParameters` of a grid model, cells flattened (lat*lon).
-
-    Models trained before the filtered variants carry only ``Z``, ``a``, ``b``: they run as the
-    3-parameter model (``T`` NaN).
-    """
-    from smflow.science.sm2rain import SM2RAINParameters
-
-    names = ("Z", "a", "b", *SM2RAIN_FILTER_FIELDS)
-    return SM2RAINParameters.from_dict({k: v.reshape(-1) for k, v in params.arrays.items() if k in names})
 
 
 def merge_series(params: GridParameters, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -378,7 +353,7 @@ def train_sm2rain(
         import pandas as pd
 
         from smflow.ingest import gridded_series
-        from smflow.ml.train_merging import champion_merged_series
+        from smflow.ml.apply import champion_merged_series
 
         start, end = min(train[0], validate[0]), max(train[1], validate[1])
         merged, merging_ref = champion_merged_series(start, end, grid)
@@ -394,7 +369,7 @@ def train_sm2rain(
             f"{train[0]}..{train[1]}, validated on {validate[0]}..{validate[1]}, with {merging_ref.label()}"
         )
     else:
-        from smflow.ml.train_merging import load_merging_champion
+        from smflow.ml.registry import load_merging_champion
 
         merging_ref = load_merging_champion().ref
         params, doc = load_shipped_sm2rain()

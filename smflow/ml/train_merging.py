@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from smflow.config import Settings
+from smflow.config import REPO_ROOT, Settings
 from smflow.ml.features import FeatureSpec, StationSamples, feature_cube, fingerprint, load_static_covariates, station_samples
+from smflow.ml.apply import gridded_parents
 from smflow.ml.models import PARENTS
+from smflow.ml.registry import MERGING_MODEL, LoadedMerging, load_merging  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-#: Registered model of the daily merged soil moisture, whatever its method.
-MERGING_MODEL = "soil_moisture_merging"
 #: Candidates that can become the merging champion (parents are baselines only).
 CANDIDATES: tuple[str, ...] = ("tc", "rf", "lstm", "cnn", "bma")
 WINDOW_DAYS = 30
@@ -51,13 +51,6 @@ class MergingInputs:
 
 def _flat(da: xr.DataArray) -> xr.DataArray:
     return da.stack(cell=("lat", "lon")).drop_vars(["cell", "lat", "lon"], errors="ignore").transpose("time", "cell")
-
-
-def gridded_parents(start: date, end: date, grid, parents: tuple[str, ...] = PARENTS) -> xr.Dataset:
-    """Each parent's gridded daily soil moisture (time, lat, lon) [m3 m-3], ``start..end``."""
-    from smflow.ingest import gridded_series
-
-    return xr.Dataset({p: gridded_series(p, start, end, grid) for p in parents})
 
 
 def static_flat(grid) -> xr.Dataset | None:
@@ -207,74 +200,6 @@ def _current_champion_score(inputs: MergingInputs, train, evaluate, seed: int) -
     return ref, {model.method: score.ubrmse.median}
 
 
-@dataclass(frozen=True)
-class LoadedMerging:
-    """A resolved ``soil_moisture_merging`` version: its method and what applies it."""
-
-    ref: Any
-    method: str
-    ensemble: Any = None     # MergingEnsemble for rf / lstm / cnn / bma
-    parameters: Any = None   # GridParameters for tc
-    member_versions: str = ""
-
-
-def load_merging_champion(alias: str = "champion") -> LoadedMerging:
-    """``models:/soil_moisture_merging@champion``, resolved on every call, loaded from the local cache."""
-    from smflow.ml.registry import champion_ref
-
-    return load_merging(champion_ref(MERGING_MODEL, alias))
-
-
-def champion_merged_series(start: date, end: date, grid) -> tuple[np.ndarray, Any]:
-    """The merging champion applied to the gridded parents of ``start..end``: (time, lat, lon) [m3 m-3].
-
-    What SM2RAIN is calibrated on (the same merged product the daily task makes). The sequence
-    models read ``window - 1`` days of history before ``start``.
-    """
-    from smflow.daily import merge_window
-    from smflow.ml.features import load_static_covariates
-
-    merging = load_merging_champion()
-    history = 0 if merging.method == "tc" else merging.ensemble.spec.window - 1
-    parents = gridded_parents(start - timedelta(days=history), end, grid)
-    static = load_static_covariates(grid) if merging.method != "tc" and merging.ensemble.spec.static else None
-    merged = merge_window(merging, parents, static).soil_moisture  # (cells, time)
-    return np.moveaxis(merged, -1, 0).reshape(-1, *grid.shape), merging.ref
-
-
-def load_merging(ref) -> LoadedMerging:
-    """Load a ``soil_moisture_merging`` version (artifacts cached locally by name, version and run id)."""
-    import shutil
-
-    from mlflow import MlflowClient
-    import mlflow
-
-    from smflow.ml.merging import MergingEnsemble
-    from smflow.ml.models import GridParameters, load_npz
-
-    version = MlflowClient().get_model_version(ref.name, ref.version)
-    method = version.tags.get("method", "tc")
-    cache = Settings.load().home / "cache" / "models" / ref.name / f"v{ref.version}-{ref.run_id}"
-    if not (cache / ".complete").is_file():
-        tmp = Path(tempfile.mkdtemp(prefix="merging-", dir=cache.parent if cache.parent.exists() else None))
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{ref.name}/{ref.version}", dst_path=str(tmp))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        if cache.exists():
-            shutil.rmtree(cache)
-        tmp.rename(cache)
-        (cache / ".complete").write_text("ok")
-    artifacts = {p.stem if p.suffix != ".json" else "ensemble": str(p) for p in (cache / "artifacts").iterdir()}
-    members = version.tags.get("member_versions", f"{method}=v{ref.version}")
-    if method == "tc":
-        arrays, metadata = load_npz(artifacts["parameters"])
-        return LoadedMerging(ref, method, parameters=GridParameters(arrays, metadata), member_versions=members)
-    return LoadedMerging(ref, method, ensemble=MergingEnsemble.load(artifacts), member_versions=members)
-
-
-class MergingPyfunc:  # defined lazily as an mlflow PythonModel subclass in _pyfunc_class()
-    pass
-
-
 def _pyfunc_class():
     from mlflow.pyfunc import PythonModel
 
@@ -410,33 +335,77 @@ def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, sett
                           {**metrics, "candidate_table": table, "method": winner or "unchanged"})
 
 
+#: The merging ensemble the project trained itself on the Hawaii stations (derived model, with its
+#: provenance and candidate table; no observation inside), registered on machines without ../shared.
+SHIPPED_MERGING = REPO_ROOT / "data" / "derived" / "merging_big_island"
+
+
+def export_shipped_merging(ensemble, scores, gate: str, provenance: dict[str, Any]) -> Path:
+    """Write the period-fold ensemble, its candidate table and provenance to :data:`SHIPPED_MERGING`."""
+    import shutil
+
+    from smflow.ml.evaluation import format_candidates
+
+    if SHIPPED_MERGING.exists():
+        shutil.rmtree(SHIPPED_MERGING)
+    ensemble.save(SHIPPED_MERGING)
+    doc = {"provenance": provenance, "gate": gate, "candidates": [c.row() for c in scores],
+           "table": format_candidates(scores)}
+    (SHIPPED_MERGING / "provenance.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+    return SHIPPED_MERGING
+
+
 def register_shipped_merging(*, settings: Settings | None = None):
-    """Without in-situ targets: register the TC least-squares merge as the merging champion, and say so."""
+    """Without in-situ targets: register the shipped ensemble (and TC), promote by the shipped evaluation.
+
+    The candidates cannot be scored on this machine; the shipped ensemble carries the table of the
+    run that trained it (:func:`export_shipped_merging`), and the same gate decides: if the shipped
+    ensemble did not pass it, TC least squares is the merging champion. Every version says so.
+    """
+    import mlflow
     from mlflow import MlflowClient
 
-    import mlflow
-
+    from smflow.ml.merging import MergingEnsemble
     from smflow.ml.models import TCMergingModel
     from smflow.ml.registry import champion_ref, configure, load_champion, log_grid_model, promote
     from smflow.ml.train import TrainingResult
 
     configure(settings)
+    client = MlflowClient()
     tc_params, tc_ref = load_champion("tc_merging")
     mlflow.set_experiment(MERGING_MODEL)
-    run_params = MlflowClient().get_run(tc_ref.run_id).data.params
-    with mlflow.start_run(run_name="merging without in-situ targets"):
+    run_params = client.get_run(tc_ref.run_id).data.params
+    doc = json.loads((SHIPPED_MERGING / "provenance.json").read_text())
+    artifacts = {p.stem: str(p) for p in SHIPPED_MERGING.iterdir() if p.name != "provenance.json"}
+    ensemble = MergingEnsemble.load(artifacts)
+    note = ("no in-situ stations on this machine (../shared/data/real/ismn_hawaii): the candidates were not "
+            f"retrained; the shipped ensemble {SHIPPED_MERGING.relative_to(REPO_ROOT)} is registered with the "
+            f"evaluation of the run that trained it ({doc['gate']})")
+    with mlflow.start_run(run_name="merging without in-situ targets (shipped ensemble)"):
         mlflow.log_params({k: run_params[k] for k in ("train_start", "train_end", "evaluate_start", "evaluate_end")
                            if k in run_params})
-        ref = log_grid_model(TCMergingModel(), tc_params, registered_name=MERGING_MODEL)
-    gate = ("no in-situ stations on this machine (../shared/data/real/ismn_hawaii): the ML candidates cannot be "
-            "trained or evaluated; TC least squares is the merging champion")
-    MlflowClient().set_model_version_tag(MERGING_MODEL, ref.version, "method", "tc")
-    MlflowClient().update_model_version(MERGING_MODEL, ref.version, description=gate)
+        mlflow.log_text(doc["table"] + "\n" + doc["gate"] + "\n", "candidates.txt")
+        mlflow.set_tag("evaluation_gate", note)
+        tc = log_grid_model(TCMergingModel(), tc_params, registered_name=MERGING_MODEL)
+        client.set_model_version_tag(MERGING_MODEL, tc.version, "method", "tc")
+        client.update_model_version(MERGING_MODEL, tc.version, description=f"TC least squares ({tc_ref.label()}); {note}")
+        bma = _register_ensemble(ensemble, "bma", f"shipped BMA ensemble; {note}",
+                                 {"source": "shipped", "provenance": json.dumps(doc["provenance"], sort_keys=True)[:5000]})
+        client.set_model_version_tag(MERGING_MODEL, bma.version, "member_versions",
+                                     ",".join(f"{k}=shipped" for k in ensemble.members))
+    winner = next((m for m in CANDIDATES if doc["gate"].endswith("passed") and doc["gate"].startswith(m)), None)
     try:
-        champion_ref(MERGING_MODEL)
+        current = champion_ref(MERGING_MODEL)
     except LookupError:
-        ref = promote(ref)
-    return TrainingResult(MERGING_MODEL, ref.version, ref.run_id, True, gate, {"method": "tc"})
+        current = None
+    chosen = {"bma": bma, "tc": tc}.get(winner or "", None)
+    if chosen is not None:
+        chosen = promote(chosen)
+    elif current is None:
+        chosen = promote(tc)
+    else:
+        chosen = current
+    return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, True, note, {"method": winner or "tc"})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -452,6 +421,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evaluate", nargs=2, default=["2018-01-01", "2018-12-31"])
     parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-station-out folds")
     parser.add_argument("--epochs", type=int, default=60, help="maximum epochs of the LSTM / CNN (early stopping)")
+    parser.add_argument("--export-shipped", action="store_true",
+                        help=f"write the period-fold ensemble and its evaluation to {SHIPPED_MERGING.relative_to(REPO_ROOT)}")
     args = parser.parse_args(argv)
     train = (date.fromisoformat(args.train[0]), date.fromisoformat(args.train[1]))
     evaluate = (date.fromisoformat(args.evaluate[0]), date.fromisoformat(args.evaluate[1]))
@@ -463,9 +434,25 @@ def main(argv: list[str] | None = None) -> None:
     inputs = build_inputs(train, evaluate[1], grid, settings.shared_data_dir / "ismn_hawaii", tc)
     scores, ensemble, _, _ = evaluate_candidates(inputs, train, evaluate, loso=not args.no_loso,
                                                  hyper={"lstm": {"epochs": args.epochs}, "cnn": {"epochs": args.epochs}})
+    gate = choose_champion(scores)[1]
     print(format_candidates(scores))
-    print(choose_champion(scores)[1])
+    print(gate)
     print("BMA weights:", dict(zip(ensemble.bma.names, np.round(ensemble.bma.weights, 3).tolist())))
+    if args.export_shipped:
+        import subprocess
+
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True).stdout.strip()
+        provenance = {
+            "source": f"trained by smflow (commit {commit}) against the daily means of the ISMN stations of the "
+                      f"Big Island (internal use; no observation value is stored) on {train[0]}..{train[1]}, "
+                      f"evaluated on {evaluate[0]}..{evaluate[1]} and leave-one-station-out",
+            "method": "RF / LSTM / multi-head 1-D CNN combined by BMA (Zhang et al. 2022, Sect. 3.4, Eq. 17; "
+                      "Raftery et al. 2005)",
+            "features": inputs.spec.columns, "seed": SEED,
+            "training_data_fingerprint": fingerprint(inputs.samples.table, inputs.samples.target, inputs.samples.station),
+        }
+        print(export_shipped_merging(ensemble, scores, gate, provenance))
 
 
 if __name__ == "__main__":

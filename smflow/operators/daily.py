@@ -18,6 +18,7 @@ import numpy as np
 
 from smflow.catalog import pipeline
 from smflow.config import Settings
+from smflow.dates import as_date
 from smflow.daily import TC_WINDOW_DAYS  # noqa: F401 - the main job seeds this much history
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,12 @@ ML_HISTORY_DAYS = 29
 STAGING_PREFIX = "products-staging"
 
 
-def _day(value: str | date) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 def discover_granules(day: str, *, settings: Settings | None = None) -> list[dict[str, Any]]:
     """The day's granule in the landing zone for every input product (``key`` None when absent)."""
     from smflow.landing import LandingZone
 
     settings = settings or Settings.load()
-    d = _day(day)
+    d = as_date(day)
     found = {ref.product: ref for ref in LandingZone(settings).list_granules(d)}
     refs = []
     for product in INPUT_PRODUCTS:
@@ -63,7 +60,7 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
     A granule that cannot be read or fails its suite is quarantined with the reason and is not
     stored; the run goes on (the product then records the input as missing).
     """
-    from smflow.quality.quarantine import quarantine_granule
+    from smflow.quality.quarantine import quarantine_failure
     from smflow.quality.validate import store_validation_result, validate_granule
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
@@ -73,7 +70,7 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
     from smflow.store import TimeSeriesStore
 
     settings = settings or Settings.load()
-    product, d = ref["product"], _day(ref["day"])
+    product, d = ref["product"], as_date(ref["day"])
     result: dict[str, Any] = {"product": product, "day": d.isoformat(), "source": None}
     if not ref.get("key"):
         return {**result, "status": "missing", "reason": "no granule in the landing zone"}
@@ -84,24 +81,15 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
     granule = GranuleRef(product=product, day=d, bucket=ref["bucket"], key=ref["key"])
     with tempfile.TemporaryDirectory() as tmp:
         path = LandingZone(settings, s3=client).fetch(granule, Path(tmp))
+        where = {"product": product, "day": d, "source_bucket": ref["bucket"], "source_key": ref["key"]}
         try:
             decoded = read_granule(product, path)
         except GranuleError as exc:
-            qkey = quarantine_granule(
-                client, settings, product=product, day=d, source_bucket=ref["bucket"],
-                source_key=ref["key"], outcome_or_error=exc,
-            )
-            log.warning("quarantined %s: %s", source, exc)
-            return {**result, "status": "quarantined", "reason": str(exc), "quarantine_key": qkey}
+            return {**result, **quarantine_failure(client, settings, outcome_or_error=exc, **where)}
         outcome = validate_granule(product, decoded, d, domain_bounds=grid.bounds)
         vkey = store_validation_result(client, settings, "granule", product, d, outcome)
         if not outcome.success:
-            qkey = quarantine_granule(
-                client, settings, product=product, day=d, source_bucket=ref["bucket"],
-                source_key=ref["key"], outcome_or_error=outcome,
-            )
-            log.warning("quarantined %s: %s", source, outcome.reason)
-            return {**result, "status": "quarantined", "reason": outcome.reason, "quarantine_key": qkey,
+            return {**result, **quarantine_failure(client, settings, outcome_or_error=outcome, **where),
                     "validation_key": vkey}
         field = grid_granule(product, decoded, d, grid)
         auxiliary = {auxiliary_field(product, name): grid_granule(product, decoded, d, grid, variable=name)
@@ -131,11 +119,11 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     from smflow.daily import compute_daily_product
     from smflow.domain import load_domain
     from smflow.ml.registry import configure, load_champion
-    from smflow.ml.train_merging import load_merging_champion
+    from smflow.ml.registry import load_merging_champion
     from smflow.store import TimeSeriesStore
 
     settings = configure(settings)
-    d = _day(day)
+    d = as_date(day)
     client = s3mod.client(settings)
     status = {r["product"]: r for r in ingested}
     missing = {p: f"{r['status']} ({r.get('reason', '')})" for p, r in status.items() if r["status"] != "stored"}
@@ -161,19 +149,19 @@ def _load_staged(staged: dict[str, Any], client) -> "xr.Dataset":
 
 def validate_products(staged: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """Run the output-product suite; a failing product is quarantined and the task fails."""
-    from smflow.quality.quarantine import quarantine_granule
+    from smflow.quality.quarantine import quarantine_failure
     from smflow.quality.validate import store_validation_result, validate_product
     from smflow import s3 as s3mod
 
     settings = settings or Settings.load()
     client = s3mod.client(settings)
-    d = _day(staged["day"])
+    d = as_date(staged["day"])
     ds = _load_staged(staged, client)
     outcome = validate_product(ds, d)
     vkey = store_validation_result(client, settings, "product", "daily", d, outcome)
     if not outcome.success:
-        qkey = quarantine_granule(client, settings, product="daily_product", day=d,
-                                  source_bucket=staged["bucket"], source_key=staged["key"], outcome_or_error=outcome)
+        qkey = quarantine_failure(client, settings, outcome_or_error=outcome, product="daily_product", day=d,
+                                  source_bucket=staged["bucket"], source_key=staged["key"])["quarantine_key"]
         raise ValueError(f"daily product for {d} failed its quality suite (kept at s3://{settings.store_bucket}/{qkey}): {outcome.reason}")
     return {**staged, "validation_key": vkey}
 
@@ -185,14 +173,14 @@ def publish_products(staged: dict[str, Any], *, settings: Settings | None = None
 
     settings = settings or Settings.load()
     client = s3mod.client(settings)
-    d = _day(staged["day"])
+    d = as_date(staged["day"])
     ds = _load_staged(staged, client)
     ds.attrs.pop("provenance_json", None)
-    published = Publisher(settings, s3=client).publish_day(ds, d, staged["provenance"])
+    published = Publisher(settings, s3=client).publishas_date(ds, d, staged["provenance"])
     client.delete_object(Bucket=staged["bucket"], Key=staged["key"])
     return {"day": d.isoformat(), "keys": list(published.keys), "stac_key": published.stac_key,
             "unchanged": published.unchanged}
 
 
-def previous_day(day: str) -> str:
-    return (_day(day) - timedelta(days=1)).isoformat()
+def previousas_date(day: str) -> str:
+    return (as_date(day) - timedelta(days=1)).isoformat()

@@ -115,11 +115,11 @@ def test_real_hawaii_candidates_leave_one_station_out(hawaii) -> None:
 @needs_shared
 def test_features_that_do_not_match_the_champion_are_refused(hawaii) -> None:
     """Bad input: a champion trained on other parents -> clear error naming the version and the columns."""
-    from smflow.daily import merge_window
+    from smflow.ml.apply import merge_window
     from smflow.ml.merging import fit_ensemble
     from smflow.ml.registry import ModelRef
     from smflow.ml.splits import period_fold
-    from smflow.ml.train_merging import LoadedMerging
+    from smflow.ml.registry import LoadedMerging
 
     s = hawaii.samples
     fold = period_fold(s.time, TRAIN, EVALUATE)
