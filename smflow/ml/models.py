@@ -99,7 +99,8 @@ class SM2RAINModel(GridParameterModel):
     """SM2RAIN parameters Z, a, b and the frozen saturation bounds per cell (Brocca et al. 2013; Zhang et al. 2022, Eqs. 1–2)."""
 
 
-_MERGING_FIELDS = ("weights", "gain", "offset", "error_variance", "merged_error_variance", "resolved", "sample_size")
+_MERGING_FIELDS = ("weights", "gain", "offset", "reference_error_variance", "error_variance", "merged_error_variance",
+                   "resolved", "sample_size")  # "error_variance": the name in models registered before the rename
 
 
 def merging_parameters(params: GridParameters):

@@ -126,8 +126,10 @@ class MergingParameters:
         (1 where unresolved).
     offset : numpy.ndarray, shape (3, cells)
         Additive rescaling :math:`\\bar x_{ref} - gain_i \\bar x_i` [m3 m-3] (0 where unresolved).
-    error_variance : numpy.ndarray, shape (3, cells)
-        TC error variance of each parent in the reference space [(m3 m-3)^2]; NaN where unresolved.
+    reference_error_variance : numpy.ndarray, shape (3, cells)
+        TC error variance of each parent after rescaling into the reference parent's space
+        [(m3 m-3)^2] (the TC result's ``error_variance`` is in each parent's own space:
+        ``reference_error_variance = error_variance * gain**2``); NaN where unresolved.
     merged_error_variance : numpy.ndarray, shape (cells,)
         Error variance of the merged value when all three parents are present [(m3 m-3)^2];
         NaN where unresolved.
@@ -140,7 +142,7 @@ class MergingParameters:
     weights: NDArray[np.float64]
     gain: NDArray[np.float64]
     offset: NDArray[np.float64]
-    error_variance: NDArray[np.float64]
+    reference_error_variance: NDArray[np.float64]
     merged_error_variance: NDArray[np.float64]
     resolved: NDArray[np.bool_]
     sample_size: NDArray[np.int64]
@@ -164,7 +166,7 @@ class MergingParameters:
                     f"MergingParameters.{name} has shape {coerced[name].shape} but `resolved` has {cells}; "
                     "all per-cell arrays must share the cell shape."
                 )
-        for name in ("weights", "gain", "offset", "error_variance"):
+        for name in ("weights", "gain", "offset", "reference_error_variance"):
             if coerced[name].shape != (_N_PARENTS, *cells):
                 raise ValueError(
                     f"MergingParameters.{name} must be shaped (3, *cells) = {(_N_PARENTS, *cells)}, got "
@@ -207,6 +209,9 @@ class MergingParameters:
             If a field is missing or the shapes are inconsistent.
         """
         names = [f.name for f in fields(cls)]
+        if "reference_error_variance" not in data and "error_variance" in data:
+            # models registered before the rename stored the reference-space variances as "error_variance"
+            data = {**data, "reference_error_variance": data["error_variance"]}
         missing = [name for name in names if name not in data]
         if missing:
             raise ValueError(
@@ -323,7 +328,7 @@ def fit_tc_merging(
         weights=np.where(resolved, weights, 1.0 / _N_PARENTS),
         gain=np.where(resolved, gain, 1.0),
         offset=np.where(resolved, offset, 0.0),
-        error_variance=np.where(resolved, error_variance, np.nan),
+        reference_error_variance=np.where(resolved, error_variance, np.nan),
         merged_error_variance=np.where(resolved, merged_error_variance, np.nan),
         resolved=resolved,
         sample_size=tc.sample_size,
@@ -388,7 +393,7 @@ def apply_tc_merging(params: MergingParameters, parents: ArrayLike) -> MergedRes
     total = weights.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         merged = np.where(available, weights * rescaled, 0.0).sum(axis=0) / total
-        precision = np.where(available, 1.0 / params.error_variance[expand], 0.0).sum(axis=0)
+        precision = np.where(available, 1.0 / params.reference_error_variance[expand], 0.0).sum(axis=0)
         error_variance = np.where(resolved, 1.0 / precision, np.nan)
     no_data = n_available == 0
     merged = np.where(no_data, np.nan, merged)

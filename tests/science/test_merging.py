@@ -86,13 +86,13 @@ def test_fit_shapes_and_reference_parent(fitted: MergingParameters) -> None:
     np.testing.assert_allclose(fitted.offset[0], 0.0, atol=1e-15)
     np.testing.assert_allclose(np.median(fitted.gain, axis=1), BETA[0] / BETA, rtol=0.03)
     # error variances are expressed in the reference (x) space
-    np.testing.assert_allclose(np.median(fitted.error_variance, axis=1), (SIGMA * BETA[0] / BETA) ** 2, rtol=0.05)
+    np.testing.assert_allclose(np.median(fitted.reference_error_variance, axis=1), (SIGMA * BETA[0] / BETA) ** 2, rtol=0.05)
 
 
 def test_merged_error_variance_is_eq_13_and_below_every_parent(fitted: MergingParameters) -> None:
-    eq13 = (fitted.weights**2 * fitted.error_variance).sum(axis=0)
+    eq13 = (fitted.weights**2 * fitted.reference_error_variance).sum(axis=0)
     np.testing.assert_allclose(fitted.merged_error_variance, eq13, rtol=1e-12)
-    assert np.all(fitted.merged_error_variance < fitted.error_variance.min(axis=0))
+    assert np.all(fitted.merged_error_variance < fitted.reference_error_variance.min(axis=0))
 
 
 def test_merged_error_matches_the_empirical_error_against_the_truth(
@@ -141,7 +141,7 @@ def test_unresolved_cell_falls_back_to_the_arithmetic_mean() -> None:
     np.testing.assert_array_equal(params.weights[:, 1], 1.0 / 3.0)
     np.testing.assert_array_equal(params.gain[:, 1], 1.0)
     np.testing.assert_array_equal(params.offset[:, 1], 0.0)
-    assert np.isnan(params.merged_error_variance[1]) and np.isnan(params.error_variance[:, 1]).all()
+    assert np.isnan(params.merged_error_variance[1]) and np.isnan(params.reference_error_variance[:, 1]).all()
     assert params.sample_size[1] == 400
     merged = apply_tc_merging(params, parents)
     np.testing.assert_allclose(merged.soil_moisture[1], parents[:, 1].mean(axis=0), rtol=1e-14)
@@ -163,7 +163,7 @@ def test_weights_are_renormalised_over_available_parents(fitted: MergingParamete
     np.testing.assert_array_equal(
         merged.method[0], [METHOD_TC_LEAST_SQUARES, METHOD_PARTIAL, METHOD_PARTIAL, METHOD_NO_DATA]
     )
-    w, var = params.weights[:, 0], params.error_variance[:, 0]
+    w, var = params.weights[:, 0], params.reference_error_variance[:, 0]
     rescaled = params.offset[:, 0, None] + params.gain[:, 0, None] * x[:, 0]
     assert merged.soil_moisture[0, 0] == pytest.approx((w * rescaled[:, 0]).sum(), rel=1e-12)
     assert merged.soil_moisture[0, 1] == pytest.approx(
