@@ -1,0 +1,70 @@
+"""The merging registry on the real MLflow server: the shipped ensemble (machines without in-situ
+targets), its versions, tags, signature, champion choice, and loading it back for the daily path."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+import numpy as np
+import pytest
+
+TRAIN = (date(2017, 1, 1), date(2017, 12, 31))
+EVALUATE = (date(2018, 1, 1), date(2018, 12, 31))
+
+
+@pytest.fixture(scope="module")
+def no_insitu(stack):
+    """The stack's settings as on a machine without ../shared, with a TC champion to compare with."""
+    from smflow.ml.registry import champion_ref, configure
+    from smflow.ml.train import train_tc_merging
+
+    settings = configure(stack)
+    try:
+        champion_ref("tc_merging")
+    except LookupError:
+        train_tc_merging(TRAIN, EVALUATE, settings=settings)
+    return dataclasses.replace(settings, shared_data_dir=None)
+
+
+def test_shipped_ensemble_is_registered_with_its_evaluation_and_loads(no_insitu) -> None:
+    import json
+
+    from mlflow import MlflowClient
+
+    from smflow.ml.registry import MERGING_MODEL, ModelRef, champion_ref, load_merging
+    from smflow.ml.train_merging import SHIPPED_MERGING, register_shipped_merging, train_merging
+
+    doc = json.loads((SHIPPED_MERGING / "provenance.json").read_text())
+    assert "no observation value is stored" in doc["provenance"]["source"]
+    result = train_merging(TRAIN, EVALUATE, settings=no_insitu)  # no stations: the shipped path
+    assert "no in-situ stations on this machine" in result.gate and doc["gate"] in result.gate
+    client = MlflowClient()
+    versions = sorted(client.search_model_versions(f"name='{MERGING_MODEL}'"), key=lambda v: int(v.version))
+    bma, tc = versions[-1], versions[-2]
+    assert bma.tags["method"] == "bma" and tc.tags["method"] == "tc"
+    assert bma.tags["member_versions"] == "cnn=shipped,lstm=shipped,rf=shipped"
+    assert "shipped BMA ensemble" in bma.description
+    # the shipped table's gate decides: its winner (or TC when none passed) is champion, never an unscored model
+    champion = champion_ref(MERGING_MODEL)
+    passed = doc["gate"].endswith("passed")
+    assert champion.version == (bma.version if passed and doc["gate"].startswith("bma") else champion.version)
+    if not passed:
+        assert client.get_model_version(MERGING_MODEL, champion.version).tags["method"] == "tc"
+
+    loaded = load_merging(ModelRef(MERGING_MODEL, bma.version, bma.run_id))
+    assert loaded.method == "bma" and set(loaded.ensemble.members) == {"rf", "lstm", "cnn"}
+    spec = loaded.ensemble.spec
+    windows = np.zeros((4, spec.window, len(spec.columns)), dtype=np.float32)
+    windows[..., [spec.columns.index(f"{p}_present") for p in spec.parents]] = 1
+    mean, variance, members = loaded.ensemble.predict(windows)
+    assert np.all((mean > 0) & (mean < 0.7)) and np.all(variance > 0)
+    # the registered pyfunc has an explicit tensor signature and serves the same numbers
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{MERGING_MODEL}/{bma.version}")
+    assert model.metadata.get_input_schema() is not None
+    served = model.predict(windows)
+    np.testing.assert_allclose(served["soil_moisture"].to_numpy(), mean, rtol=1e-6)
+    with pytest.raises(Exception, match="expected|shape"):
+        model.predict(windows[..., :-1])
