@@ -70,6 +70,7 @@ def log_grid_model(
             python_model=model,
             artifacts={"parameters": str(path)},
             signature=signature,
+            input_example=example,
             pip_requirements=["numpy", "pandas", "mlflow"],
             registered_model_name=registered_name,
         )

@@ -242,7 +242,8 @@ def _register_ensemble(ensemble, method: str, description: str, tags: dict[str, 
         m.ensemble = ensemble
         signature = infer_signature(example, m.predict(None, example))
         info = mlflow.pyfunc.log_model(name=f"model_{method}", python_model=m, artifacts=artifacts,
-                                       signature=signature, registered_model_name=MERGING_MODEL,
+                                       signature=signature, input_example=example,
+                                       registered_model_name=MERGING_MODEL,
                                        pip_requirements=["numpy", "pandas", "scikit-learn", "tensorflow-cpu", "mlflow"])
     ref = ModelRef(MERGING_MODEL, str(info.registered_model_version), run.info.run_id)
     client = MlflowClient()

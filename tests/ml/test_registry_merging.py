@@ -63,7 +63,7 @@ def test_shipped_ensemble_is_registered_with_its_evaluation_and_loads(no_insitu)
     import mlflow
 
     model = mlflow.pyfunc.load_model(f"models:/{MERGING_MODEL}/{bma.version}")
-    assert model.metadata.get_input_schema() is not None
+    assert model.metadata.get_input_schema() is not None and model.metadata.saved_input_example_info
     served = model.predict(windows)
     np.testing.assert_allclose(served["soil_moisture"].to_numpy(), mean, rtol=1e-6)
     with pytest.raises(Exception, match="expected|shape"):
