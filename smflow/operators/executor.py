@@ -69,7 +69,7 @@ def preload_modules() -> tuple[list[str], float]:
         except Exception:  # noqa: BLE001 - a broken import must surface in the task, not kill the worker
             log.exception("could not preload %s", name)
     try:  # compile (first run on a machine, ~15 s) or load from cache (<1 s) the numba kernels once
-        from smflow.science._kernels import warm_up
+        from smflow.science.warmup import warm_up
 
         warm_up()
     except Exception:  # noqa: BLE001 - the task compiles on first use instead
