@@ -20,6 +20,12 @@ granules, the missing inputs, the model versions and the SM2RAIN parameter prove
 Files are reproducible: :func:`to_netcdf_bytes` gives byte-identical output for the same dataset
 (no wall-clock time anywhere; ``history`` names the product date and the code version), which is
 what lets the publisher skip a re-run of the same day without rewriting anything.
+
+This module is the writer: it checks the product against the contract and assembles the files.
+What the files say (variable attributes, flag tables, titles, summaries, references, licence,
+fill values, units of the contract) is data in :mod:`smflow.publish.cf_facts`; the public names
+of both (``CONVENTIONS``, ``FILL_VALUE``, ``PRODUCT_NAMES``, ``REFERENCES``, ``SOURCES``) are
+importable from here.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +43,36 @@ import xarray as xr
 
 # One day conversion for the whole package; re-exported here under the name the publishers use.
 from smflow.dates import as_date as product_day
+from smflow.publish.cf_facts import (
+    CI_COMMENT,
+    CI_LONG_NAME,
+    CI_QUANTITIES,
+    CONTRACT_UNITS,
+    CONVENTIONS,
+    CRS_ATTRS,
+    FILL_VALUE,
+    FROZEN_SOIL_FLAGS,
+    GLOBAL_COMMENT,
+    GRID,
+    INSTITUTION,
+    INT8_FILL,
+    INT32_FILL,
+    LICENSE,
+    MEMBER_ATTRS,
+    MEMBER_GRID,
+    ML_COMMENTS,
+    PIPELINE,
+    PRODUCT_NAMES,
+    REFERENCES,
+    REQUIRED_PROVENANCE,
+    SOURCE_GRID,
+    SOURCES,
+    SUMMARIES,
+    TC_RESOLVED_FLAGS,
+    TITLES,
+    UNIT_SYNONYMS,
+    VARIABLE_ATTRS,
+)
 
 __all__ = [
     "CONVENTIONS",
@@ -51,73 +87,6 @@ __all__ = [
     "to_netcdf_bytes",
 ]
 
-CONVENTIONS: Final = "CF-1.8"
-
-#: Parent products of the merge, in the order used everywhere (docs/DESIGN.md).
-SOURCES: Final = ("smap", "era5_land", "gldas")
-
-#: The three files of one day, in publishing order.
-PRODUCT_NAMES: Final = ("merged-sm", "sm2rain-precip", "tc-diagnostics")
-
-#: Stored in place of NaN in every float variable (float32); outside every valid range.
-FILL_VALUE: Final = np.float32(-9999.0)
-_INT8_FILL: Final = np.int8(-1)
-_INT32_FILL: Final = np.int32(-1)
-
-_TC_RESOLVED_FLAGS: Final[dict[int, str]] = {0: "tc_not_resolved", 1: "tc_resolved"}
-
-REFERENCES: Final = (
-    "Ming et al. (2022): hybrid triple collocation (TC) and LSTM merging and downscaling of "
-    "SMAP, GLDAS-Noah and ERA5-Land soil moisture (Yunnan, China), Remote Sensing 14, 1744.",
-    "Zhang, Y., Hou, J. and Huang, C. (2022): Integration of satellite-derived and ground-based "
-    "soil moisture observations for a precipitation product over the Upper Heihe River Basin, "
-    "China, Remote Sensing 14, 5355, doi:10.3390/rs14215355.",
-    "Brocca, L. et al. (2013): A new method for rainfall estimation through soil moisture "
-    "observations, Geophysical Research Letters 40, 853-858, doi:10.1002/grl.50173.",
-)
-
-_INSTITUTION: Final = "smflow operational soil-moisture system"
-_LICENSE: Final = (
-    "CC-BY-4.0. Derived from NASA SMAP L3 and GLDAS (NASA EOSDIS, open data) and Copernicus "
-    "ERA5-Land (Copernicus licence: 'Contains modified Copernicus Climate Change Service "
-    "information'); cite the references."
-)
-_PIPELINE: Final = "daily_soil_moisture"
-
-# EPSG:4326 (WGS 84, geographic 2D), OGC WKT 2.
-_WGS84_WKT: Final = (
-    'GEOGCRS["WGS 84",DATUM["World Geodetic System 1984",ELLIPSOID["WGS 84",6378137,'
-    '298.257223563,LENGTHUNIT["metre",1]]],PRIMEM["Greenwich",0,ANGLEUNIT["degree",'
-    '0.0174532925199433]],CS[ellipsoidal,2],AXIS["geodetic latitude (Lat)",north,ORDER[1],'
-    'ANGLEUNIT["degree",0.0174532925199433]],AXIS["geodetic longitude (Lon)",east,ORDER[2],'
-    'ANGLEUNIT["degree",0.0174532925199433]],ID["EPSG",4326]]'
-)
-
-_REQUIRED_PROVENANCE: Final = (
-    "tc_merging_model",
-    "sm2rain_model",
-    "input_granules",
-    "missing_inputs",
-    "sm2rain_parameters_source",
-)
-
-# Units of the contract (docs/DESIGN.md); a product in other units is refused, not converted.
-_CONTRACT_UNITS: Final = {
-    "soil_moisture": "m3 m-3",
-    "soil_moisture_error_variance": "m6 m-6",
-    "precipitation_amount": "kg m-2",
-    "error_variance": "m6 m-6",
-    "source_soil_moisture": "m3 m-3",
-    "correlation_with_truth": "1",
-    "snr_db": "dB",
-}
-_UNIT_SYNONYMS: Final = {
-    "m3 m-3": {"m3 m-3", "m3/m3", "m^3 m^-3", "m3.m-3", "1"},
-    "m6 m-6": {"m6 m-6", "(m3 m-3)^2", "(m3 m-3)2", "m^6 m^-6", "1"},
-    "kg m-2": {"kg m-2", "mm", "kg/m2", "kg m^-2"},
-    "1": {"1", "", "-"},
-    "dB": {"dB", "db", "decibel"},
-}
 
 
 def code_version() -> str:
@@ -187,7 +156,7 @@ def build_product_datasets(
         coords = _select_coords(common, with_source, depth)
         if name == "merged-sm" and "member_soil_moisture" in variables:
             coords = {**coords, "member": xr.Variable(("member",), [str(m) for m in product["member"].values],
-                                                      {"long_name": "member model of the ensemble merge"})}
+                                                      dict(MEMBER_ATTRS))}
         ds = xr.Dataset(variables, coords=coords)
         for bounds_name, bounds in _bounds(common, depth).items():
             ds[bounds_name] = bounds
@@ -235,9 +204,9 @@ def resolve_provenance(product: xr.Dataset, provenance: Mapping[str, Any]) -> di
     ValueError
         If a required key is missing from both.
     """
-    lineage = {key: product.attrs[key] for key in _REQUIRED_PROVENANCE if key in product.attrs}
+    lineage = {key: product.attrs[key] for key in REQUIRED_PROVENANCE if key in product.attrs}
     lineage.update(provenance)
-    missing = [key for key in _REQUIRED_PROVENANCE if key not in lineage]
+    missing = [key for key in REQUIRED_PROVENANCE if key not in lineage]
     if missing:
         raise ValueError(
             f"provenance is missing {missing}; pass them in `provenance=` (e.g. "
@@ -293,9 +262,9 @@ def _conform(product: xr.Dataset, day: dt.date) -> xr.Dataset:
     for dim in ("source", "lat", "lon"):
         if dim not in product.dims:
             raise ValueError(f"product dataset lacks dimension {dim!r} (has {list(product.dims)})")
-    for name, expected in _CONTRACT_UNITS.items():
+    for name, expected in CONTRACT_UNITS.items():
         units = str(product[name].attrs.get("units", expected)).strip()
-        if units not in _UNIT_SYNONYMS[expected]:
+        if units not in UNIT_SYNONYMS[expected]:
             raise ValueError(
                 f"{name} is in {units!r}, the contract says {expected!r}: convert it before "
                 "publishing (publishing never converts units silently)"
@@ -405,23 +374,10 @@ def _bounds(common: Mapping[str, Any], depth: bool) -> dict[str, Any]:
 
 
 def _crs() -> xr.Variable:
-    return xr.Variable(
-        (),
-        np.int32(0),
-        {
-            "grid_mapping_name": "latitude_longitude",
-            "longitude_of_prime_meridian": 0.0,
-            "semi_major_axis": 6378137.0,
-            "inverse_flattening": 298.257223563,
-            "crs_wkt": _WGS84_WKT,
-            "epsg_code": "EPSG:4326",
-            "long_name": "WGS 84 geographic coordinates (EPSG:4326)",
-        },
-    )
+    return xr.Variable((), np.int32(0), dict(CRS_ATTRS))
 
 
 # --------------------------------------------------------------------------- variables
-
 
 def _float_variable(
     data: xr.DataArray, dims: tuple[str, ...], attrs: Mapping[str, Any]
@@ -441,7 +397,7 @@ def _flag_variable(
     if raw.dtype.kind == "b":
         raw = raw.astype("i1")
     missing = ~np.isfinite(raw.astype("f8"))
-    values = np.where(missing, _INT8_FILL, np.nan_to_num(raw.astype("f8"), nan=-1)).astype("i1")
+    values = np.where(missing, INT8_FILL, np.nan_to_num(raw.astype("f8"), nan=-1)).astype("i1")
     unknown = sorted(set(np.unique(values[~missing]).tolist()) - set(flags))
     if unknown:
         raise ValueError(
@@ -472,11 +428,6 @@ def _product_flags(data: xr.DataArray, default: Mapping[int, str]) -> dict[int, 
     return dict(zip(values, meanings, strict=True))
 
 
-_SM_STANDARD_NAME: Final = "volume_fraction_of_condensed_water_in_soil"
-_GRID: Final = ("time", "lat", "lon")
-_SOURCE_GRID: Final = ("time", "source", "lat", "lon")
-
-
 def _merge_method_flags() -> dict[int, str]:
     """``merge_method`` flags of the merging code (the one definition, in science.merging)."""
     from smflow.science.merging import MERGE_METHOD_FLAG_MEANINGS, MERGE_METHOD_FLAG_VALUES
@@ -484,129 +435,40 @@ def _merge_method_flags() -> dict[int, str]:
     return dict(zip(MERGE_METHOD_FLAG_VALUES.tolist(), MERGE_METHOD_FLAG_MEANINGS.split(), strict=True))
 
 
-_ML_COMMENT: Final = (
-    "Machine-learning merge of SMAP, ERA5-Land and GLDAS: random forest, LSTM and multi-head 1-D CNN "
-    "members trained against in-situ soil moisture (ISMN) and combined by Bayesian model averaging "
-    "(Zhang, Hou & Huang 2022, Sect. 3.4, Eq. 17; Raftery et al. 2005); parents missing on a day are "
-    "masked in the features (merge_method machine_learning_partial). NaN (_FillValue) off land and "
-    "where no parent has a value."
-)
-
-
 def _merged_soil_moisture(product: xr.Dataset, method: str = "tc") -> dict[str, xr.Variable]:
     flags = _product_flags(product["merge_method"], _merge_method_flags())
-    ml = method != "tc"
+
+    def attrs(name: str) -> dict[str, Any]:
+        facts = VARIABLE_ATTRS[name]
+        return {**facts, "comment": ML_COMMENTS[name]} if method != "tc" and name in ML_COMMENTS else dict(facts)
+
     out = {
-        "soil_moisture": _float_variable(
-            product["soil_moisture"],
-            _GRID,
-            {
-                "standard_name": _SM_STANDARD_NAME,
-                "long_name": "merged surface soil moisture (volumetric water content)",
-                "units": "m3 m-3",
-                "valid_min": np.float32(0.0),
-                "valid_max": np.float32(1.0),
-                "cell_methods": "time: mean",
-                "ancillary_variables": "soil_moisture_error_variance merge_method",
-                "comment": _ML_COMMENT if ml else "Least-squares merge of SMAP, ERA5-Land and GLDAS "
-                "weighted by their triple-collocation error variances (Ming et al. 2022, Eqs. 11-17); "
-                "arithmetic mean of the available parents where TC is unresolved (see merge_method). "
-                "NaN (_FillValue) off land and where no parent has a value.",
-            },
-        ),
+        "soil_moisture": _float_variable(product["soil_moisture"], GRID, attrs("soil_moisture")),
         "soil_moisture_error_variance": _float_variable(
-            product["soil_moisture_error_variance"],
-            _GRID,
-            {
-                "long_name": "error variance of the merged soil moisture",
-                "units": "m6 m-6",
-                "valid_min": np.float32(0.0),
-                "comment": "(m3 m-3)^2. BMA predictive variance: spread between the bias-corrected "
-                "members plus their weighted within-member variances (Raftery et al. 2005)." if ml else
-                "(m3 m-3)^2. Propagated from the parents' triple-collocation error "
-                "variances through the merging weights; its square root is the standard error "
-                "of soil_moisture. Missing (_FillValue) where merge_method is "
-                "arithmetic_mean, which has no TC error model.",
-            },
-        ),
-        "merge_method": _flag_variable(
-            product["merge_method"],
-            _GRID,
-            flags,
-            {"long_name": "method used to merge the parent soil moisture in this cell"},
-            "merge_method",
-        ),
+            product["soil_moisture_error_variance"], GRID, attrs("soil_moisture_error_variance")),
+        "merge_method": _flag_variable(product["merge_method"], GRID, flags, attrs("merge_method"), "merge_method"),
         "source_soil_moisture": _float_variable(
-            product["source_soil_moisture"],
-            _SOURCE_GRID,
-            {
-                "standard_name": _SM_STANDARD_NAME,
-                "long_name": "parent product soil moisture on the domain grid, as merged",
-                "units": "m3 m-3",
-                "valid_min": np.float32(0.0),
-                "valid_max": np.float32(1.0),
-                "cell_methods": "time: mean",
-            },
-        ),
+            product["source_soil_moisture"], SOURCE_GRID, attrs("source_soil_moisture")),
     }
     if "soil_moisture_uncertainty" in product:
         out["soil_moisture_uncertainty"] = _float_variable(
-            product["soil_moisture_uncertainty"], _GRID,
-            {"long_name": "uncertainty of the merged soil moisture (standard deviation)", "units": "m3 m-3",
-             "valid_min": np.float32(0.0),
-             "comment": "Square root of soil_moisture_error_variance: BMA predictive standard deviation."})
+            product["soil_moisture_uncertainty"], GRID, attrs("soil_moisture_uncertainty"))
     if "member_soil_moisture" in product:
         out["member_soil_moisture"] = _float_variable(
-            product["member_soil_moisture"], ("time", "member", "lat", "lon"),
-            {"standard_name": _SM_STANDARD_NAME, "units": "m3 m-3",
-             "long_name": "soil moisture of each member model of the ensemble merge (before BMA)",
-             "valid_min": np.float32(0.0), "valid_max": np.float32(1.0)})
+            product["member_soil_moisture"], MEMBER_GRID, attrs("member_soil_moisture"))
     return out
-
-
-_FROZEN_SOIL_FLAGS: Final[dict[int, str]] = {0: "not_frozen", 1: "frozen_soil_or_snow"}
 
 
 def _sm2rain_precipitation(product: xr.Dataset) -> dict[str, xr.Variable]:
     out = {
         "precipitation_amount": _float_variable(
-            product["precipitation_amount"],
-            _GRID,
-            {
-                "standard_name": "precipitation_amount",
-                "long_name": "daily rainfall estimated from soil moisture (SM2RAIN)",
-                "units": "kg m-2",
-                "valid_min": np.float32(0.0),
-                "cell_methods": "time: sum",
-                "comment": "1 kg m-2 equals 1 mm of water. Rainfall inverted from the "
-                "soil-water balance of the merged soil moisture (SM2RAIN; Brocca et al. 2013; "
-                "Zhang et al. 2022, Eqs. 1-2), accumulated over time_bnds. Missing "
-                "(_FillValue) where frozen_soil says the soil was frozen or snow-covered.",
-            },
-        ),
+            product["precipitation_amount"], GRID, VARIABLE_ATTRS["precipitation_amount"]),
     }
     if "frozen_soil" in product:
         out["precipitation_amount"].attrs["ancillary_variables"] = "frozen_soil"
         out["frozen_soil"] = _flag_variable(
-            product["frozen_soil"],
-            _GRID,
-            _FROZEN_SOIL_FLAGS,
-            {
-                "long_name": "frozen soil or snow cover: no rainfall inverted from soil moisture",
-                "comment": "Top-layer soil temperature (GLDAS Noah 0-10 cm, daily mean) at or below "
-                "273.15 K on this day. The day's rainfall is also missing when the day before was "
-                "frozen (SM2RAIN uses both days).",
-            },
-            "frozen_soil",
-        )
+            product["frozen_soil"], GRID, FROZEN_SOIL_FLAGS, VARIABLE_ATTRS["frozen_soil"], "frozen_soil")
     return out
-
-
-_CI_QUANTITIES: Final = {
-    "error_variance": ("triple-collocation error variance", "m6 m-6"),
-    "correlation_with_truth": ("correlation with the unknown truth", "1"),
-    "snr_db": ("signal-to-noise ratio", "dB"),
-}
 
 
 def _confidence_intervals(product: xr.Dataset) -> dict[str, xr.Variable]:
@@ -614,93 +476,42 @@ def _confidence_intervals(product: xr.Dataset) -> dict[str, xr.Variable]:
     level = float(product.attrs.get("tc_confidence_level", 0.95))
     resamples = product.attrs.get("tc_bootstrap_resamples", "")
     out: dict[str, xr.Variable] = {}
-    for name, (what, units) in _CI_QUANTITIES.items():
+    for name, (what, units) in CI_QUANTITIES.items():
         for side in ("lower", "upper"):
             key = f"{name}_{side}"
             if key not in product:
                 continue
             out[key] = _float_variable(
                 product[key],
-                _SOURCE_GRID,
+                SOURCE_GRID,
                 {
-                    "long_name": f"{side} bound of the {level:.0%} confidence interval of the {what}",
+                    "long_name": CI_LONG_NAME.format(side=side, level=level, what=what),
                     "units": units,
-                    "comment": f"Moving-block bootstrap over the trailing window ({resamples} "
-                    "resamples, block length tc_block_length, percentile interval; Politis and "
-                    "Romano 1994). Missing where TC is not resolved.",
+                    "comment": CI_COMMENT.format(resamples=resamples),
                 },
             )
     if "tc_block_length" in product:
-        lengths = product["tc_block_length"].transpose("lat", "lon").values.astype("f8")
-        out["tc_block_length"] = xr.Variable(
-            _GRID,
-            np.where(np.isfinite(lengths), np.nan_to_num(lengths), _INT32_FILL).astype("i4")[np.newaxis, ...],
-            {"long_name": "block length of the moving-block bootstrap", "units": "day",
-             "grid_mapping": "crs"},
-        )
+        out["tc_block_length"] = _count_variable(product["tc_block_length"], VARIABLE_ATTRS["tc_block_length"])
     return out
 
 
+def _count_variable(data: xr.DataArray, attrs: Mapping[str, Any]) -> xr.Variable:
+    """A per-cell count as int32 on (time, lat, lon), missing values as the int32 fill."""
+    counts = data.transpose("lat", "lon").values.astype("f8")
+    values = np.where(np.isfinite(counts), np.nan_to_num(counts), INT32_FILL).astype("i4")
+    return xr.Variable(GRID, values[np.newaxis, ...], dict(attrs))
+
+
 def _tc_diagnostics(product: xr.Dataset) -> dict[str, xr.Variable]:
-    sample = product["tc_sample_size"].transpose("lat", "lon").values.astype("f8")
-    sample_values = np.where(np.isfinite(sample), np.nan_to_num(sample), _INT32_FILL).astype("i4")
     intervals = _confidence_intervals(product)
     out = {
-        "error_variance": _float_variable(
-            product["error_variance"],
-            _SOURCE_GRID,
-            {
-                "long_name": "triple-collocation error variance of the parent soil moisture",
-                "units": "m6 m-6",
-                "valid_min": np.float32(0.0),
-                "comment": "(m3 m-3)^2, in each parent's own units (Ming et al. 2022, Eqs. 5-8).",
-            },
-        ),
-        "correlation_with_truth": _float_variable(
-            product["correlation_with_truth"],
-            _SOURCE_GRID,
-            {
-                "long_name": "correlation of the parent soil moisture with the unknown truth",
-                "units": "1",
-                "valid_min": np.float32(-1.0),
-                "valid_max": np.float32(1.0),
-                "comment": "Extended triple collocation (Ming et al. 2022, Eq. 10).",
-            },
-        ),
-        "snr_db": _float_variable(
-            product["snr_db"],
-            _SOURCE_GRID,
-            {
-                "long_name": "signal-to-noise ratio of the parent soil moisture",
-                "units": "dB",
-                "comment": "SNR [dB] = 10 log10(signal variance / error variance) from triple "
-                "collocation. 'dB' is a CF-accepted unit (CF FAQ) that UDUNITS-2 does not "
-                "define; tools that need UDUNITS may treat it as dimensionless.",
-            },
-        ),
-        "tc_resolved": _flag_variable(
-            product["tc_resolved"],
-            _GRID,
-            _TC_RESOLVED_FLAGS,
-            {
-                "long_name": "triple collocation resolved in this cell",
-                "comment": "tc_not_resolved: too few collocated triplets or non-positive "
-                "covariances; the merge then falls back to the arithmetic mean.",
-            },
-            "tc_resolved",
-        ),
-        "tc_sample_size": xr.Variable(
-            _GRID,
-            sample_values[np.newaxis, ...],
-            {
-                "standard_name": f"{_SM_STANDARD_NAME} number_of_observations",
-                "long_name": "number of collocated triplets used by the triple collocation",
-                "units": "1",
-                "grid_mapping": "crs",
-            },
-        ),
+        name: _float_variable(product[name], SOURCE_GRID, VARIABLE_ATTRS[name])
+        for name in ("error_variance", "correlation_with_truth", "snr_db")
     }
-    for name in _CI_QUANTITIES:
+    out["tc_resolved"] = _flag_variable(
+        product["tc_resolved"], GRID, TC_RESOLVED_FLAGS, VARIABLE_ATTRS["tc_resolved"], "tc_resolved")
+    out["tc_sample_size"] = _count_variable(product["tc_sample_size"], VARIABLE_ATTRS["tc_sample_size"])
+    for name in CI_QUANTITIES:
         bounds = [k for k in (f"{name}_lower", f"{name}_upper") if k in intervals]
         if bounds:
             out[name].attrs["ancillary_variables"] = " ".join(bounds)
@@ -708,27 +519,6 @@ def _tc_diagnostics(product: xr.Dataset) -> dict[str, xr.Variable]:
 
 
 # --------------------------------------------------------------------------- attributes
-
-
-_TITLES: Final = {
-    "merged-sm": "smflow daily merged surface soil moisture (SMAP, ERA5-Land, GLDAS), Big Island "
-    "of Hawaii, 0.1 degree",
-    "sm2rain-precip": "smflow daily SM2RAIN rainfall from merged soil moisture, Big Island of "
-    "Hawaii, 0.1 degree",
-    "tc-diagnostics": "smflow daily triple-collocation error diagnostics of SMAP, ERA5-Land and "
-    "GLDAS soil moisture, Big Island of Hawaii, 0.1 degree",
-}
-_SUMMARIES: Final = {
-    "merged-sm": "Surface soil moisture merged from SMAP L3 v9 (AM+PM), ERA5-Land layer 1 and "
-    "GLDAS Noah 2.1 0-10 cm with least-squares weights from triple collocation (TC) error "
-    "variances, with its error variance, the merge method per cell and the parent values.",
-    "sm2rain-precip": "Daily rainfall estimated bottom-up from the merged soil moisture with "
-    "SM2RAIN: the soil-water balance inverted for the rainfall that explains the observed "
-    "soil-moisture change.",
-    "tc-diagnostics": "Triple-collocation error variance, correlation with the truth and "
-    "signal-to-noise ratio of each parent soil-moisture product, whether TC was resolved and "
-    "how many collocated triplets it used.",
-}
 
 
 def _global_attrs(
@@ -755,16 +545,14 @@ def _global_attrs(
     }
     attrs: dict[str, Any] = {
         "Conventions": CONVENTIONS,
-        "title": _TITLES[name],
-        "summary": _SUMMARIES[name],
-        "institution": _INSTITUTION,
+        "title": TITLES[name],
+        "summary": SUMMARIES[name],
+        "institution": INSTITUTION,
         "source": sources[name],
-        "history": f"{day.isoformat()}: smflow {version} {_PIPELINE} ({name})",
+        "history": f"{day.isoformat()}: smflow {version} {PIPELINE} ({name})",
         "references": "\n".join(REFERENCES),
-        "comment": "Daily product of the smflow system. NaN (_FillValue) marks cells off land "
-        "or without a value. The lineage attributes list the input granules, the inputs that "
-        "were missing on this day and the model versions that made this file.",
-        "license": _LICENSE,
+        "comment": GLOBAL_COMMENT,
+        "license": LICENSE,
         "id": f"smflow_{name}_{stamp}",
         "product_name": name,
         "product_date": day.isoformat(),
@@ -834,7 +622,7 @@ def _set_encoding(ds: xr.Dataset, *, only_missing: bool = False) -> None:
             encoding = {"dtype": "f4", "_FillValue": FILL_VALUE, "zlib": True, "complevel": 4,
                         "shuffle": True}
         else:
-            fill = _INT8_FILL if var.dtype.itemsize == 1 else _INT32_FILL
+            fill = INT8_FILL if var.dtype.itemsize == 1 else INT32_FILL
             encoding = {"dtype": var.dtype, "_FillValue": fill.astype(var.dtype), "zlib": True,
                         "complevel": 4, "shuffle": True}
         if "zlib" in encoding and var.ndim > 0:
