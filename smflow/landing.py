@@ -30,9 +30,6 @@ GRANULE_SUFFIX = ".nc"
 #: Prefix of the provider files of the native products.
 NATIVE_PREFIX = "native"
 
-#: Kept for :mod:`smflow.archive.reconcile`, which imports it from here; use :func:`smflow.dates.as_date`.
-_as_date = as_date
-
 
 @dataclass(frozen=True)
 class GranuleRef:

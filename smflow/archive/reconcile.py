@@ -23,7 +23,8 @@ from smflow import s3 as s3mod
 from smflow.catalog import canonical_name
 from smflow.catalog import entries as catalog_entries
 from smflow.config import Settings
-from smflow.landing import LandingZone, _as_date
+from smflow.dates import as_date
+from smflow.landing import LandingZone
 
 
 #: Archive client classes by kind (imported on use).
@@ -139,7 +140,7 @@ def reconcile(
     """
     from smflow.store import TimeSeriesStore
 
-    d0, d1 = _as_date(start), _as_date(end)
+    d0, d1 = as_date(start), as_date(end)
     if d1 < d0:
         raise ValueError(f"end {d1} is before start {d0}; swap them.")
     settings = settings or Settings.load()

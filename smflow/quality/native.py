@@ -51,7 +51,7 @@ from smflow.quality.validate import (
     _jsonable,
     _outcome,
     _run_suite,
-    as_day,
+    as_date,
 )
 from smflow.quality.suites import _fmt, ephemeral_context, gx_context
 
@@ -307,7 +307,7 @@ def native_field_table(field: "xr.Dataset", product: str, day: Any, grid: "Domai
     if main is None or "lat" not in field.dims or "lon" not in field.dims:
         raise ValueError(f"the field has no variable of {product} on (lat, lon) dims "
                          f"(variables {sorted(map(str, field.data_vars))}, dims {tuple(field.dims)})")
-    day = as_day(day)
+    day = as_date(day)
     target = field[main]
     lat = np.broadcast_to(field["lat"].values[:, None], (field.sizes["lat"], field.sizes["lon"]))
     lon = np.broadcast_to(field["lon"].values[None, :], lat.shape)
@@ -429,7 +429,7 @@ def validate_native_field(product: str, field: "xr.Dataset", day: dt.date, grid:
         holds counts, land coverage, value range and times.
     """
     start = time.perf_counter()
-    day = as_day(day)
+    day = as_date(day)
     th = native_thresholds(product)
     source_file = (field.attrs.get("source_file") or (source.attrs.get("source_file")
                                                       if source is not None else None))
@@ -576,7 +576,7 @@ def publish_data_docs(s3_client, settings: "Settings") -> str:
         for doc in documents:
             if not doc.get("result"):
                 continue
-            day = as_day(doc["day"])
+            day = as_date(doc["day"])
             stored = pd.Timestamp(doc.get("stored_at") or day.isoformat())
             stored = stored.tz_localize("UTC") if stored.tzinfo is None else stored.tz_convert("UTC")
             identifier = ValidationResultIdentifier(

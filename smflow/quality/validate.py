@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from smflow.dates import as_date as as_day  # re-exported: smflow.quality.native imports it from here
+from smflow.dates import as_date
 from smflow.quality import schema as schema_mod
 from smflow.quality.suites import (
     CELL_VARIABLES,
@@ -381,7 +381,7 @@ def granule_table(
     if day is None:
         valid_times = times[~np.isnat(times)]
         day = pd.Timestamp(valid_times.min()).date() if valid_times.size else dt.date(1970, 1, 1)
-    day0 = _day_start(as_day(day))
+    day0 = _day_start(as_date(day))
     time_col = np.tile(times, n_loc)
     hours = (time_col - day0) / np.timedelta64(1, "h")
     hours = np.where(np.isnat(time_col), np.nan, hours)
@@ -440,7 +440,7 @@ def validate_granule(
         be quarantined.
     """
     start = time.perf_counter()
-    day = as_day(day)
+    day = as_date(day)
     bounds = DomainBounds.coerce(domain_bounds) if domain_bounds is not None else default_domain_bounds()
     what = f"{product} granule {day.isoformat()}"
     if product not in GRANULE_THRESHOLDS:
@@ -630,7 +630,7 @@ def validate_product(
     """
     start = time.perf_counter()
     th = thresholds or PRODUCT_THRESHOLDS
-    day = as_day(day)
+    day = as_date(day)
     what = f"daily product {day.isoformat()}"
     problems = schema_mod.check_product_schema(ds, th, cf_required=cf_required)
     lineage = schema_mod.product_lineage(ds)
@@ -719,7 +719,7 @@ def _put_json(s3, bucket: str, key: str, document: dict) -> None:
 
 def validation_key(kind: str, name: str, day: Any) -> str:
     """``validation/{kind}/{name}/{YYYYMMDD}.json`` (key in the store bucket)."""
-    return f"{VALIDATION_PREFIX}/{_check_name('kind', kind)}/{_check_name('name', name)}/{as_day(day):%Y%m%d}.json"
+    return f"{VALIDATION_PREFIX}/{_check_name('kind', kind)}/{_check_name('name', name)}/{as_date(day):%Y%m%d}.json"
 
 
 def store_validation_result(
@@ -751,7 +751,7 @@ def store_validation_result(
     key = validation_key(kind, name, day)
     ensure_bucket(s3, settings.store_bucket)
     _put_json(s3, settings.store_bucket, key,
-              {"kind": kind, "name": name, "day": as_day(day).isoformat(), "stored_at": _utc_now(), **document})
+              {"kind": kind, "name": name, "day": as_date(day).isoformat(), "stored_at": _utc_now(), **document})
     return key
 
 

@@ -121,13 +121,13 @@ def test_the_real_empty_day_is_quarantined_and_recorded_missing(landed, s3_clien
 
 #: one real file per native reader (relative to ../shared/data/real)
 READER_FILES = {
-    "smap_spl2smp": "smap_l2/SMAP_L2_SM_P_02801_A_20150811T013002_R18290_001.h5",
-    "smos_l3_catds": "smos_l3_catds/SM_OPER_MIR_CLF31A_20150506T000000_20150506T235959_300_002_7.DBL.nc",
+    "smap_l2": "smap_l2/SMAP_L2_SM_P_02801_A_20150811T013002_R18290_001.h5",
+    "smos_l3": "smos_l3_catds/SM_OPER_MIR_CLF31A_20150506T000000_20150506T235959_300_002_7.DBL.nc",
     "ascat_l2_ssm_nc": "ascat_eumetsat_l2/nc_25km/W_XX-EUMETSAT-Darmstadt,SURFACE+SATELLITE,"
                        "METOPA+ASCAT_C_EUMP_20170220041500_53652_eps_o_250_ssm_l2.nc",
     "hsaf_h101": "hsaf_ascat_nrt_bufr/h101_20170220_104500_METOPA_53656_EUM.buf",
     "hsaf_h14": "hsaf_h14_rzsm_grib/H14_2014051500.grib",
-    "gldas_noah21": "gldas_noah21/GLDAS_NOAH025_3H.A20160101.0300.021.nc4",
+    "gldas": "gldas_noah21/GLDAS_NOAH025_3H.A20160101.0300.021.nc4",
     "cgls_ssm_1km": "cgls_1km/CGLS_SSM1km_V1.1_img/c_gls_SSM1km_201706010000_CEURO_S1CSAR_V1.1.1.nc",
     "cgls_swi_1km": "cgls_1km/CGLS_SWI1km_V1.0_img/c_gls_SWI1km_201706011200_CEURO_SCATSAR_V1.0.1.nc",
     "modis_mod11a1": "modis_lst/MOD11A1.hdf",
