@@ -176,11 +176,11 @@ def publish_products(staged: dict[str, Any], *, settings: Settings | None = None
     d = as_date(staged["day"])
     ds = _load_staged(staged, client)
     ds.attrs.pop("provenance_json", None)
-    published = Publisher(settings, s3=client).publishas_date(ds, d, staged["provenance"])
+    published = Publisher(settings, s3=client).publish_day(ds, d, staged["provenance"])
     client.delete_object(Bucket=staged["bucket"], Key=staged["key"])
     return {"day": d.isoformat(), "keys": list(published.keys), "stac_key": published.stac_key,
             "unchanged": published.unchanged}
 
 
-def previousas_date(day: str) -> str:
+def previous_day(day: str) -> str:
     return (as_date(day) - timedelta(days=1)).isoformat()
