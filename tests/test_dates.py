@@ -43,7 +43,7 @@ def test_what_is_not_a_day_is_refused_with_the_value_named(value) -> None:
 
 def test_the_modules_that_take_a_day_share_it() -> None:
     """The former copies (landing, store, validation, CF writer) are this one function now."""
-    from smflow.publish.cf import product_day
-    from smflow.quality.validate import as_day
+    from smflow.publish import cf
+    from smflow.quality import native, validate
 
-    assert product_day is as_date and as_day is as_date
+    assert cf.product_day is as_date and validate.as_date is as_date and native.as_date is as_date
