@@ -23,7 +23,9 @@ import numpy as np
 import xarray as xr
 
 from smflow.config import REPO_ROOT, Settings
-from smflow.ml.features import FeatureSpec, StationSamples, feature_cube, fingerprint, load_static_covariates, station_samples
+from smflow.ml.features import (
+    FeatureSpec, StationSamples, feature_cube, fingerprint, load_static_covariates, sequence_windows, station_samples,
+)
 from smflow.ml.apply import gridded_parents
 from smflow.ml.models import PARENTS
 from smflow.ml.registry import MERGING_MODEL, LoadedMerging, load_merging  # noqa: F401 - re-exported
@@ -173,31 +175,47 @@ def choose_champion(scores, current: dict[str, float] | None = None) -> tuple[st
 
 def _current_champion_score(inputs: MergingInputs, train, evaluate, seed: int) -> tuple[Any, dict[str, float] | None]:
     """Re-score the current champion on this run's held-out-period samples (same code, same samples)."""
-    from smflow.ml.evaluation import score_candidates
     from smflow.ml.registry import champion_ref
-    from smflow.ml.splits import period_fold
 
     try:
         ref = champion_ref(MERGING_MODEL)
     except LookupError:
         return None, None
-    model = load_merging(ref)
+    return ref, score_on_period(load_merging(ref), inputs, train, evaluate, seed)
+
+
+def score_on_period(model: LoadedMerging, inputs: MergingInputs, train, evaluate, seed: int) -> dict[str, float] | None:
+    """Median ubRMSE of a merging version on the held-out-period samples of ``inputs``.
+
+    Runs the version with its own feature standardisation and window on the same cells and days
+    as the candidates; a version on other inputs is compared by its logged score (None if absent).
+    """
+    from smflow.ml.evaluation import score_candidates
+    from smflow.ml.splits import period_fold
+
+    ref = model.ref
     s = inputs.samples
     fold = period_fold(s.time, train, evaluate)
     if model.method == "tc":
         pred = baseline_predictions(inputs)["tc"][fold.test]  # TC of the same training period
     else:
-        cube = feature_cube(inputs.parents, inputs.static, model.ensemble.spec)
-        from smflow.insitu import load_insitu_soil_moisture  # noqa: F401 (samples rebuilt on the same days)
+        spec = model.ensemble.spec
+        if set(spec.parents) - set(inputs.parents.data_vars) or (spec.static and inputs.static is None):
+            # A champion on other inputs cannot be re-run here: compare with its logged score.
+            from mlflow import MlflowClient
 
-        test = s.subset(fold.test)
-        if model.ensemble.spec.columns != inputs.spec.columns or model.ensemble.spec.window != inputs.spec.window:
-            return ref, None  # a champion on other features: compared by its logged metrics only
-        del cube
-        pred = model.ensemble.predict(test.windows)[0]
+            logged = MlflowClient().get_run(ref.run_id).data.metrics.get(f"period_{model.method}_ubrmse")
+            return None if logged is None else {model.method: float(logged)}
+        # The champion's own standardisation and window, on the same test samples (cells and days).
+        cube = feature_cube(inputs.parents, inputs.static, spec).values
+        windows = sequence_windows(cube, spec.window)
+        t_idx = np.searchsorted(inputs.parents["time"].values, s.time[fold.test])
+        ok = t_idx >= spec.window - 1
+        pred = np.full(int(fold.test.sum()), np.nan)
+        pred[ok] = model.ensemble.predict(np.ascontiguousarray(windows[t_idx[ok] - (spec.window - 1), s.cell[fold.test][ok]]))[0]
     (score,) = score_candidates({model.method: pred}, s.target[fold.test], s.station[fold.test], s.time[fold.test],
                                 folds="period", seed=seed)
-    return ref, {model.method: score.ubrmse.median}
+    return {model.method: score.ubrmse.median}
 
 
 def _pyfunc_class():

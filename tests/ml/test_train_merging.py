@@ -108,6 +108,13 @@ def test_real_hawaii_candidates_leave_one_station_out(hawaii) -> None:
     assert abs(by[("rf", "period")].bias.median) < abs(by[("era5_land", "period")].bias.median)
     # BMA weights are a distribution over the three members
     assert ensemble.bma is not None and np.isclose(ensemble.bma.weights.sum(), 1)
+    # a champion is re-scored by the same code on the same samples: the gate compares like with like
+    from smflow.ml.registry import LoadedMerging, ModelRef
+    from smflow.ml.train_merging import score_on_period
+
+    again = score_on_period(LoadedMerging(ModelRef("soil_moisture_merging", "1", "r"), "bma", ensemble=ensemble),
+                            hawaii, TRAIN, EVALUATE, seed=20170101)
+    assert again == {"bma": pytest.approx(by[("bma", "period")].ubrmse.median, rel=1e-6)}
     winner, gate = choose_champion(scores)
     assert ("passed" in gate) == (winner is not None)
 
