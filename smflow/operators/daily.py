@@ -57,8 +57,10 @@ def discover_granules(day: str, *, settings: Settings | None = None) -> list[dic
 def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """Fetch, read, validate (GX) and grid one granule into the time-series store.
 
-    A granule that cannot be read or fails its suite is quarantined with the reason and is not
-    stored; the run goes on (the product then records the input as missing).
+    A granule that cannot be read or fails its suite (wrong units included: the checks see the
+    values as read) is quarantined with the reason and is not stored; a granule with no valid
+    value on the domain grid is not stored either (status ``empty``). The run goes on and the
+    product records the input as missing.
     """
     from smflow.quality.quarantine import quarantine_failure
     from smflow.quality.validate import store_validation_result, validate_granule
@@ -94,11 +96,16 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
         field = grid_granule(product, decoded, d, grid)
         auxiliary = {auxiliary_field(product, name): grid_granule(product, decoded, d, grid, variable=name)
                      for name in AUXILIARY_FIELDS.get(product, ()) if name in decoded}
+    n_valid = int(np.isfinite(field.values).sum())
+    if n_valid == 0:
+        # Nothing on the domain grid (no overpass, everything flagged): never store an empty field
+        # over whatever the store holds for the day; the product lists the input as missing.
+        return {**result, "status": "empty", "reason": "no valid value on the domain grid", "valid_cells": 0,
+                "validation_key": vkey}
     store = TimeSeriesStore(settings, s3=client)
     for name, aux in auxiliary.items():
         store.put(name, d, aux)
     store_key = store.put(product, d, field)
-    n_valid = int(np.isfinite(field.values).sum())
     return {**result, "status": "stored", "store_key": store_key, "valid_cells": n_valid, "validation_key": vkey,
             "auxiliary_keys": sorted(store.key(name, d) for name in auxiliary)}
 

@@ -43,8 +43,14 @@ INPUT_PRODUCTS: tuple[str, ...] = pipeline("daily_soil_moisture").inputs
 MERGED_SOURCES: tuple[str, ...] = pipeline("daily_soil_moisture").parents
 
 #: Checks (``meta["check"]`` of the expectations) in the order they are reported.
+#: Share of a granule's values as read that must lie in the valid range; below it the granule is in
+#: other units (percent, kg m-2, a scale factor not applied). Measured on the real 2017-2018 Hawaii
+#: granules of SMAP, ERA5-Land, GLDAS and C3S: no day has any value as read outside its range.
+UNITS_MIN_INSIDE_FRACTION = 0.5
+
 CHECKS: tuple[str, ...] = (
     "schema",
+    "units",
     "physical_range",
     "fill_fraction",
     "flag_consistency",
@@ -65,6 +71,7 @@ GRANULE_COLUMNS: tuple[str, ...] = (
     "time",
     "hours_from_day_start",
     "soil_moisture",
+    "value_as_read",
     "quality_ok",
     "flags_pass",
     "in_domain",
@@ -319,6 +326,13 @@ def _granule_suite_cached(product: str, bounds: DomainBounds) -> "gx.Expectation
     suite = gx.ExpectationSuite(name=granule_suite_name(product), meta={"thresholds": _thresholds_meta(th)})
     add = suite.add_expectation
 
+    # On the values as read (before the reader's range and flag masks turn them into NaN): a
+    # granule mostly outside the valid range is in other units, not a few bad retrievals.
+    add(E.ExpectColumnValuesToBeBetween(
+        column="value_as_read", min_value=lo, max_value=hi, mostly=UNITS_MIN_INSIDE_FRACTION,
+        meta={"check": "units",
+              "what": f"values as read outside the valid range [{_fmt(lo)}, {_fmt(hi)}] m3 m-3 (wrong units?)"},
+    ))
     add(E.ExpectColumnValuesToBeBetween(
         column="soil_moisture", min_value=lo, max_value=hi,
         meta={"check": "physical_range", "what": f"values outside [{_fmt(lo)}, {_fmt(hi)}] m3 m-3"},

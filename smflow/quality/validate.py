@@ -13,6 +13,8 @@ per-expectation overhead, not the table size). Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import json
 import math
@@ -360,6 +362,11 @@ def granule_table(
         raise ValueError(f"soil_moisture has dims {sm_da.dims}; expected ('location', 'time')")
     sm = np.asarray(sm_da.transpose("location", "time").values, dtype="float64")
     n_loc, n_time = sm.shape
+    as_read_name = "soil_moisture_as_read"
+    if as_read_name in decoded.variables and set(decoded[as_read_name].dims) == {"location", "time"}:
+        as_read = np.asarray(decoded[as_read_name].transpose("location", "time").values, dtype="float64")
+    else:  # a reader without the unmasked values: the masked ones are all there is to check
+        as_read = sm
 
     def per_location(name: str, dtype: str, fill: Any) -> np.ndarray:
         if name in decoded.variables and decoded[name].dims == ("location",):
@@ -398,6 +405,7 @@ def granule_table(
             "time": time_col,
             "hours_from_day_start": hours.astype("float64"),
             "soil_moisture": sm.ravel(),
+            "value_as_read": as_read.ravel(),
             "quality_ok": quality.ravel(),
             "flags_pass": flags_pass.ravel(),
             "in_domain": bounds.contains(lat, lon),
@@ -497,8 +505,18 @@ def validate_granule(
             "total_seconds": time.perf_counter() - start,
         }
     )
-    return _outcome(what=what, suite_name=suite.name, gx_result=gx_result,
-                    schema_problems=problems, statistics=statistics)
+    raw = table["value_as_read"].to_numpy()
+    raw = raw[np.isfinite(raw)]
+    if raw.size:
+        statistics.update({"value_as_read_min": _float_or_none(raw.min()), "value_as_read_max": _float_or_none(raw.max())})
+    outcome = _outcome(what=what, suite_name=suite.name, gx_result=gx_result,
+                       schema_problems=problems, statistics=statistics)
+    if "units" in outcome.failed_checks and raw.size:
+        lo, hi = GRANULE_THRESHOLDS[product].soil_moisture_range
+        hint = (f"values {raw.min():.3g}-{raw.max():.3g}, expected {lo:g}-{hi:g} m3 m-3 "
+                f"(after the product's conversion from its source units): wrong units?")
+        outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; {hint}")
+    return outcome
 
 
 # --------------------------------------------------------------------------------------------

@@ -525,6 +525,12 @@ def decode_product(product: str | Product, raw: xr.Dataset, *, source_files: Seq
         attrs["ancillary_variables"] = " ".join(("quality_mask", *p.flag_variables))
     out = xr.Dataset(coords=raw.coords)
     out[p.output_name] = (("location", "time"), data, attrs)
+    # The values before range and flag masking (fill values excluded), so that the quality checks
+    # see what the file holds: a granule in the wrong units must fail loudly, not turn into NaN.
+    as_read = values if p.fill_value is None else np.where(
+        np.isclose(raw[p.variable].values.astype(np.float64), p.fill_value), np.nan, values)
+    out[f"{p.output_name}_as_read"] = (("location", "time"), as_read, {
+        "units": p.units, "long_name": f"{p.long_name}, as read (converted to {p.units}, before range and flag masks)"})
     out["quality_mask"] = (
         ("location", "time"),
         passes,
