@@ -87,7 +87,11 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
         try:
             decoded = read_granule(product, path)
         except GranuleError as exc:
-            return {**result, **quarantine_failure(client, settings, outcome_or_error=exc, **where)}
+            # Name the landing object, not this worker's temporary copy: the reason goes into the
+            # product's lineage, whose bytes must not change when the day is re-run.
+            problem = str(exc.problem).replace(str(path), source).replace(str(Path(tmp)), "")
+            error = GranuleError(f"{ref['bucket']}/{ref['key']}", problem)
+            return {**result, **quarantine_failure(client, settings, outcome_or_error=error, **where)}
         outcome = validate_granule(product, decoded, d, domain_bounds=grid.bounds)
         vkey = store_validation_result(client, settings, "granule", product, d, outcome)
         if not outcome.success:

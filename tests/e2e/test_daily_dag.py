@@ -155,6 +155,11 @@ def test_corrupted_granule_is_quarantined_and_the_run_goes_on(prepared, s3_clien
                                     Key=f"daily/{BAD_DAY:%Y/%m/%d}/smflow_merged-sm_{BAD_DAY:%Y%m%d}.nc")["Body"].read()
         attrs = xr.load_dataset(io.BytesIO(body), engine="h5netcdf").attrs
         assert "smap" in str(attrs["missing_inputs"])
+        assert "/tmp" not in str(attrs["missing_inputs"]) and key in str(attrs["missing_inputs"])
+        # a re-run of the day with the same bad granule gives the same bytes (no temporary path in them)
+        before = _objects(s3_client, settings.products_bucket, f"daily/{BAD_DAY:%Y/%m/%d}/")
+        _airflow(airflow_env, "dags", "test", "daily_soil_moisture", BAD_DAY.isoformat())
+        assert _objects(s3_client, settings.products_bucket, f"daily/{BAD_DAY:%Y/%m/%d}/") == before
     finally:
         s3_client.put_object(Bucket=settings.landing_bucket, Key=key, Body=good)
 
