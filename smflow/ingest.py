@@ -17,7 +17,7 @@ import xarray as xr
 from smflow.domain import DomainGrid
 from smflow.products import Product, get_product
 from smflow.readers.granule import daily_mean, daily_means
-from smflow.readers.timeseries import read_product
+from smflow.readers.decode import read_product
 from smflow.regrid import to_domain, to_domain_series
 
 

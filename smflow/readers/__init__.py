@@ -7,16 +7,15 @@ subset writer ``subset_files`` sit below them.
 """
 
 from smflow.readers.granule import GranuleError, daily_mean, daily_means, read_granule
+from smflow.readers.decode import decode_product, read_product
 from smflow.readers.timeseries import (
     CellFile,
     cell_files,
-    decode_product,
     default_source_dir,
     read_contiguous_ragged,
     read_indexed_ragged,
     read_layout,
     read_orthogonal,
-    read_product,
     subset_files,
 )
 

@@ -17,7 +17,7 @@ import xarray as xr
 
 from smflow.dates import DayLike, as_date
 from smflow.products import Product, get_product
-from smflow.readers import timeseries
+from smflow.readers import decode, timeseries
 from smflow.readers.errors import GranuleError, check_signature
 
 __all__ = ["DayLike", "GranuleError", "check_signature", "daily_mean", "daily_means", "data_variable_name",
@@ -48,7 +48,7 @@ def read_granule(product: str | Product, path: str | Path) -> xr.Dataset:
     path = Path(path)
     raw = timeseries.read_layout(p.layout, [path], variables=timeseries.product_variables(p),
                                  require=(p.variable,))
-    return timeseries.decode_product(p, raw, source_files=[path])
+    return decode.decode_product(p, raw, source_files=[path])
 
 
 def data_variable_name(decoded: xr.Dataset) -> str:

@@ -189,7 +189,7 @@ def test_a_name_used_twice_is_an_error(tmp_path):
 def test_smos_l3_gridded_over_the_big_island():
     from smflow.domain import load_domain
     from smflow.ingest import grid_granule, gridded_series
-    from smflow.readers.timeseries import read_product
+    from smflow.readers.decode import read_product
 
     _shared()
     grid = load_domain("big_island")

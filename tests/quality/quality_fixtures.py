@@ -66,7 +66,7 @@ def decode_day(product: str, day: str = GOOD_DAY) -> xr.Dataset:
         from smflow.readers import read_product  # type: ignore[attr-defined]
     except ImportError:
         try:
-            from smflow.readers.timeseries import read_product
+            from smflow.readers.decode import read_product
         except ImportError:
             return _fallback_decode(product, day)
     return read_product(product, day, day, source_dir=REAL_TIMESERIES)

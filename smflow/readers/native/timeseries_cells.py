@@ -21,7 +21,8 @@ from smflow.readers.granule import GranuleError
 from smflow.readers.native.base import (
     FileHandler, decode_packed, latlon_coords, nc_attrs, open_netcdf, register, require,
 )
-from smflow.readers.timeseries import decode_product, product_variables, read_layout
+from smflow.readers.decode import decode_product
+from smflow.readers.timeseries import product_variables, read_layout
 
 
 @register
