@@ -23,49 +23,29 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 
 import numpy as np
-import xarray as xr
 
 import _common  # noqa: F401  (puts the work tree on sys.path)
 
 PARENTS = ("smos_l3", "smap", "ascat_h119")
-STATIC = ("elevation",)
-WINDOW = 30
 TRAIN = (date(2017, 1, 1), date(2017, 12, 31))
 TEST = (date(2018, 1, 1), date(2018, 12, 31))
-ISMN = Path("/work/shared/data/real/ismn_hawaii")
 #: Zhang et al. 2022, daily RMSE on Heihe [m3 m-3].
 PAPER_RMSE = {"rf": 0.052, "cnn": 0.060, "lstm": 0.058}
 
 
 def build(grid, train: tuple[date, date], end: date):
-    """Parents (time, cell), static, fitted FeatureSpec, cube and station samples (as build_inputs)."""
-    from smflow.ingest import gridded_series
-    from smflow.insitu import load_insitu_soil_moisture
-    from smflow.ml.features import FeatureSpec, feature_cube, station_samples
-    from smflow.ml.train_merging import _flat, static_flat
+    """Parents (time, cell), fitted FeatureSpec and station samples, by the library's build_inputs."""
+    from smflow.config import Settings
+    from smflow.ml.train_merging import build_inputs
 
-    start = train[0] - timedelta(days=WINDOW - 1)
-    fields = {}
-    for p in PARENTS:
-        da = gridded_series(p, start, end, grid)
-        if p == "ascat_h119":
-            da = da / 100.0  # degree of saturation [%] -> [0, 1]
-        fields[p] = _flat(da)
-    parents = xr.Dataset(fields)
-    static = static_flat(grid)
-    insitu = load_insitu_soil_moisture(ISMN, start, end)
-    iy, ix = grid.cell_index(insitu["lat"].values, insitu["lon"].values)
-    cells = np.asarray(iy) * grid.shape[1] + np.asarray(ix)
-    in_train = (parents["time"] >= np.datetime64(train[0])) & (parents["time"] <= np.datetime64(train[1]))
-    spec = FeatureSpec(PARENTS, tuple(k for k in STATIC if static is not None and k in static), WINDOW)
-    spec = spec.fit(parents.sel(time=in_train), static, insitu["soil_moisture"].values)
-    cube = feature_cube(parents, static, spec)
-    samples = station_samples(cube, insitu, cells, WINDOW)
-    return parents, spec, samples
+    shared = Settings.load().shared_data_dir
+    if shared is None:
+        raise SystemExit("needs ../shared/data/real (the ISMN stations)")
+    inputs = build_inputs(train, end, grid, shared / "ismn_hawaii", None, parents=PARENTS)
+    return inputs.parents, inputs.spec, inputs.samples
 
 
 def evaluate(parents, spec, samples, *, loso: bool, hyper: dict, seed: int = 20170101):

@@ -54,6 +54,12 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         The product dataset (dims ``time`` = 1, ``source``, ``member``, ``lat``, ``lon``; see
         docs/DESIGN.md) and its provenance (lineage attributes of the published files).
 
+    Raises
+    ------
+    ValueError
+        The store's parents or covariates do not match the merging champion's features (the
+        message names the model version, expected and received columns); nothing is staged.
+
     Notes
     -----
     * TC diagnostics: :func:`smflow.science.bootstrap.triple_collocation_ci` over the window

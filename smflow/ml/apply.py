@@ -17,10 +17,24 @@ from smflow.ml.models import PARENTS
 
 
 def gridded_parents(start: date, end: date, grid, parents: tuple[str, ...] = PARENTS) -> xr.Dataset:
-    """Each parent's gridded daily soil moisture (time, lat, lon) [m3 m-3], ``start..end``."""
-    from smflow.ingest import gridded_series
+    """Each parent's gridded daily series ``start..end`` (inclusive), ``(time, lat, lon)``.
 
-    return xr.Dataset({p: gridded_series(p, start, end, grid) for p in parents})
+    Soil moisture in m3 m-3; a degree of saturation (ASCAT, units ``percent`` in the catalogue) as a
+    fraction in [0, 1] (a saturation feature, not a volumetric content).
+
+    Raises
+    ------
+    KeyError
+        A parent unknown to the catalogue.
+    """
+    from smflow.ingest import gridded_series
+    from smflow.products import get_product
+
+    fields = {}
+    for p in parents:
+        series = gridded_series(p, start, end, grid)
+        fields[p] = series / 100.0 if get_product(p).units == "percent" else series
+    return xr.Dataset(fields)
 
 
 @dataclass(frozen=True)

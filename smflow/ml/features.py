@@ -176,7 +176,7 @@ def feature_cube(parents: xr.Dataset, static: xr.Dataset | None, spec: FeatureSp
     for p in spec.parents:
         out[..., k] = _trailing_mean((values[p] - spec.center[p]) / spec.scale[p], SMOOTHING_DAYS)
         k += 1
-    doy = pd.DatetimeIndex(first["time"].values).dayofyear.to_numpy()
+    doy = pd.DatetimeIndex(first["time"].values).day_of_year.to_numpy()
     angle = 2 * np.pi * (doy - 1) / 365.25
     expand = (slice(None),) + (None,) * (len(shape) - 1)
     out[..., k] = np.broadcast_to(np.sin(angle)[expand], shape)
@@ -282,6 +282,17 @@ def station_samples(cube: xr.DataArray, insitu: xr.Dataset, cell_of_station: np.
         Flat cell index of each station.
     window : int
         Window length [days].
+
+    Returns
+    -------
+    StationSamples
+        One row per station and day with a finite in-situ value and ``window - 1`` days of history
+        in the cube, station after station (days ascending).
+
+    Raises
+    ------
+    ValueError
+        The cube holds fewer than ``window`` days (:func:`sequence_windows`).
     """
     values = cube.values  # (time, cell, feature)
     times = cube["time"].values

@@ -194,11 +194,6 @@ def fit_ensemble(fit: StationSamples, validation: StationSamples, spec: FeatureS
     return ensemble
 
 
-def grid_windows(cube: np.ndarray, window: int) -> np.ndarray:
-    """Windows ending on every day with full history: (time, cell, feature) -> (time - window + 1, cell, window, feature)."""
-    return sequence_windows(cube, window)
-
-
 @dataclass(frozen=True)
 class GridMerge:
     """The ensemble applied to every cell of a window of days.
@@ -232,7 +227,7 @@ def merge_grid(ensemble: MergingEnsemble, cube: np.ndarray) -> GridMerge:
     spec = ensemble.spec
     if cube.shape[-1] != len(spec.columns):
         raise ValueError(f"feature cube has {cube.shape[-1]} features; the ensemble expects {spec.columns}")
-    windows = grid_windows(cube, spec.window)  # (t, cell, w, f) view
+    windows = sequence_windows(cube, spec.window)  # (t, cell, w, f) view
     t, n = windows.shape[:2]
     flat = windows.reshape(t * n, spec.window, -1)
     mean, variance, members = ensemble.predict(flat)

@@ -48,7 +48,7 @@ class MergingInputs:
     spec: FeatureSpec
     cube: xr.DataArray           # (time, cell, feature)
     samples: StationSamples
-    tc_merged: np.ndarray        # (time, cell) TC least-squares merged [m3 m-3]
+    tc_merged: np.ndarray | None  # (time, cell) TC least-squares merged [m3 m-3]; None without TC
 
 
 def _flat(da: xr.DataArray) -> xr.DataArray:
@@ -63,38 +63,61 @@ def static_flat(grid) -> xr.Dataset | None:
     return xr.Dataset({k: (("cell",), static[k].values.ravel()) for k in STATIC if k in static})
 
 
-def build_inputs(train: tuple[date, date], end: date, grid, shared_dir: Path, tc_params) -> MergingInputs:
+def build_inputs(train: tuple[date, date], end: date, grid, shared_dir: Path, tc_params, *,
+                 parents: tuple[str, ...] = PARENTS) -> MergingInputs:
     """Features of ``train[0] - (window - 1) .. end`` and the in-situ samples (ISMN, flag G, daily means).
 
-    The feature standardisation is fitted on the training period (gridded parents only; the target
-    standardisation of each fold is fitted on its own training samples, :func:`fit_ensemble`).
+    Parameters
+    ----------
+    train : tuple of date
+        Training period: the feature standardisation is fitted on it (gridded parents only; the
+        target standardisation of each fold is fitted on its own training samples,
+        :func:`smflow.ml.merging.fit_ensemble`).
+    end : date
+        Last day of features and samples.
+    grid : DomainGrid
+    shared_dir : Path
+        ``ismn_hawaii`` folder of the stations (internal data).
+    tc_params : GridParameters or None
+        TC merging model of the three :data:`PARENTS` for the ``tc`` baseline; None for another
+        parent set (no TC row).
+    parents : tuple of str
+        Parent products (catalogue names); the default is the daily product's triplet.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ISMN soil-moisture file below ``shared_dir``.
     """
     from smflow.insitu import load_insitu_soil_moisture
     from smflow.ml.train import merge_series
 
     start = train[0] - timedelta(days=WINDOW_DAYS - 1)
-    gridded = gridded_parents(start, end, grid)
-    parents = xr.Dataset({p: _flat(gridded[p]) for p in PARENTS})
+    gridded = gridded_parents(start, end, grid, parents)
+    flat = xr.Dataset({p: _flat(gridded[p]) for p in parents})
     static = static_flat(grid)
     insitu = load_insitu_soil_moisture(shared_dir, start, end)
     iy, ix = grid.cell_index(insitu["lat"].values, insitu["lon"].values)
     cells = np.asarray(iy) * grid.shape[1] + np.asarray(ix)
-    in_train = (parents["time"] >= np.datetime64(train[0])) & (parents["time"] <= np.datetime64(train[1]))
-    spec = FeatureSpec(PARENTS, tuple(k for k in STATIC if static is not None and k in static), WINDOW_DAYS)
-    spec = spec.fit(parents.sel(time=in_train), static, insitu["soil_moisture"].values)
-    cube = feature_cube(parents, static, spec)
+    in_train = (flat["time"] >= np.datetime64(train[0])) & (flat["time"] <= np.datetime64(train[1]))
+    spec = FeatureSpec(parents, tuple(k for k in STATIC if static is not None and k in static), WINDOW_DAYS)
+    spec = spec.fit(flat.sel(time=in_train), static, insitu["soil_moisture"].values)
+    cube = feature_cube(flat, static, spec)
     samples = station_samples(cube, insitu, cells, WINDOW_DAYS)
-    merged, _ = merge_series(tc_params, np.stack([gridded[p].values for p in PARENTS]))
-    tc_merged = merged.reshape(merged.shape[0], -1)
-    return MergingInputs(parents, static, spec, cube, samples, tc_merged)
+    tc_merged = None
+    if tc_params is not None:
+        merged, _ = merge_series(tc_params, np.stack([gridded[p].values for p in PARENTS]))
+        tc_merged = merged.reshape(merged.shape[0], -1)
+    return MergingInputs(flat, static, spec, cube, samples, tc_merged)
 
 
 def baseline_predictions(inputs: MergingInputs) -> dict[str, np.ndarray]:
     """Each parent and the TC least-squares merge at the samples' cells and days (no training)."""
     times = inputs.parents["time"].values
     t_idx = np.searchsorted(times, inputs.samples.time)
-    out = {p: inputs.parents[p].values[t_idx, inputs.samples.cell] for p in PARENTS}
-    out["tc"] = inputs.tc_merged[t_idx, inputs.samples.cell]
+    out = {p: inputs.parents[p].values[t_idx, inputs.samples.cell] for p in inputs.spec.parents}
+    if inputs.tc_merged is not None:
+        out["tc"] = inputs.tc_merged[t_idx, inputs.samples.cell]
     return out
 
 
@@ -351,7 +374,7 @@ def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, sett
         promoted = True
     metrics = {f"{r['folds']}_{r['method']}_ubrmse": float(r["ubrmse"]) for r in rows}
     return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, promoted, gate,
-                          {**metrics, "candidate_table": table, "method": winner or "unchanged"})
+                          metrics)
 
 
 #: The merging ensemble the project trained itself on the Hawaii stations (derived model, with its
@@ -359,8 +382,9 @@ def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, sett
 SHIPPED_MERGING = REPO_ROOT / "data" / "derived" / "merging_big_island"
 
 
-def export_shipped_merging(ensemble, scores, gate: str, provenance: dict[str, Any]) -> Path:
-    """Write the period-fold ensemble, its candidate table and provenance to :data:`SHIPPED_MERGING`."""
+def export_shipped_merging(ensemble, scores, winner: str | None, gate: str, provenance: dict[str, Any]) -> Path:
+    """Write the period-fold ensemble, its candidate table, gate verdict (``winner``: the candidate
+    that passed, or None) and provenance to :data:`SHIPPED_MERGING`."""
     import shutil
 
     from smflow.ml.evaluation import format_candidates
@@ -368,7 +392,7 @@ def export_shipped_merging(ensemble, scores, gate: str, provenance: dict[str, An
     if SHIPPED_MERGING.exists():
         shutil.rmtree(SHIPPED_MERGING)
     ensemble.save(SHIPPED_MERGING)
-    doc = {"provenance": provenance, "gate": gate, "candidates": [c.row() for c in scores],
+    doc = {"provenance": provenance, "winner": winner, "gate": gate, "candidates": [c.row() for c in scores],
            "table": format_candidates(scores)}
     (SHIPPED_MERGING / "provenance.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     return SHIPPED_MERGING
@@ -412,7 +436,7 @@ def register_shipped_merging(*, settings: Settings | None = None):
                                  {"source": "shipped", "provenance": json.dumps(doc["provenance"], sort_keys=True)[:5000]})
         client.set_model_version_tag(MERGING_MODEL, bma.version, "member_versions",
                                      ",".join(f"{k}=shipped" for k in ensemble.members))
-    winner = next((m for m in CANDIDATES if doc["gate"].endswith("passed") and doc["gate"].startswith(m)), None)
+    winner = doc["winner"]
     try:
         current = champion_ref(MERGING_MODEL)
     except LookupError:
@@ -424,7 +448,7 @@ def register_shipped_merging(*, settings: Settings | None = None):
         chosen = promote(tc)
     else:
         chosen = current
-    return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, True, note, {"method": winner or "tc"})
+    return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, True, note, {})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -453,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
     inputs = build_inputs(train, evaluate[1], grid, settings.shared_data_dir / "ismn_hawaii", tc)
     scores, ensemble, _, _ = evaluate_candidates(inputs, train, evaluate, loso=not args.no_loso,
                                                  hyper={"lstm": {"epochs": args.epochs}, "cnn": {"epochs": args.epochs}})
-    gate = choose_champion(scores)[1]
+    winner, gate = choose_champion(scores)
     print(format_candidates(scores))
     print(gate)
     print("BMA weights:", dict(zip(ensemble.bma.names, np.round(ensemble.bma.weights, 3).tolist())))
@@ -471,7 +495,7 @@ def main(argv: list[str] | None = None) -> None:
             "features": inputs.spec.columns, "seed": SEED,
             "training_data_fingerprint": fingerprint(inputs.samples.table, inputs.samples.target, inputs.samples.station),
         }
-        print(export_shipped_merging(ensemble, scores, gate, provenance))
+        print(export_shipped_merging(ensemble, scores, winner, gate, provenance))
 
 
 if __name__ == "__main__":
