@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The local stack of smflow: an S3 server, the MLflow tracking server and Airflow 3.
+"""The local stack of smflow: an S3 server, the provider archives' stand-ins, MLflow and Airflow 3.
 
 One entry point that starts, stops and checks the services, idempotently::
 
-    .venv/bin/python infra/stack.py start [--only s3,mlflow,airflow]
+    .venv/bin/python infra/stack.py start [--only s3,providers,mlflow,airflow]
     .venv/bin/python infra/stack.py stop [--only ...]
     .venv/bin/python infra/stack.py status [--only ...]    # exit 1 if a requested service is down
     .venv/bin/python infra/stack.py env                    # print $SMFLOW_HOME/stack.env
@@ -12,11 +12,18 @@ One entry point that starts, stops and checks the services, idempotently::
 Everything lives under one state directory, ``$SMFLOW_HOME`` (default ``<repo>/.smflow``)::
 
     s3/        SeaweedFS data, its S3 identity (generated keys) and local sockets
+    providers/ the stand-in archives' tokens (credentials.json) and their cut granules (cache/)
     mlflow/    SQLite backend store when no PostgreSQL is used
     airflow/   AIRFLOW_HOME: airflow.cfg (derived, rewritten at each start), secrets, task logs
-    logs/      one log per daemon: s3.log, mlflow.log, airflow-<component>.log
+    logs/      one log per daemon: s3.log, providers.log, mlflow.log, airflow-<component>.log
     run/       pid files, the lock that serialises start/stop, the DB the Airflow daemons run on
-    stack.env  KEY=VALUE lines for clients: endpoints, keys, database URLs in use
+    stack.env  KEY=VALUE lines for clients: endpoints, keys, database URLs in use, and the
+               Airflow connections of the archives (AIRFLOW_CONN_SMFLOW_EARTHDATA, ..._CDS)
+
+The service ``providers`` is ``python -m infra.providers serve``: development stand-ins of the
+NASA CMR / Earthdata and Copernicus CDS archives (:mod:`infra.providers.hawaii`) that speak their
+real protocols and serve the daily inputs cut from the bundled Hawaii sample, so that the DAGs
+fetch their granules as from the providers. Granules are cut on first request and cached.
 
 Each daemon runs in its own session (``start_new_session=True``); ``stop`` sends SIGTERM to its
 process group, waits, then SIGKILLs whatever is left of the session (Airflow moves task
@@ -25,7 +32,8 @@ processes into their own process groups, but they stay in the session).
 Settings come from the environment, then from an existing ``stack.env`` (so a port or a backend
 chosen once sticks), then from the defaults. Ports: ``SMFLOW_S3_PORT`` (8333),
 ``SMFLOW_S3_MASTER_PORT`` (9333), ``SMFLOW_S3_VOLUME_PORT`` (8081, not 8080, which is Airflow's),
-``SMFLOW_S3_FILER_PORT`` (8888), ``SMFLOW_MLFLOW_PORT`` (5000), ``SMFLOW_AIRFLOW_PORT`` (8080).
+``SMFLOW_S3_FILER_PORT`` (8888), ``SMFLOW_PROVIDERS_PORT`` (8765), ``SMFLOW_MLFLOW_PORT`` (5000),
+``SMFLOW_AIRFLOW_PORT`` (8080).
 ``SMFLOW_AIRFLOW_DAGS_FOLDER`` (``<repo>/dags``).
 Databases: ``SMFLOW_POSTGRES_URL`` (a server URL, or ``off`` for SQLite); when unset, a
 PostgreSQL server on 127.0.0.1:5432 is used if one answers, else SQLite files. Airflow 3 also
@@ -68,7 +76,7 @@ DEFAULT_HOME = REPO_ROOT / ".smflow"
 VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 
-SERVICES = ("s3", "mlflow", "airflow")
+SERVICES = ("s3", "providers", "mlflow", "airflow")  # dependency order
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 BUCKET_KEYS = {
     "SMFLOW_LANDING_BUCKET": "sm-landing",
@@ -80,8 +88,8 @@ AUTODETECT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
 SQLITE_WORDS = {"off", "none", "no", "false", "0", "sqlite"}
 
 #: Seconds to wait for a service to become healthy / for a process session to exit.
-HEALTH_TIMEOUT = {"s3": 60.0, "mlflow": 120.0, "airflow": 120.0}
-STOP_TIMEOUT = {"s3": 30.0, "mlflow": 20.0, "airflow": 45.0}
+HEALTH_TIMEOUT = {"s3": 60.0, "providers": 60.0, "mlflow": 120.0, "airflow": 120.0}
+STOP_TIMEOUT = {"s3": 30.0, "providers": 10.0, "mlflow": 20.0, "airflow": 45.0}
 
 
 class StackError(RuntimeError):
@@ -133,6 +141,7 @@ class Config:
     s3_master_port: int
     s3_volume_port: int
     s3_filer_port: int
+    providers_port: int
     mlflow_port: int
     airflow_port: int
     mlflow_workers: int
@@ -164,6 +173,7 @@ class Config:
             s3_master_port=port("SMFLOW_S3_MASTER_PORT", 9333),
             s3_volume_port=port("SMFLOW_S3_VOLUME_PORT", 8081),
             s3_filer_port=port("SMFLOW_S3_FILER_PORT", 8888),
+            providers_port=port("SMFLOW_PROVIDERS_PORT", 8765),
             mlflow_port=port("SMFLOW_MLFLOW_PORT", 5000),
             airflow_port=port("SMFLOW_AIRFLOW_PORT", 8080),
             # 2 cores: one worker each is enough for a single-user stack (uvicorn is async).
@@ -182,6 +192,10 @@ class Config:
     @property
     def s3_dir(self) -> Path:
         return self.home / "s3"
+
+    @property
+    def providers_dir(self) -> Path:
+        return self.home / "providers"
 
     @property
     def mlflow_dir(self) -> Path:
@@ -213,6 +227,10 @@ class Config:
         return f"http://{HOST}:{self.s3_port}"
 
     @property
+    def providers_url(self) -> str:
+        return f"http://{HOST}:{self.providers_port}"
+
+    @property
     def mlflow_url(self) -> str:
         return f"http://{HOST}:{self.mlflow_port}"
 
@@ -221,7 +239,8 @@ class Config:
         return f"http://{HOST}:{self.airflow_port}"
 
     def ensure_dirs(self) -> None:
-        for path in (self.s3_dir / "data", self.mlflow_dir, self.airflow_home, self.logs_dir, self.run_dir):
+        for path in (self.s3_dir / "data", self.providers_dir, self.mlflow_dir, self.airflow_home, self.logs_dir,
+                     self.run_dir):
             path.mkdir(parents=True, exist_ok=True)
 
 
@@ -263,6 +282,23 @@ def s3_credentials(cfg: Config) -> dict[str, str]:
         lambda: {
             "access_key": "SMFLOW" + secrets.token_hex(7).upper(),
             "secret_key": secrets.token_urlsafe(30),
+        },
+    )
+
+
+def providers_credentials(cfg: Config) -> dict[str, str]:
+    """The stand-in archives' tokens, generated at first use; the file is their token file.
+
+    ``token``: the Earthdata bearer token (data files, and the stand-in's control routes);
+    ``cds_token``: a CDS personal access token (colon-less: the current CDS protocol);
+    ``cds_key``: ``uid:key`` of the legacy CDS protocol.
+    """
+    return _load_or_create_json(
+        cfg.providers_dir / "credentials.json",
+        lambda: {
+            "token": secrets.token_urlsafe(32),
+            "cds_token": secrets.token_urlsafe(24),
+            "cds_key": f"{secrets.randbelow(900000) + 100000}:{secrets.token_urlsafe(24)}",
         },
     )
 
@@ -447,12 +483,20 @@ def ensure_pg_database(db: Database, name: str | None, marker: Path | None = Non
 def stack_env(cfg: Config, db: Database) -> dict[str, str]:
     """What clients (smflow.config.Settings, shell scripts, MLflow clients) need."""
     creds = s3_credentials(cfg)
+    archive = providers_credentials(cfg)
     values = {
         "SMFLOW_HOME": str(cfg.home),
         "SMFLOW_S3_ENDPOINT_URL": cfg.s3_url,
         "SMFLOW_S3_ACCESS_KEY": creds["access_key"],
         "SMFLOW_S3_SECRET_KEY": creds["secret_key"],
         **cfg.buckets,
+        "SMFLOW_PROVIDERS_URL": cfg.providers_url,
+        # The Airflow connections the DAGs fetch with: here both name the stand-ins (the CMR
+        # root serves search and data files; the CDS API root). Production defines its own.
+        "AIRFLOW_CONN_SMFLOW_EARTHDATA": json.dumps(
+            {"conn_type": "http", "host": cfg.providers_url, "password": archive["token"]}),
+        "AIRFLOW_CONN_SMFLOW_CDS": json.dumps(
+            {"conn_type": "http", "host": f"{cfg.providers_url}/api", "password": archive["cds_token"]}),
         "SMFLOW_MLFLOW_TRACKING_URI": cfg.mlflow_url,
         "SMFLOW_AIRFLOW_URL": cfg.airflow_url,
         "SMFLOW_AIRFLOW_PASSWORD_FILE": str(cfg.password_file),
@@ -461,6 +505,7 @@ def stack_env(cfg: Config, db: Database) -> dict[str, str]:
         "SMFLOW_S3_MASTER_PORT": str(cfg.s3_master_port),
         "SMFLOW_S3_VOLUME_PORT": str(cfg.s3_volume_port),
         "SMFLOW_S3_FILER_PORT": str(cfg.s3_filer_port),
+        "SMFLOW_PROVIDERS_PORT": str(cfg.providers_port),
         "SMFLOW_MLFLOW_PORT": str(cfg.mlflow_port),
         "SMFLOW_AIRFLOW_PORT": str(cfg.airflow_port),
         "SMFLOW_DB_BACKEND": db.backend,
@@ -487,7 +532,10 @@ def write_stack_env(cfg: Config, values: dict[str, str]) -> None:
         "# Shell: set -a; source " + str(cfg.stack_env_path) + "; set +a",
     ]
     for key, value in values.items():
-        # Shell-safe when the value needs it; smflow.config strips the quotes again.
+        # Shell-safe when the value needs it (JSON connections too); smflow.config strips the
+        # quotes again. A single quote cannot be written inside single quotes.
+        if "'" in value or "\n" in value:
+            raise StackError(f"{key}: a value with a single quote or a newline cannot go into {cfg.stack_env_path}")
         lines.append(f"{key}={value}" if _shell_safe(value) else f"{key}='{value}'")
     tmp = cfg.stack_env_path.with_suffix(".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
@@ -570,6 +618,19 @@ def running_pid(cfg: Config, name: str, marker: str) -> int | None:
     if _alive(pid) and marker in _cmdline(pid):
         return pid
     path.unlink(missing_ok=True)
+    return None
+
+
+def healthy_pid(cfg: Config, name: str, marker: str, healthy: Callable[[Config], bool]) -> int | None:
+    """Pid of the one-process service ``name`` when it runs and is healthy (to be reused); one
+    that runs but is not healthy is stopped, so that it can be started anew (None)."""
+    pid = running_pid(cfg, name, marker)
+    if pid is not None and healthy(cfg):
+        return pid
+    if pid is not None:
+        print(f"{name}: pid {pid} is running but not healthy; restarting it", file=sys.stderr)
+        stop_session(name, pid, STOP_TIMEOUT[name])
+        _pid_file(cfg, name).unlink(missing_ok=True)
     return None
 
 
@@ -716,14 +777,10 @@ def s3_healthy(cfg: Config) -> bool:
 
 
 def start_s3(cfg: Config, env: dict[str, str]) -> str:
-    pid = running_pid(cfg, "s3", "weed")
-    if pid is not None and s3_healthy(cfg):
+    pid = healthy_pid(cfg, "s3", "weed", s3_healthy)
+    if pid is not None:
         create_buckets(cfg)
         return f"already running (pid {pid})"
-    if pid is not None:
-        print(f"s3: pid {pid} is running but not healthy; restarting it", file=sys.stderr)
-        stop_session("s3", pid, STOP_TIMEOUT["s3"])
-        _pid_file(cfg, "s3").unlink(missing_ok=True)
     ports = {
         "SMFLOW_S3_PORT": cfg.s3_port,
         "SMFLOW_S3_MASTER_PORT": cfg.s3_master_port,
@@ -796,6 +853,40 @@ def create_buckets(cfg: Config) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The provider archives' stand-ins (infra/providers)
+# --------------------------------------------------------------------------------------------
+
+
+def providers_healthy(cfg: Config) -> bool:
+    """A CMR granule search answers 200."""
+    status, _ = http_get(cfg.providers_url + "/search/granules.umm_json?short_name=SPL3SMP&page_size=1", timeout=10)
+    return status == 200
+
+
+def start_providers(cfg: Config, env: dict[str, str]) -> str:
+    pid = healthy_pid(cfg, "providers", "infra.providers", providers_healthy)
+    if pid is not None:
+        return f"already running (pid {pid})"
+    require_free_ports("providers", {"SMFLOW_PROVIDERS_PORT": cfg.providers_port})
+    providers_credentials(cfg)
+    argv = [
+        executable("python"),
+        "-m",
+        "infra.providers",  # importable through PYTHONPATH=<repo> (service_env)
+        "serve",
+        "--port",
+        str(cfg.providers_port),
+        "--cache-dir",
+        str(cfg.providers_dir / "cache"),
+        "--token-file",
+        str(cfg.providers_dir / "credentials.json"),
+    ]
+    proc = spawn(cfg, "providers", argv, env, cwd=cfg.providers_dir)
+    wait_healthy(cfg, "providers", lambda: providers_healthy(cfg), {"providers": proc}, HEALTH_TIMEOUT["providers"])
+    return f"started (pid {proc.pid})"
+
+
+# --------------------------------------------------------------------------------------------
 # MLflow
 # --------------------------------------------------------------------------------------------
 
@@ -816,13 +907,9 @@ def mlflow_healthy(cfg: Config) -> bool:
 
 
 def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
-    pid = running_pid(cfg, "mlflow", "mlflow")
-    if pid is not None and mlflow_healthy(cfg):
-        return f"already running (pid {pid})"
+    pid = healthy_pid(cfg, "mlflow", "mlflow", mlflow_healthy)
     if pid is not None:
-        print(f"mlflow: pid {pid} is running but not healthy; restarting it", file=sys.stderr)
-        stop_session("mlflow", pid, STOP_TIMEOUT["mlflow"])
-        _pid_file(cfg, "mlflow").unlink(missing_ok=True)
+        return f"already running (pid {pid})"
     require_free_ports("mlflow", {"SMFLOW_MLFLOW_PORT": cfg.mlflow_port})
     if not s3_healthy(cfg):
         print("mlflow: warning: S3 is not healthy, artifact uploads will fail until it is started", file=sys.stderr)
@@ -1133,6 +1220,9 @@ def cmd_start(cfg: Config, services: list[str]) -> int:
             if service == "s3":
                 message = start_s3(cfg, env)
                 url = cfg.s3_url
+            elif service == "providers":
+                message = start_providers(cfg, env)
+                url = cfg.providers_url
             elif service == "mlflow":
                 message = start_mlflow(cfg, env, db)
                 url = cfg.mlflow_url
@@ -1149,6 +1239,8 @@ def cmd_start(cfg: Config, services: list[str]) -> int:
 def _service_pids(cfg: Config, service: str) -> dict[str, int | None]:
     if service == "s3":
         return {"s3": running_pid(cfg, "s3", "weed")}
+    if service == "providers":
+        return {"providers": running_pid(cfg, "providers", "infra.providers")}
     if service == "mlflow":
         return {"mlflow": running_pid(cfg, "mlflow", "mlflow")}
     return {f"airflow-{c}": running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
@@ -1180,8 +1272,8 @@ def cmd_stop(cfg: Config, services: list[str]) -> int:
 
 
 def cmd_status(cfg: Config, services: list[str], as_json: bool = False) -> int:
-    checks = {"s3": s3_healthy, "mlflow": mlflow_healthy, "airflow": airflow_healthy}
-    urls = {"s3": cfg.s3_url, "mlflow": cfg.mlflow_url, "airflow": cfg.airflow_url}
+    checks = {"s3": s3_healthy, "providers": providers_healthy, "mlflow": mlflow_healthy, "airflow": airflow_healthy}
+    urls = {"s3": cfg.s3_url, "providers": cfg.providers_url, "mlflow": cfg.mlflow_url, "airflow": cfg.airflow_url}
     report = {}
     for service in services:
         pids = _service_pids(cfg, service)
@@ -1195,7 +1287,7 @@ def cmd_status(cfg: Config, services: list[str], as_json: bool = False) -> int:
         detail = ", ".join(f"{name} {pid or '-'}" for name, pid in pids.items())
         if state["healthy"] and not all(pids.values()):
             detail += " (answering, but not started from this state directory)"
-        print(f"{service:8s} {'healthy' if state['healthy'] else 'down':8s} {state['url']}  pids: {detail}")
+        print(f"{service:9s} {'healthy' if state['healthy'] else 'down':8s} {state['url']}  pids: {detail}")
         if service == "airflow" and not state["healthy"] and (health := airflow_health(cfg)):
             parts = {key: (value or {}).get("status") for key, value in health.items()}
             print(f"         components: {parts}; logs in {cfg.logs_dir}")

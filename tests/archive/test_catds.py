@@ -12,7 +12,7 @@ import requests
 from smflow.archive.base import ArchiveClient, ArchiveError
 from smflow.archive.catds import CatdsClient, parse_index
 from smflow.archive.credentials import Credentials
-from tests.archive.servers import SHARED, needs_real
+from infra.providers import SHARED, needs_real
 
 pytestmark = needs_real("smos_l3_catds", "the real SMOS L3 files")
 SECRET = "s3cr3t-catds-pw"
@@ -23,7 +23,7 @@ DAY8 = "SM_OPER_MIR_CLF31A_20150508T000000_20150508T235959_300_002_7.DBL.nc"
 
 @pytest.fixture(scope="module")
 def catds():
-    from tests.archive.servers.local_catds import CatdsServer
+    from infra.providers.local_catds import CatdsServer
 
     with CatdsServer(SHARED, username="bob", password=SECRET,
                      damaged={DAY7: "short", DAY8: "corrupt"}) as server:

@@ -10,7 +10,7 @@ import pytest
 
 from smflow.archive.cds import CdsClient, era5_land_request
 from smflow.archive.credentials import Credentials
-from tests.archive.servers.local_server import ERA5_GRIB, ArchiveServer
+from infra.providers.local_server import ERA5_GRIB, ArchiveServer
 
 
 @pytest.fixture(scope="module")

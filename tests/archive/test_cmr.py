@@ -10,7 +10,7 @@ import requests
 
 from smflow.archive.cmr import ArchiveError, CmrClient
 from smflow.archive.credentials import Credentials
-from tests.archive.servers.local_server import ArchiveServer, real_catalog
+from infra.providers.local_server import ArchiveServer, real_catalog
 
 
 @pytest.fixture(scope="module")

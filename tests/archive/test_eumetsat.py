@@ -12,7 +12,7 @@ import requests
 from smflow.archive.base import ArchiveClient, ArchiveError
 from smflow.archive.credentials import Credentials
 from smflow.archive.eumetsat import EumetsatClient
-from tests.archive.servers import SHARED, needs_real
+from infra.providers import SHARED, needs_real
 
 pytestmark = needs_real("ascat_eumetsat_l2", "the real ASCAT L2 products")
 KEY, SECRET = "my-consumer-key", "s3cr3t-consumer-secret"
@@ -23,7 +23,7 @@ B_22966 = "W_XX-EUMETSAT-Darmstadt,SURFACE+SATELLITE,METOPB+ASCAT_C_EUMP_2017022
 
 @pytest.fixture(scope="module")
 def store():
-    from tests.archive.servers.local_eumetsat import EumetsatServer
+    from infra.providers.local_eumetsat import EumetsatServer
 
     with EumetsatServer(SHARED, consumer_key=KEY, consumer_secret=SECRET,
                         damaged={A_53653: "short", B_22966: "corrupt"}) as server:

@@ -11,7 +11,7 @@ import pytest
 from smflow.archive.base import ArchiveClient, ArchiveError
 from smflow.archive.credentials import Credentials
 from smflow.archive.hsaf import HsafClient, sensing_time
-from tests.archive.servers import SHARED, needs_real
+from infra.providers import SHARED, needs_real
 
 pytestmark = needs_real("hsaf_ascat_nrt_bufr", "the real H SAF files")
 SECRET = "s3cr3t-hsaf-pw"
@@ -21,7 +21,7 @@ H103 = "h103_20170220_103000_METOPB_22969_EUM.buf"
 
 @pytest.fixture(scope="module")
 def ftp():
-    from tests.archive.servers.local_ftp import HsafFtpServer
+    from infra.providers.local_ftp import HsafFtpServer
 
     with HsafFtpServer(SHARED, username="alice", password=SECRET,
                        damaged={H102: "short", H103: "corrupt"}) as server:

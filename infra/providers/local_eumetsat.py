@@ -31,7 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
-from tests.archive.servers.local_server import REAL_DATA, BaseHandler, LocalHttpServer, _parse_bbox
+from infra.providers.local_server import REAL_DATA, BaseHandler, Delivery, LocalHttpServer, _parse_bbox
 
 ORBIT = timedelta(minutes=101, seconds=40)
 _NC = re.compile(r"_(\d{14})_\d+_eps_o_\d+_ssm_l2\.nc$")
@@ -192,18 +192,6 @@ class _DataStoreHandler(BaseHandler):
         product = next((p for p in a.products if p.collection == collection and p.id == product_id), None)
         if product is None:
             return self._json(404, {"error": f"product {product_id} not found in {collection}"})
-        body = product.zip_bytes
-        how = a.damaged.get(product_id)
-        if how == "corrupt":
-            middle = len(body) // 2
-            body = body[:middle] + bytes(b ^ 0xFF for b in body[middle: middle + 64]) + body[middle + 64:]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/zip")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Disposition", f'attachment; filename="{product_id}.zip"')
-        self.end_headers()
-        if how == "short":
-            self.wfile.write(body[: len(body) // 2])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
+        self._deliver(Delivery.damaged(
+            f"{product_id}.zip", product.zip_bytes, a.damaged.get(product_id), "application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{product_id}.zip"'}))

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from tests.archive.servers.local_server import REAL_DATA, BaseHandler, LocalHttpServer
+from infra.providers.local_server import REAL_DATA, BaseHandler, Delivery, LocalHttpServer
 
 
 def catds_catalog(root: str | Path = REAL_DATA) -> dict[str, Path]:
@@ -113,16 +113,8 @@ class _IndexHandler(BaseHandler):
     def _file(self, path: Path) -> None:
         body = path.read_bytes()
         how = self.archive.damaged.get(path.name)
-        if how == "corrupt":
+        if how == "corrupt":  # here: the netCDF signature blanked
             body = b"\0" * 64 + body[64:]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-netcdf")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        if how == "short":
-            self.wfile.write(body[: len(body) // 2])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
+        short = how == "short"
+        self._deliver(Delivery(path.name, body[: len(body) // 2] if short else body, len(body),
+                               "application/x-netcdf", cut=short))

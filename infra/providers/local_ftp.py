@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smflow.archive.hsaf import DIRECTORY_TEMPLATE
-from tests.archive.servers.local_server import REAL_DATA
+from infra.providers.local_server import REAL_DATA
 
 
 def hsaf_catalog(root: str | Path = REAL_DATA) -> dict[str, list[Path]]:

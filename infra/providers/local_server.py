@@ -17,12 +17,15 @@
   ``{"asset": {"value": {"href", "file:size", "type"}}}``; errors as ``{"title", "detail"}``.
 
 Other archives have their own local servers in this package: ``local_ftp`` (H SAF FTP),
-``local_eumetsat`` (EUMETSAT Data Store), ``local_catds`` (CATDS directory listings). They share :class:`LocalHttpServer` and :class:`BaseHandler`.
+``local_eumetsat`` (EUMETSAT Data Store), ``local_catds`` (CATDS directory listings), and
+``hawaii`` (the local stack's archive of the daily inputs, an :class:`ArchiveServer` whose
+granules are cut from the bundled time series). They share :class:`LocalHttpServer` and
+:class:`BaseHandler`.
 
-Used by the archive-client tests (no Python mock of the archives); not part of the installed
-package. For a demo, from the repository root::
+Used by the archive-client tests (no Python mock of the archives) and the local stack; not part
+of the installed package. For a demo, from the repository root::
 
-    from tests.archive.servers.local_server import ArchiveServer
+    from infra.providers.local_server import ArchiveServer
 
     with ArchiveServer(token="t") as server:
         CmrClient(server.url, credentials=Credentials(token="t")).search("SPL2SMP")
@@ -31,10 +34,12 @@ package. For a demo, from the repository root::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,7 +55,11 @@ REAL_DATA = Settings.load().shared_data_dir or REPO_ROOT.parent / "shared" / "da
 
 @dataclass(frozen=True)
 class ArchivedFile:
-    """One file the local archive serves, with the CMR metadata it is found by."""
+    """One file the local archive serves, with the CMR metadata it is found by.
+
+    ``filename`` is the name it is served under when it is not the name of ``path``;
+    ``revision`` the CMR ``revision-id`` (grows when the provider re-ingests the granule).
+    """
 
     path: Path
     short_name: str
@@ -58,10 +67,61 @@ class ArchivedFile:
     start: datetime
     end: datetime
     bbox: tuple[float, float, float, float]  # W, S, E, N
+    filename: str | None = None
+    revision: int = 1
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.filename or self.path.name
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The answer to one download: the bytes sent and the size announced for them.
+
+    ``size`` is what the archive's metadata announces (CMR ``SizeInBytes``, CDS ``file:size``).
+    With ``cut``, ``Content-Length`` announces ``size`` too and the connection is closed after
+    ``body``, as when a transfer is cut short; otherwise ``Content-Length`` is ``len(body)``.
+    """
+
+    name: str
+    body: bytes
+    size: int
+    content_type: str = "application/octet-stream"
+    cut: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def damaged(cls, name: str, body: bytes, how: str | None, content_type: str, *, cut: bool = True,
+                headers: dict[str, str] | None = None) -> "Delivery":
+        """``body`` sent intact (``how`` None), cut short at half its size (``"short"``; with
+        ``cut=False`` the half is sent with a matching ``Content-Length``) or with bytes
+        flipped (``"corrupt"``: same size, other checksum, see :func:`flip_bytes`)."""
+        if how == "short":
+            return cls(name, body[: len(body) // 2], len(body), content_type, cut, headers or {})
+        if how == "corrupt":
+            body = flip_bytes(body)
+        elif how is not None:
+            raise ValueError(f"damage must be 'short' or 'corrupt', got {how!r}")
+        return cls(name, body, len(body), content_type, False, headers or {})
+
+
+def flip_bytes(body: bytes, count: int = 64) -> bytes:
+    """``body`` with ``count`` bytes in its middle inverted: same size, the format signature at
+    its start intact, any checksum broken."""
+    middle = len(body) // 2
+    return body[:middle] + bytes(b ^ 0xFF for b in body[middle: middle + count]) + body[middle + count:]
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of the file ``path`` (memoised on its modification time and size)."""
+    st = path.stat()
+    return _sha256(str(path), st.st_mtime_ns, st.st_size)
 
 
 def _utc(*args: int) -> datetime:
@@ -131,6 +191,21 @@ class BaseHandler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # requests are recorded in ``archive.requests``, not printed
         pass
 
+    def _deliver(self, delivery: Delivery) -> None:
+        """Send ``delivery``; a ``cut`` one announces its full size and stops halfway."""
+        if not delivery.cut:
+            return self._send(200, delivery.body, delivery.content_type, delivery.headers)
+        self.send_response(200)
+        self.send_header("Content-Type", delivery.content_type)
+        self.send_header("Content-Length", str(delivery.size))
+        for k, v in delivery.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(delivery.body)
+            self.wfile.flush()
+        self.close_connection = True
+
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -173,13 +248,14 @@ class LocalHttpServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self):
+    def start(self, port: int = 0):
+        """Listen on ``127.0.0.1:port`` (0: a free port) and serve from a daemon thread."""
         server = self
 
         class Handler(self.handler):
             archive = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True,
                          name=type(self).__name__).start()
@@ -246,10 +322,12 @@ class ArchiveServer(LocalHttpServer):
         return f"{self.url}/data/{f.short_name}/{f.name}"
 
     def umm(self, f: ArchivedFile) -> dict:
-        digest = hashlib.sha256(f.path.read_bytes()).hexdigest()
-        concept = f"G{abs(hash((f.short_name, f.name))) % 10**10:010d}-LOCAL"
+        digest = sha256_of(f.path)
+        # Stable across processes (``hash()`` of a str is salted per process).
+        concept = f"G{int(hashlib.sha256(f'{f.short_name}/{f.name}'.encode()).hexdigest(), 16) % 10**10:010d}-LOCAL"
         return {
-            "meta": {"concept-id": concept, "provider-id": "LOCAL", "native-id": f.name},
+            "meta": {"concept-id": concept, "provider-id": "LOCAL", "native-id": f.name,
+                     "revision-id": f.revision},
             "umm": {
                 "GranuleUR": f"{f.short_name}.{f.version}:{f.name}",
                 "CollectionReference": {"ShortName": f.short_name, "Version": f.version},
@@ -278,7 +356,8 @@ class ArchiveServer(LocalHttpServer):
             "links": [{"rel": "http://esipfed.org/ns/fedsearch/1.1/data#", "href": self.data_url(f)}],
         }
 
-    def search(self, query: dict[str, list[str]]) -> list[ArchivedFile]:
+    def search(self, query: dict[str, list[str]]) -> Sequence:
+        """The hits of a CMR granule search, in CMR's order (:meth:`record` turns one into a file)."""
         names = query.get("short_name", [])
         found = [f for f in self.files if not names or f.short_name in names]
         if "version" in query:
@@ -291,15 +370,42 @@ class ArchiveServer(LocalHttpServer):
             found = [f for f in found if _intersects(f.bbox, box)]
         return sorted(found, key=lambda f: (f.start, f.name))
 
+    def record(self, hit) -> ArchivedFile:
+        """The file of one search hit (here the hits are the files themselves)."""
+        return hit
+
+    def lookup(self, short_name: str, name: str) -> ArchivedFile | None:
+        """The file served at ``/data/{short_name}/{name}``, or None (404)."""
+        return next((f for f in self.files if f.short_name == short_name and f.name == name), None)
+
+    def delivery(self, f: ArchivedFile) -> Delivery:
+        """What a download of ``f`` sends."""
+        body = f.path.read_bytes()
+        return Delivery(f.name, body, len(body))
+
     # -- CDS -------------------------------------------------------------------------------
+    def cds_known(self, dataset: str) -> bool:
+        """Whether ``dataset`` is a process of the retrieve API (any name is, here)."""
+        return True
+
+    def cds_refusal(self, dataset: str, request: dict) -> tuple[int, str, str] | None:
+        """``(status, title, detail)`` when the CDS refuses ``request`` at submission, else None."""
+        return None
+
+    def cds_collection(self, dataset: str) -> dict | None:
+        """The catalogue's STAC collection of ``dataset`` (``/api/catalogue/v1/collections/``), or None."""
+        return None
+
     def cds_submit(self, dataset: str, request: dict) -> dict:
         rid = uuid.uuid4().hex
         self._jobs[rid] = _CdsJob(dataset, request)
         return {"state": "queued", "request_id": rid}
 
-    def cds_download_body(self) -> bytes:
+    def cds_delivery(self, rid: str) -> Delivery:
+        """What the download of job ``rid`` sends (:attr:`cds_file`, half of it with :attr:`cds_short`)."""
         body = self.cds_file.read_bytes()
-        return body[: len(body) // 2] if self.cds_short else body
+        return Delivery(self.cds_file.name, body[: len(body) // 2] if self.cds_short else body,
+                        len(body), "application/x-grib")
 
     def cds_job(self, rid: str) -> dict | None:
         """The new protocol's job document (``accepted``, ``running`` …, then ``successful``)."""
@@ -322,10 +428,10 @@ class ArchiveServer(LocalHttpServer):
         job.polls += 1
         if job.polls <= self.cds_polls:
             return {"state": "running", "request_id": rid}
+        out = self.cds_delivery(rid)
         return {"state": "completed", "request_id": rid,
-                "location": f"/api/download/{rid}/{self.cds_file.name}",
-                "content_length": self.cds_file.stat().st_size,
-                "content_type": "application/x-grib"}
+                "location": f"/api/download/{rid}/{out.name}",
+                "content_length": out.size, "content_type": out.content_type}
 
 
 class _Handler(BaseHandler):
@@ -369,10 +475,18 @@ class _Handler(BaseHandler):
                     return self._json(404, {"message": f"task {parts[2]} not found"})
                 return self._json(200, reply)
             if len(parts) == 4 and parts[:2] == ["api", "download"] and parts[2] in self.archive._jobs:
-                return self._send(200, self.archive.cds_download_body(), "application/x-grib")
+                return self._deliver(self.archive.cds_delivery(parts[2]))
             if parts[:2] == ["api", "catalogue"] and parts[2:] == ["v1", "messages"]:
                 return self._json(200, {"messages": []})
+            if parts[:4] == ["api", "catalogue", "v1", "collections"] and len(parts) == 5:
+                collection = self.archive.cds_collection(parts[4])
+                if collection is None:
+                    return self._json(404, {"title": "collection not found",
+                                            "detail": f"collection {parts[4]} not found"})
+                return self._json(200, collection)
             if parts[:4] == ["api", "retrieve", "v1", "processes"] and len(parts) == 5:
+                if not self.archive.cds_known(parts[4]):
+                    return self._process_not_found(parts[4])
                 href = f"{self.archive.url}{url.path}"
                 return self._json(200, {"id": parts[4], "links": [
                     {"href": f"{href}/execution", "rel": "execute"}]})
@@ -389,10 +503,14 @@ class _Handler(BaseHandler):
             return self._json(404, {"title": "job not found", "detail": f"job {rid} not found"})
         if not results:
             return self._json(200, self.archive.cds_job(rid))
-        f = self.archive.cds_file
+        out = self.archive.cds_delivery(rid)
         return self._json(200, {"asset": {"value": {
-            "type": "application/x-grib", "href": f"{self.archive.url}/api/download/{rid}/{f.name}",
-            "file:size": f.stat().st_size}}})
+            "type": out.content_type, "href": f"{self.archive.url}/api/download/{rid}/{out.name}",
+            "file:size": out.size}}})
+
+    def _process_not_found(self, dataset: str) -> None:
+        self._json(404, {"type": "not found", "title": "process not found",
+                         "detail": f"process {dataset} has not been found", "status": 404})
 
     def do_POST(self) -> None:
         self.archive.requests.append(f"{self.command} {self.path}")
@@ -405,6 +523,12 @@ class _Handler(BaseHandler):
                 inputs = json.loads(body or b"{}")["inputs"]
             except (json.JSONDecodeError, KeyError):
                 return self._json(400, {"title": "invalid request", "detail": "body must be {\"inputs\": {...}}"})
+            if not self.archive.cds_known(parts[4]):
+                return self._process_not_found(parts[4])
+            refusal = self.archive.cds_refusal(parts[4], inputs)
+            if refusal is not None:
+                status, title, detail = refusal
+                return self._json(status, {"type": title, "title": title, "detail": detail, "status": status})
             rid = self.archive.cds_submit(parts[4], inputs)["request_id"]
             return self._json(201, {"processID": parts[4], "type": "process", "jobID": rid,
                                     "status": "accepted", "links": [
@@ -418,6 +542,12 @@ class _Handler(BaseHandler):
                 request = json.loads(body or b"{}")
             except json.JSONDecodeError:
                 return self._json(400, {"message": "request body is not JSON"})
+            refusal = (None if self.archive.cds_known(parts[2]) else
+                       (404, "Resource not found", f"resource {parts[2]} does not exist"))
+            refusal = refusal or self.archive.cds_refusal(parts[2], request)
+            if refusal is not None:
+                status, title, detail = refusal
+                return self._json(status, {"message": title, "reason": detail})
             return self._json(202, self.archive.cds_submit(parts[2], request))
         self._json(404, {"message": f"no route {self.path}"})
 
@@ -429,7 +559,7 @@ class _Handler(BaseHandler):
         if page_num < 1:
             raise ValueError("page_num must be a number greater than or equal to 1")
         found = self.archive.search(query)
-        page = found[(page_num - 1) * page_size: page_num * page_size]
+        page = [self.archive.record(hit) for hit in found[(page_num - 1) * page_size: page_num * page_size]]
         headers = {"CMR-Hits": str(len(found)), "CMR-Took": "1"}
         if umm:
             payload = {"hits": len(found), "took": 1, "items": [self.archive.umm(f) for f in page]}
@@ -443,7 +573,7 @@ class _Handler(BaseHandler):
         if not self._file_authorised():
             return self._send(401, b"Unauthorized", "text/plain",
                               {"WWW-Authenticate": 'Bearer realm="Earthdata Login"'})
-        for f in self.archive.files:
-            if f.short_name == short_name and f.name == name:
-                return self._send(200, f.path.read_bytes(), "application/octet-stream")
-        self._send(404, b"Not Found", "text/plain")
+        f = self.archive.lookup(short_name, name)
+        if f is None:
+            return self._send(404, b"Not Found", "text/plain")
+        self._deliver(self.archive.delivery(f))
