@@ -1,10 +1,13 @@
-"""Daily soil-moisture products: wait for the day's granules, QC, merge, SM2RAIN, TC diagnostics, publish.
+"""Daily soil-moisture products: fetch the day's granules, QC, merge, SM2RAIN, TC diagnostics, publish.
 
 Thin DAGs: what runs when. One DAG per pipeline of ``config/daily_pipelines.json`` (the main one,
 ``daily_soil_moisture``, on the Big Island; others on their configured domains). Per input, a
-deferrable ``GranuleSensor`` waits for the day's granule in the landing zone (a late granule
-times out into a "missing" record: the day is made without it and says so); ingest is mapped
-over the sensors' granule references. The work is in ``smflow.operators.daily`` (merged products) and
+deferrable ``GranuleSensor`` waits for the day's granule: for a pipeline with ``"fetch":
+"provider"`` it polls the provider's search API (NASA CMR, Copernicus CDS; outages and rate limits
+waited out with backoff) and ``fetch_granule`` downloads it with verification and lands it with
+its provenance; otherwise it watches the landing zone. A granule that does not come in time, is
+refused (another day or collection) or cannot be fetched intact becomes a "missing" record with
+the reason: the day is made without it and says so. Ingest is mapped over the granule references. The work is in ``smflow.operators.daily`` (merged products) and
 ``smflow.operators.native`` (regridded, QC'd native inputs), imported inside the tasks so that parsing
 imports nothing heavy. XCom carries S3 keys and small dicts only.
 """
@@ -16,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 from smflow.operators.callbacks import default_args
 from smflow.operators.sensors import GranuleSensor
@@ -34,20 +37,37 @@ def _product_day(context) -> str:
     return context["logical_date"].date().isoformat()
 
 
-def _wait_for_granules(inputs: list[str], wait_hours: float):
-    """One deferrable sensor per input (mapped), each returning the granule reference or "missing"."""
+def _wait_for_granules(inputs: list[str], wait_hours: float, source: str):
+    """One deferrable sensor per input (mapped), each returning the granule (provider record or
+    landing reference) or "missing"; the wait and the polling interval come from the run's params."""
     return GranuleSensor.partial(
         task_id="wait_for_granule",
         day="{{ logical_date.strftime('%Y-%m-%d') }}",
         wait_timeout=timedelta(hours=wait_hours),
         poke_interval=300,
+        wait_hours="{{ params.granule_wait_hours }}",
+        poke_seconds="{{ params.granule_poke_seconds }}",
+        source=source,
         max_active_tis_per_dagrun=4,
     ).expand(product=inputs)
+
+
+def _check_providers(name: str, spec: dict) -> None:
+    """A pipeline fetching from the providers needs a provider archive for every input (parse-time check)."""
+    from smflow.archive.fetch import provider_source
+
+    lacking = [p for p in spec["inputs"] if provider_source(p) is None]
+    if lacking:
+        raise ValueError(f"{PIPELINES}: pipeline {name!r} fetches from the providers, but {lacking} have no "
+                         "provider archive the fetch speaks (catalogue 'archive' section with client cmr or cds).")
 
 
 def build_daily_dag(name: str, spec: dict):
     domain = spec["domain"]
     products = spec["products"]
+    source = spec.get("fetch", "landing")
+    if source == "provider":
+        _check_providers(name, spec)
 
     @dag(
         dag_id=spec["dag_id"],
@@ -58,9 +78,25 @@ def build_daily_dag(name: str, spec: dict):
         default_args=default_args(retries=2, retry_delay_seconds=30),
         tags=["smflow", "daily", "products", domain],
         doc_md=__doc__,
+        params={
+            "granule_wait_hours": Param(float(spec.get("granule_wait_hours", 6)), type="number", minimum=0,
+                                        description="how long to wait for a granule before the day is made without it"),
+            "granule_poke_seconds": Param(300, type="number", minimum=1,
+                                          description="seconds between two searches while a granule is not published"),
+        },
     )
     def daily():
-        granules = _wait_for_granules(spec["inputs"], spec.get("granule_wait_hours", 6))
+        granules = _wait_for_granules(spec["inputs"], spec.get("granule_wait_hours", 6), source)
+        if source == "provider":
+            @task(max_active_tis_per_dagrun=4, retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
+            def fetch_granule(found: dict) -> dict:
+                from smflow.operators.daily import fetch_granule as run
+
+                return run(found)
+
+            granules = fetch_granule.expand(found=granules.output)
+        else:
+            granules = granules.output
 
         if "merged" in products:
             @task(max_active_tis_per_dagrun=2)
@@ -89,7 +125,7 @@ def build_daily_dag(name: str, spec: dict):
 
                 return run(staged)
 
-            publish_products(validate_products(compute_products(ingest_granule.expand(ref=granules.output))))
+            publish_products(validate_products(compute_products(ingest_granule.expand(ref=granules))))
 
         if "inputs" in products:
             @task(max_active_tis_per_dagrun=2)
@@ -104,7 +140,7 @@ def build_daily_dag(name: str, spec: dict):
 
                 return run(list(ingested), _product_day(context), domain)
 
-            publish_inputs(ingest_native_granule.expand(ref=granules.output))
+            publish_inputs(ingest_native_granule.expand(ref=granules))
 
     return daily()
 

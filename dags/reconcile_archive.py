@@ -1,10 +1,13 @@
-"""Reconcile the archive inventory with the time-series store and backfill the missing days.
+"""Reconcile the providers' archives with the landing zone and the store; re-run only the days that changed.
 
-Lists, per input product, the days whose granule is in the landing zone but not in the store
-(``smflow.archive.reconcile``), ingests each of them through the daily DAG's own
+Asks each input's provider (one search per product over the range: ``smflow.archive.reconcile``)
+for granules that were published late or reprocessed (new granule id, revision or checksum) since
+they were landed, fetches and lands them (``fetch_late_granules``: the daily DAG's own verified
+fetch), ingests them and the landed-but-not-stored granules through the daily DAG's own
 ``ingest_granule`` (same QC and quarantine), and, with ``rerun_daily``, re-runs
-``daily_soil_moisture`` for those days so their products are remade with the late inputs.
-Range and products from the run's params; daily at 12 UTC it looks back ``lookback_days``.
+``daily_soil_moisture`` for those days only, so their products are remade with the new inputs.
+Idempotent: a second run finds nothing to do. Range and products from the run's params; daily at
+12 UTC it looks back ``lookback_days``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from smflow.operators.callbacks import default_args
         "end": Param(None, type=["null", "string"], format="date", description="last day (default: yesterday)"),
         "lookback_days": Param(30, type="integer", minimum=1),
         "products": Param(["smap", "era5_land", "gldas", "c3s"], type="array"),
-        "rerun_daily": Param(False, type="boolean"),
+        "ask_providers": Param(True, type="boolean",
+                               description="ask the providers for late and reprocessed granules"),
+        "rerun_daily": Param(True, type="boolean", description="re-run daily_soil_moisture for the changed days"),
     },
     tags=["smflow", "archive", "backfill"],
     doc_md=__doc__,
@@ -44,11 +49,15 @@ def reconcile_archive():
         today = context["logical_date"].date()
         end = params.get("end") or (today - timedelta(days=1)).isoformat()
         start = params.get("start") or (today - timedelta(days=int(params["lookback_days"]))).isoformat()
-        return reconcile(start, end, params["products"]).to_dict()
+        return reconcile(start, end, params["products"], providers=bool(params.get("ask_providers"))).to_dict()
 
     @task
-    def granules(gaps: dict) -> list[dict]:
-        return gaps["to_ingest"]
+    def fetch_late_granules(gaps: dict) -> list[dict]:
+        """Fetch and land the late / reprocessed granules; with the landed-but-unstored ones, what to ingest."""
+        from smflow.operators.daily import fetch_granule
+
+        fetched = [{**fetch_granule(found), "why": found["why"]} for found in gaps["to_fetch"]]
+        return [r for r in fetched if r.get("key")] + gaps["to_ingest"]
 
     @task(max_active_tis_per_dagrun=2)
     def ingest_granule(ref: dict) -> dict:
@@ -57,20 +66,19 @@ def reconcile_archive():
         return run(ref)
 
     @task
-    def days_to_rerun(gaps: dict, ingested: list[dict], params: dict | None = None) -> list[dict]:
+    def days_to_rerun(ingested: list[dict], params: dict | None = None) -> list[dict]:
+        from smflow.operators.reruns import rerun_requests
+
         if not params.get("rerun_daily"):
             return []
-        stored = {r["day"] for r in ingested if r.get("status") == "stored"}
-        # No run id of our own: an existing run of that day (scheduled__...) is then found by its
-        # logical date and, with reset_dag_run, cleared and run again.
-        return [{"logical_date": f"{day}T00:00:00+00:00"} for day in gaps["days_to_backfill"] if day in stored]
+        # Under the id of the day's existing run, if any: reset_dag_run clears it and runs it again.
+        return rerun_requests("daily_soil_moisture", [r["day"] for r in ingested if r.get("status") == "stored"])
 
-    gaps = find_gaps()
-    ingested = ingest_granule.expand(ref=granules(gaps))
+    ingested = ingest_granule.expand(ref=fetch_late_granules(find_gaps()))
     TriggerDagRunOperator.partial(
         task_id="rerun_daily", trigger_dag_id="daily_soil_moisture", reset_dag_run=True,
         wait_for_completion=False,
-    ).expand_kwargs(days_to_rerun(gaps, ingested))
+    ).expand_kwargs(days_to_rerun(ingested))
 
 
 reconcile_archive()

@@ -1,10 +1,13 @@
 """The main job on its embedded default: a month of real daily products for the Big Island.
 
-Steps (each visible in the Airflow UI): present the month's granules in the landing zone, seed the
-time-series store with the TC window's history, train + register + promote the models on 2017,
-backfill ``daily_soil_moisture`` for the month with Airflow's own backfill, then print the products
-written, the skill table and the UI addresses. Run it through ``infra/main.sh`` (installs and starts
-the stack first).
+Steps (each visible in the Airflow UI): seed the time-series store with the TC window's history,
+train + register + promote the models on 2017, backfill ``daily_soil_moisture`` for the month with
+Airflow's own backfill (each day's run searches the providers for its granules, downloads them with
+verification and lands them with their provenance: the stack's ``providers`` service stands in for
+NASA CMR / Earthdata and the Copernicus CDS, serving the bundled Hawaii sample through their
+protocols; nothing here writes the landing zone), then print the granules fetched, the products
+written, the skill table and the UI addresses. Run it through ``infra/main.sh`` (installs and
+starts the stack first).
 """
 
 from __future__ import annotations
@@ -89,6 +92,40 @@ def _checksums(s3, bucket: str) -> dict[str, str]:
     return out
 
 
+def _prepare_providers(url: str, settings: Settings, start: date, end: date) -> None:
+    """Have the stand-in cut the month's granules now (one read of the cell files) instead of day by day."""
+    from infra.providers.hawaii import Tokens, control
+
+    tokens = Tokens.read(settings.home / "providers" / "credentials.json")
+    t0 = time.monotonic()
+    control(url, tokens.token, "prepare", timeout=600, start=start.isoformat(), end=end.isoformat())
+    step(f"  the stand-in cut {start}..{end} in {time.monotonic() - t0:.0f} s")
+
+
+def _fetch_summary(s3, settings: Settings, products, start: date, end: date) -> list[str]:
+    """One line per product: granules landed from its provider over the month, and the fetch failures."""
+    from smflow.landing import LandingZone
+    from smflow.operators.daily import FETCH_FAILURES_PREFIX
+    from smflow.s3 import list_keys
+
+    zone = LandingZone(settings, s3=s3)
+    failures = list_keys(s3, settings.store_bucket, f"{FETCH_FAILURES_PREFIX}/", empty_if_no_bucket=True)
+    lines = []
+    for product in products:
+        landed, provider = 0, "?"
+        day = start
+        while day <= end:
+            head = zone.head(zone.granule_key(product, day))
+            if head is not None and head.get("Metadata", {}).get("granule-id"):
+                landed += 1
+                provider = f"{head['Metadata'].get('provider')} {head['Metadata'].get('collection')}"
+            day += timedelta(days=1)
+        failed = [k for k in failures if k.startswith(f"{FETCH_FAILURES_PREFIX}/{product}/")]
+        lines.append(f"  {product:<10} {landed:>3} granules landed from {provider} (with provenance); "
+                     f"{len(failed)} fetch failures recorded")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--start", default="2018-06-01")
@@ -105,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from smflow.operators.daily import INPUT_PRODUCTS, ML_HISTORY_DAYS, TC_WINDOW_DAYS
     from smflow import s3 as s3mod
-    from infra.archive_stand_in import ArchiveStandIn
 
     settings = Settings.load()
     import os
@@ -117,9 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     airflow_home = Path(stack_env.get("AIRFLOW_HOME", settings.home / "airflow"))
     af = AirflowClient(args.api, airflow_home)
 
-    step(f"landing zone: presenting the granules of {start}..{end} as the archive would")
-    refs = ArchiveStandIn(settings).publish_range(INPUT_PRODUCTS, start, end)
-    step(f"  {len(refs)} granules in s3://{settings.landing_bucket}/")
+    providers = stack_env.get("SMFLOW_PROVIDERS_URL")
+    if not providers:
+        print("the provider archives' stand-in is not running (no SMFLOW_PROVIDERS_URL in stack.env): "
+              "start the stack with `.venv/bin/python infra/stack.py start`", file=sys.stderr)
+        return 1
+    step(f"providers: the daily runs fetch {', '.join(INPUT_PRODUCTS)} from the archives' stand-ins at {providers} "
+         "(NASA CMR + Earthdata, Copernicus CDS; connections smflow_earthdata, smflow_cds)")
+    _prepare_providers(providers, settings, start, end)
 
     for dag_id in ("seed_timeseries_store", "train_models", "daily_soil_moisture"):
         af.wait_for_dag(dag_id)
@@ -187,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         new = sorted(k for k in after if k not in before)
         print(f"  -> against the bucket before this run: {len(after) - len(changed) - len(new)} objects unchanged, "
               f"{len(changed)} changed, {len(new)} new")
+
+    print(f"\nGranules fetched from the providers {start}..{end} (s3://{settings.landing_bucket}/):")
+    print("\n".join(_fetch_summary(s3, settings, INPUT_PRODUCTS, start, end)))
 
     print(f"\nSkill {start}..{end} (published products):")
     print(format_table(skill_table(start, end, settings=settings)))

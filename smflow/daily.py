@@ -9,6 +9,8 @@ operator (:mod:`smflow.operators.daily`) only loads the champions and stages the
 
 from __future__ import annotations
 
+import json
+
 from datetime import date
 from typing import Any
 
@@ -28,7 +30,8 @@ SOIL_TEMPERATURE_FIELD = "gldas_soil_temperature"
 
 
 def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_ref, tc_ref,
-                          missing: dict[str, str], input_granules: list[str]) -> tuple[xr.Dataset, dict[str, Any]]:
+                          missing: dict[str, str], input_granules: list[str],
+                          input_provenance: list[dict[str, Any]] | None = None) -> tuple[xr.Dataset, dict[str, Any]]:
     """Merged soil moisture, its uncertainty, SM2RAIN rainfall and rolling TC diagnostics for ``day``.
 
     Parameters
@@ -46,7 +49,12 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         Inputs this run rejected or did not receive (product -> reason): their store object of the
         day is never used, and the product names them.
     input_granules : list of str
-        URIs of the granules ingested for the day (lineage).
+        URIs of the granules ingested for the day (lineage): the provider's URL of a fetched
+        granule, else its landing-zone URI.
+    input_provenance : list of dict, optional
+        Per fetched granule: provider, collection, version, granule id, revision, URL, checksum
+        and the landing URI (``smflow.archive.fetch.ProviderGranule.provenance``); published as
+        the ``input_granule_provenance`` lineage (JSON) and on the STAC ``derived_from`` links.
 
     Returns
     -------
@@ -152,6 +160,8 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         "tc_merging_model": tc_ref.label(),
         "sm2rain_model": rain_ref.label(),
         "input_granules": sorted(input_granules),
+        "input_granule_provenance": json.dumps(sorted(input_provenance or [], key=lambda r: (r["product"], r["url"])),
+                                               sort_keys=True),
         "missing_inputs": [f"{p}: {reason}" for p, reason in sorted(missing.items())],
         "sm2rain_parameters_source": str(rain_model.metadata.get("source", "")),
         "sm2rain_variant": sm2rain_variant(rain_params),

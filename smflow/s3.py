@@ -103,14 +103,18 @@ class BucketClient:
             ensure_bucket(self.s3, self.bucket)
             self._bucket_ready = True
 
-    def has_object(self, key: str, *, bucket: str | None = None) -> bool:
-        """True if ``key`` is in ``bucket`` (default :attr:`bucket`); other S3 errors raise."""
+    def head(self, key: str, *, bucket: str | None = None) -> dict | None:
+        """``head_object`` of ``key`` in ``bucket`` (default :attr:`bucket`), None when absent
+        (also when the bucket is); other S3 errors raise."""
         from botocore.exceptions import ClientError
 
         try:
-            self.s3.head_object(Bucket=bucket or self.bucket, Key=key)
+            return self.s3.head_object(Bucket=bucket or self.bucket, Key=key)
         except ClientError as exc:
-            if is_missing(exc):
-                return False
+            if is_missing(exc, bucket_too=True):
+                return None
             raise
-        return True
+
+    def has_object(self, key: str, *, bucket: str | None = None) -> bool:
+        """True if ``key`` is in ``bucket`` (default :attr:`bucket`); other S3 errors raise."""
+        return self.head(key, bucket=bucket) is not None

@@ -16,5 +16,7 @@
   smflow product → provider archive client.
 
 The local servers that speak each real protocol and serve the real files (CMR, CDS, H SAF FTP,
-Data Store, CATDS) are test fakes, not part of the package: ``tests/archive/servers/``.
+Data Store, CATDS) are development stand-ins, not part of the package: ``infra/providers/``
+(``infra/providers/hawaii.py`` serves the daily inputs to the local stack). The daily fetch of the
+inputs (search, verified download, landing with provenance) is :mod:`smflow.archive.fetch`.
 """

@@ -26,6 +26,58 @@ class ArchiveError(RuntimeError):
     """The archive answered with an error, or a download failed its checks."""
 
 
+class ProviderUnavailable(ArchiveError):
+    """The provider did not answer usefully for now (connection refused, timeout, HTTP 5xx or 429).
+
+    Not a fault of the request: ask again later. ``retry_after`` [s] is the provider's own
+    ``Retry-After`` when it sent one (HTTP 429 / 503), else None.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class UnexpectedGranule(ArchiveError):
+    """The provider answered with a granule that is not the one asked for (other day or collection)."""
+
+
+class CredentialsError(ArchiveError):
+    """Credentials are missing or were refused; the message names the connection or variable to fix."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """The ``Retry-After`` header as seconds (delta-seconds or an HTTP date), None if absent/unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def check_availability(response, what: str) -> None:
+    """Raise :class:`ProviderUnavailable` for a 429 or 5xx answer (with its ``Retry-After``)."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        kind = "rate-limited the request" if status == 429 else "is unavailable"
+        raise ProviderUnavailable(f"{what} {kind} (HTTP {status}"
+                                  + (f", Retry-After {wait:g} s)" if wait is not None else ")"),
+                                  retry_after=wait, status=status)
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One file of an archive product (small: passes through XCom via :meth:`to_dict`).

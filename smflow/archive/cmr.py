@@ -14,7 +14,7 @@ the size and checksum check, so a half-written file never sits under the real na
 Why not ``earthaccess``: it logs in against the fixed Earthdata Login hosts at import/login
 time, pulls in fsspec/s3fs/pqdm for what is here one ``GET``, and cannot be pointed at a local
 CMR and file server for hermetic tests without patching its internals. The protocol subset used
-here is small and is tested against ``tests/archive/servers/local_server.py``, which speaks it.
+here is small and is tested against ``infra/providers/local_server.py``, which speaks it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from pathlib import Path
 
 import requests
 
-from smflow.archive.base import ArchiveError, day_bounds, save_response
-from smflow.archive.credentials import Credentials, resolve
+from smflow.archive.base import (ArchiveError, CredentialsError, ProviderUnavailable, check_availability,
+                                 day_bounds, save_response)
+from smflow.archive.credentials import Credentials, connection_host, resolve
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class Granule:
         File size [bytes] when CMR gives it.
     checksum, checksum_algorithm : str or None
         File checksum and its algorithm (``SHA-256``, ``MD5``) when CMR gives them.
+    collection, collection_version : str or None
+        ``CollectionReference`` (short name, version) the granule belongs to.
+    revision : str or None
+        CMR ``revision-id``: it grows when the provider re-ingests (reprocesses) the granule.
     """
 
     concept_id: str
@@ -78,6 +83,9 @@ class Granule:
     size: int | None = None
     checksum: str | None = None
     checksum_algorithm: str | None = None
+    collection: str | None = None
+    collection_version: str | None = None
+    revision: str | None = None
 
     @property
     def filename(self) -> str:
@@ -86,7 +94,9 @@ class Granule:
     def to_dict(self) -> dict:
         return {"concept_id": self.concept_id, "name": self.name, "start": self.start.isoformat(),
                 "end": self.end.isoformat(), "urls": list(self.urls), "size": self.size,
-                "checksum": self.checksum, "checksum_algorithm": self.checksum_algorithm}
+                "checksum": self.checksum, "checksum_algorithm": self.checksum_algorithm,
+                "collection": self.collection, "collection_version": self.collection_version,
+                "revision": self.revision}
 
 
 _SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -112,8 +122,12 @@ def _granule_from_umm(item: dict) -> Granule:
             size = int(round(float(info["Size"]) * _SIZE_UNITS.get(info.get("SizeUnit", "B"), 1)))
         if info.get("Checksum"):
             checksum, algorithm = info["Checksum"]["Value"], info["Checksum"]["Algorithm"]
+    ref = umm.get("CollectionReference", {})
+    revision = meta.get("revision-id")
     return Granule(meta.get("concept-id", umm.get("GranuleUR", "")), umm.get("GranuleUR", ""),
-                   start, end, urls, size, checksum, algorithm)
+                   start, end, urls, size, checksum, algorithm,
+                   collection=ref.get("ShortName") or ref.get("EntryTitle"), collection_version=ref.get("Version"),
+                   revision=None if revision is None else str(revision))
 
 
 def _iso(value: date | datetime, *, end: bool) -> str:
@@ -127,7 +141,8 @@ def _iso(value: date | datetime, *, end: bool) -> str:
 class CmrClient:
     """Search CMR for granules and download them.
 
-    :param cmr_url: CMR root (default: env ``SMFLOW_CMR_URL`` or :data:`CMR_URL`).
+    :param cmr_url: CMR root (default: the ``host`` of connection ``conn_id``, env
+        ``SMFLOW_CMR_URL``, or :data:`CMR_URL`).
     :param credentials: Earthdata credentials (default: Airflow connection ``conn_id`` if given,
         else env ``EARTHDATA_TOKEN`` or ``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD``).
     :param conn_id: Airflow connection holding the Earthdata token (password) or login/password.
@@ -144,7 +159,8 @@ class CmrClient:
         timeout: float = 60.0,
         session: requests.Session | None = None,
     ) -> None:
-        self.cmr_url = (cmr_url or os.environ.get("SMFLOW_CMR_URL") or CMR_URL).rstrip("/")
+        self.cmr_url = (cmr_url or connection_host(conn_id) or os.environ.get("SMFLOW_CMR_URL")
+                        or CMR_URL).rstrip("/")
         self._credentials = credentials
         self.conn_id = conn_id
         self.timeout = timeout
@@ -204,7 +220,12 @@ class CmrClient:
         url = f"{self.cmr_url}/search/granules.umm_json"
         seen, page = 0, 1
         while True:
-            response = self.session.get(url, params={**params, "page_num": page}, timeout=self.timeout)
+            try:
+                response = self.session.get(url, params={**params, "page_num": page}, timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise ProviderUnavailable(f"CMR search at {self.cmr_url} did not answer "
+                                          f"({exc.__class__.__name__})") from exc
+            check_availability(response, f"CMR search at {self.cmr_url}")
             if response.status_code != 200:
                 raise ArchiveError(f"CMR search {response.url} answered {response.status_code}: "
                                    f"{response.text[:500]}")
@@ -236,8 +257,10 @@ class CmrClient:
         """Download ``granule`` into ``dest_dir``; returns the local file.
 
         The body goes to ``<name>.part``; it is renamed only when its size and checksum match
-        what CMR announced. Raises :class:`ArchiveError` on 401/403 (check ``EARTHDATA_TOKEN``
-        or the Airflow connection) and on a size or checksum mismatch.
+        what CMR announced. Raises :class:`~smflow.archive.base.CredentialsError` (an
+        :class:`ArchiveError`) on 401/403 (check ``EARTHDATA_TOKEN`` or the Airflow connection),
+        :class:`~smflow.archive.base.ProviderUnavailable` when the server is down or busy (5xx /
+        429, connection refused), :class:`ArchiveError` on a size or checksum mismatch.
         """
         if not granule.urls:
             raise ArchiveError(f"granule {granule.name} has no GET DATA URL in CMR.")
@@ -245,13 +268,19 @@ class CmrClient:
         creds = self.credentials
         url = granule.urls[0]
         log.info("downloading %s (credentials from %s)", url, creds.source or "none")
-        with self.session.get(url, headers=creds.headers(), auth=creds.basic(), stream=True,
-                              timeout=self.timeout) as response:
+        try:
+            response = self.session.get(url, headers=creds.headers(), auth=creds.basic(), stream=True,
+                                        timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ProviderUnavailable(f"{url} did not answer ({exc.__class__.__name__})") from exc
+        with response:
             if response.status_code in (401, 403):
-                raise ArchiveError(
-                    f"{url} refused the download ({response.status_code}): set EARTHDATA_TOKEN "
-                    "(an Earthdata Login user token) or pass conn_id= of an Airflow connection "
-                    "holding it."
-                )
+                where = (f"the Airflow connection {self.conn_id!r} (its password: an Earthdata Login "
+                         "user token)" if self.conn_id else
+                         "EARTHDATA_TOKEN (an Earthdata Login user token) or pass conn_id= of an "
+                         "Airflow connection holding it")
+                raise CredentialsError(f"{url} refused the download ({response.status_code}): "
+                                       f"set {where}.")
+            check_availability(response, url)
             return save_response(response, dest, size=granule.size, checksum=granule.checksum,
                                  algorithm=granule.checksum_algorithm, source=url)

@@ -40,16 +40,38 @@ class Credentials:
         return (self.username, self.password)
 
 
+def get_connection(conn_id: str):
+    """The Airflow connection ``conn_id`` (secrets backends and ``AIRFLOW_CONN_<ID>`` included).
+
+    :raises smflow.archive.base.CredentialsError: naming the connection and how to define it,
+        when it does not exist.
+    """
+    from airflow.sdk import BaseHook
+
+    from smflow.archive.base import CredentialsError
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:  # AirflowNotFoundException, or the task SDK's own error
+        if "not defined" not in str(exc) and "isn't defined" not in str(exc) and "not found" not in str(exc).lower():
+            raise
+        raise CredentialsError(
+            f"the Airflow connection {conn_id!r} is not defined: create it (Admin > Connections, "
+            f"`airflow connections add {conn_id} ...`) or set AIRFLOW_CONN_{conn_id.upper()}; its host is "
+            "the provider's API URL and its password the access token (see docs/providers.md)."
+        ) from None
+
+
 def from_airflow_connection(conn_id: str) -> Credentials:
     """Credentials of the Airflow connection ``conn_id``.
 
     The connection's ``password`` is the secret; with a ``login`` it is a user/password pair,
     without one (or with ``extra`` ``{"token": ...}``) it is a bearer token. Looked up through
     Airflow's secrets backends (``AIRFLOW_CONN_<ID>`` environment variables included).
-    """
-    from airflow.sdk import BaseHook
 
-    conn = BaseHook.get_connection(conn_id)
+    :raises smflow.archive.base.CredentialsError: when the connection does not exist.
+    """
+    conn = get_connection(conn_id)
     extra = conn.extra_dejson or {}
     token = extra.get("token")
     if token:
@@ -87,6 +109,10 @@ def connection_host(conn_id: str | None) -> str | None:
     """The ``host`` of the Airflow connection ``conn_id`` (an archive's URL or host name), if set."""
     if not conn_id:
         return None
-    from airflow.sdk import BaseHook
-
-    return BaseHook.get_connection(conn_id).host or None
+    conn = get_connection(conn_id)
+    host = conn.host or None
+    if host and conn.port and "://" in host and host.count(":") == 1:
+        scheme, _, rest = host.partition("://")
+        head, slash, path = rest.partition("/")
+        host = f"{scheme}://{head}:{conn.port}{slash}{path}"
+    return host

@@ -33,6 +33,12 @@ class Pipeline:
         Product the merged product and the champions are evaluated against (not merged).
     products : tuple of str
         What is made (``merged``, ``inputs``).
+    fetch : {"provider", "landing"}
+        Where the daily granules are awaited: at the providers' archives (searched, fetched,
+        verified and landed by the DAG: ``smflow.archive.fetch``) or in the landing zone (filled
+        by someone else).
+    granule_wait_hours : float
+        How long a day's run waits for a granule before it is made without it.
     """
 
     name: str
@@ -42,6 +48,8 @@ class Pipeline:
     parents: tuple[str, ...] = ()
     reference: str | None = None
     products: tuple[str, ...] = ()
+    fetch: str = "landing"
+    granule_wait_hours: float = 6.0
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,7 +68,10 @@ def _load(path: str) -> dict[str, Pipeline]:
             inputs=tuple(canonical_name(x) for x in p["inputs"]),
             parents=tuple(canonical_name(x) for x in p.get("parents", ())),
             reference=canonical_name(p["reference"]) if p.get("reference") else None,
-            products=tuple(p.get("products", ())))
+            products=tuple(p.get("products", ())), fetch=p.get("fetch", "landing"),
+            granule_wait_hours=float(p.get("granule_wait_hours", 6.0)))
+        if pipe.fetch not in ("provider", "landing"):
+            raise ValueError(f"{path}: pipeline {name!r} has fetch {pipe.fetch!r}; use 'provider' or 'landing'.")
         stray = [x for x in (*pipe.parents, *([pipe.reference] if pipe.reference else ()))
                  if x not in pipe.inputs]
         if stray:

@@ -30,6 +30,52 @@ INPUT_PRODUCTS: tuple[str, ...] = tuple(pipeline("daily_soil_moisture").inputs)
 ML_HISTORY_DAYS = 29
 
 STAGING_PREFIX = "products-staging"
+#: Where a granule that could not be fetched intact is recorded (store bucket), one JSON per product-day.
+FETCH_FAILURES_PREFIX = "fetch-failures"
+
+
+def fetch_failure_key(product: str, day: str) -> str:
+    """``fetch-failures/{product}/{YYYYMMDD}.json`` in the store bucket."""
+    return f"{FETCH_FAILURES_PREFIX}/{product}/{as_date(day):%Y%m%d}.json"
+
+
+def fetch_granule(found: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
+    """Fetch the provider granule a sensor found and land it with its provenance.
+
+    ``found`` is a :class:`~smflow.operators.sensors.GranuleSensor` XCom: with ``"granule"`` (a
+    provider record) it is downloaded, verified and landed (:func:`smflow.archive.fetch.fetch_to_landing`)
+    and the landing reference is returned with ``status`` ``landed``/``unchanged`` and the
+    ``provenance``; anything else (a landing-zone reference, a missing or refused input) passes
+    through unchanged. A granule that stays truncated or corrupt after the retries, or holds
+    another day, is not landed: the failure is recorded at :func:`fetch_failure_key` and the
+    result says ``status`` ``failed`` with the reason, so the day is made without it.
+
+    :raises smflow.archive.base.CredentialsError: credentials missing or refused (the task fails;
+        the message names the connection).
+    """
+    from smflow.archive.fetch import FetchFailed, ProviderGranule, UnexpectedGranule, fetch_to_landing
+    from smflow.landing import LandingZone
+    from smflow import s3 as s3mod
+
+    if "granule" not in found:
+        return found
+    settings = settings or Settings.load()
+    granule = ProviderGranule.from_dict(found["granule"])
+    client = s3mod.client(settings)
+    try:
+        return fetch_to_landing(granule, zone=LandingZone(settings, s3=client))
+    except (FetchFailed, UnexpectedGranule) as exc:
+        reason = str(exc)
+        record = {"product": granule.product, "day": granule.day.isoformat(), "reason": reason,
+                  "granule": granule.provenance()}
+        key = fetch_failure_key(granule.product, granule.day.isoformat())
+        s3mod.ensure_bucket(client, settings.store_bucket)
+        client.put_object(Bucket=settings.store_bucket, Key=key, ContentType="application/json",
+                          Body=json.dumps(record, indent=2, sort_keys=True).encode())
+        log.error("%s %s not landed: %s (recorded at s3://%s/%s)", granule.product, granule.day, reason,
+                  settings.store_bucket, key)
+        return {"product": granule.product, "day": granule.day.isoformat(), "bucket": None, "key": None,
+                "status": "failed", "reason": reason, "failure_key": key, "provenance": granule.provenance()}
 
 
 def discover_granules(day: str, *, settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -75,9 +121,13 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
     product, d = ref["product"], as_date(ref["day"])
     result: dict[str, Any] = {"product": product, "day": d.isoformat(), "source": None}
     if not ref.get("key"):
-        return {**result, "status": "missing", "reason": "no granule in the landing zone"}
+        status = ref.get("status") if ref.get("status") in ("missing", "refused", "failed") else "missing"
+        return {**result, "status": status, "reason": ref.get("reason") or "no granule in the landing zone"}
     source = f"s3://{ref['bucket']}/{ref['key']}"
     result["source"] = source
+    if ref.get("provenance"):
+        # Where the granule came from (provider, granule id, URL, checksum): the products' lineage.
+        result["provenance"] = ref["provenance"]
     client = s3mod.client(settings)
     grid = load_domain()
     granule = GranuleRef(product=product, day=d, bucket=ref["bucket"], key=ref["key"])
@@ -144,7 +194,10 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     ds, provenance = compute_daily_product(
         d, store=TimeSeriesStore(settings, s3=client), grid=load_domain(), merging=merging,
         rain_model=rain_model, rain_ref=rain_ref, tc_ref=tc_ref, missing=missing,
-        input_granules=[r["source"] for r in ingested if r["status"] == "stored" and r.get("source")])
+        input_granules=[r.get("provenance", {}).get("url") or r["source"]
+                        for r in ingested if r["status"] == "stored" and r.get("source")],
+        input_provenance=[{**r["provenance"], "landed": r["source"]}
+                          for r in ingested if r["status"] == "stored" and r.get("provenance")])
     ds.attrs["provenance_json"] = json.dumps(provenance, sort_keys=True)
     key = _staging_key(d)
     client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(ds.to_netcdf(engine="h5netcdf")))

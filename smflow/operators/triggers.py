@@ -80,3 +80,82 @@ class GranuleAvailableTrigger(BaseTrigger):
 def deadline_after(seconds: float) -> str:
     """ISO UTC time ``seconds`` from now (for :class:`GranuleAvailableTrigger`)."""
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+
+
+class ProviderGranuleTrigger(BaseTrigger):
+    """Fire when the provider publishes the ``day`` granule of ``product``, or at ``deadline``.
+
+    Polls the provider's search API (:func:`smflow.archive.fetch.find_granule`: CMR granule
+    search, CDS catalogue extent) every ``poke_interval`` seconds. A provider that is down or
+    answers 5xx is asked again with exponential backoff (``poke_interval`` doubling up to
+    ``max_backoff``); an HTTP 429 is asked again after its ``Retry-After``. Neither is an error:
+    the wait goes on until the deadline (absolute, so a triggerer restart does not restart it).
+
+    Events: ``{"status": "found", "granule": {...}}``; ``{"status": "timeout", "reason"}`` at the
+    deadline; ``{"status": "refused", "reason"}`` when the provider answers with a granule of
+    another day or collection; ``{"status": "error", "reason"}`` when the credentials are missing
+    (the sensor fails with the reason, which names the connection).
+
+    :param product: smflow product name.
+    :param day: UTC day, ISO ``YYYY-MM-DD``.
+    :param deadline: ISO 8601 UTC time after which the trigger gives up.
+    :param poke_interval: seconds between two searches while the granule is not published.
+    :param max_backoff: longest pause after provider errors [s].
+    """
+
+    def __init__(self, *, product: str, day: str, deadline: str, poke_interval: float = 300.0,
+                 max_backoff: float = 3600.0) -> None:
+        super().__init__()
+        self.product = product
+        self.day = day
+        self.deadline = deadline
+        self.poke_interval = poke_interval
+        self.max_backoff = max_backoff
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"product": self.product, "day": self.day, "deadline": self.deadline,
+             "poke_interval": self.poke_interval, "max_backoff": self.max_backoff},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from smflow.archive.base import CredentialsError, ProviderUnavailable, UnexpectedGranule
+        from smflow.archive.fetch import find_granule
+
+        deadline = datetime.fromisoformat(self.deadline)
+        started = datetime.now(timezone.utc)
+        failures, last = 0, "not yet published"
+        while True:
+            wait = self.poke_interval
+            try:
+                # requests is blocking: keep it off the triggerer's event loop.
+                granule = await asyncio.to_thread(find_granule, self.product, self.day)
+            except ProviderUnavailable as exc:
+                failures += 1
+                last = str(exc)
+                wait = exc.retry_after if exc.retry_after is not None else min(
+                    self.max_backoff, self.poke_interval * 2 ** (failures - 1))
+                self.log.warning("%s %s: %s; asking again in %.0f s", self.product, self.day, exc, wait)
+            except UnexpectedGranule as exc:
+                yield TriggerEvent({"status": "refused", "product": self.product, "day": self.day,
+                                    "reason": str(exc)})
+                return
+            except CredentialsError as exc:
+                yield TriggerEvent({"status": "error", "product": self.product, "day": self.day,
+                                    "reason": str(exc)})
+                return
+            else:
+                failures = 0
+                if granule is not None:
+                    yield TriggerEvent({"status": "found", "granule": granule.to_dict()})
+                    return
+                last = "not yet published"
+            now = datetime.now(timezone.utc)
+            if now >= deadline:
+                yield TriggerEvent({"status": "timeout", "product": self.product, "day": self.day,
+                                    "waited_seconds": (now - started).total_seconds(),
+                                    "reason": f"not fetched from the provider after "
+                                              f"{(now - started).total_seconds() / 60:.0f} min ({last})"})
+                return
+            await asyncio.sleep(max(0.0, min(wait, (deadline - now).total_seconds())))

@@ -52,7 +52,7 @@ _PUBLICATIONS: Final = (
 _LICENSE: Final = "CC-BY-4.0"
 _KNOWN_PROVENANCE: Final = frozenset(
     {"tc_merging_model", "sm2rain_model", "sm2rain_parameters_source", "input_granules",
-     "missing_inputs", "code_version"}
+     "missing_inputs", "code_version", "input_granule_provenance"}
 )
 
 
@@ -159,6 +159,8 @@ def build_item(
     day = product_day(day)
     version = str(provenance.get("code_version") or code_version())
     granules = _entries(provenance.get("input_granules"))
+    fetched = _granule_provenance(provenance.get("input_granule_provenance"))
+    by_url = {record.get("url"): record for record in fetched}
     missing = _entries(provenance.get("missing_inputs"))
     start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
     end = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
@@ -181,6 +183,7 @@ def build_item(
             provenance.get("sm2rain_parameters_source")
         ),
         "smflow:input_granules": granules,
+        "smflow:input_granule_provenance": fetched,
         "smflow:missing_inputs": missing,
         "sci:publications": [dict(p) for p in _PUBLICATIONS],
     }
@@ -221,8 +224,14 @@ def build_item(
             file_info.size = int(spec.size)
 
     for granule in granules:
+        record = by_url.get(granule, {})
+        extra = {f"smflow:{k}": record[k] for k in ("product", "provider", "collection", "version",
+                                                   "granule_id", "revision", "landed") if record.get(k)}
+        if record.get("checksum") and str(record.get("checksum_algorithm", "")).upper() in ("SHA-256", "SHA256"):
+            extra["file:checksum"] = multihash_sha256(record["checksum"])
         item.add_link(
-            pystac.Link(rel="derived_from", target=granule, title=granule.rsplit("/", 1)[-1])
+            pystac.Link(rel="derived_from", target=granule,
+                        title=record.get("granule_id") or granule.rsplit("/", 1)[-1], extra_fields=extra)
         )
     _add_structure_links(item, self_href, collection_href, root_href)
     return item
@@ -343,3 +352,12 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, Iterable):
         return [_json_value(v) for v in value]
     return str(value)
+
+
+def _granule_provenance(value: Any) -> list[dict[str, Any]]:
+    """The fetched granules' provenance records (a JSON list, as the lineage carries it, or a list)."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [dict(record) for record in value]

@@ -79,5 +79,7 @@ def test_reconcile_dag_has_the_integrity_attributes(tmp_path, monkeypatch):
     assert dag.tags and len(dag.topological_sort()) == len(dag.tasks)
     for t in dag.tasks:
         assert t.owner == "smflow" and t.retries >= 1 and t.on_failure_callback
-    assert dag.get_task("ingest_granule").upstream_task_ids == {"granules"}
+    assert dag.get_task("ingest_granule").upstream_task_ids == {"fetch_late_granules"}
+    assert dag.get_task("fetch_late_granules").upstream_task_ids == {"find_gaps"}
+    assert dag.params["ask_providers"] is True and dag.params["rerun_daily"] is True
     assert dag.get_task("rerun_daily").upstream_task_ids == {"days_to_rerun"}

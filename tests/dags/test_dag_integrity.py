@@ -49,10 +49,19 @@ def test_daily_dag_shape_maps_over_products_and_publishes_assets(dagbag):
         "smflow_merged_soil_moisture", "smflow_sm2rain_precipitation", "smflow_tc_diagnostics"}
     assert dag.get_task("compute_products").upstream_task_ids == {"ingest_granule"}
     assert dag.get_task("publish_products").upstream_task_ids == {"validate_products"}
-    # one deferrable sensor per input, mapped, feeding the mapped ingest
+    # one deferrable sensor per input, mapped, polling the provider; the fetch mapped over its
+    # findings feeds the mapped ingest
     wait = dag.get_task("wait_for_granule")
     assert wait.__class__.__name__.endswith("MappedOperator") and wait.operator_class.__name__ == "GranuleSensor"
-    assert ingest.upstream_task_ids == {"wait_for_granule"}
+    assert wait.partial_kwargs["source"] == "provider"
+    fetch = dag.get_task("fetch_granule")
+    assert fetch.__class__.__name__.endswith("MappedOperator") and fetch.upstream_task_ids == {"wait_for_granule"}
+    assert ingest.upstream_task_ids == {"fetch_granule"}
+    assert dag.params["granule_wait_hours"] == 6 and dag.params["granule_poke_seconds"] == 300
+    # a landing-zone pipeline has no fetch step
+    native = dagbag.dags["daily_soil_moisture_ebro_pyrenees"]
+    assert "fetch_granule" not in native.task_ids
+    assert native.get_task("ingest_native_granule").upstream_task_ids == {"wait_for_granule"}
 
 
 def test_every_configured_pipeline_is_a_dag_on_its_domain(dagbag):

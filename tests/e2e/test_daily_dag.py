@@ -1,15 +1,19 @@
 """End to end: ``airflow dags test daily_soil_moisture`` against PostgreSQL (when available), the S3
-server and the MLflow server, on real Hawaii data.
+server and the MLflow server, on real Hawaii data fetched through the providers' protocols.
 
-Setup goes through the same paths as production: granules presented in the landing zone, the store
-seeded by the bulk path, the models trained, registered and promoted by the ``train_models`` DAG.
+Setup goes through the same paths as production: the day's granules are searched for and fetched
+by the DAG from the provider archives' stand-in (``infra.providers.hawaii``: NASA CMR + Earthdata
+and Copernicus CDS, serving the bundled Hawaii sample, run here in a thread), the store seeded by
+the bulk path, the models trained, registered and promoted by the ``train_models`` DAG.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,11 +23,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DAY = date(2018, 6, 2)
 BAD_DAY = date(2018, 6, 3)
+LATE_DAY = date(2018, 6, 4)
+TOKEN = "edl-" + uuid.uuid4().hex
+CDS_TOKEN = uuid.uuid4().hex
+#: stdout + stderr of every Airflow command of this module (checked for secrets at the end).
+OUTPUTS: list[str] = []
 
 
 def _airflow(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
+    OUTPUTS.append(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise AssertionError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
@@ -41,19 +51,36 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def prepared(stack, s3_client, airflow_env):
-    """Landing zone granules, seeded store and champion models (via the train_models DAG)."""
-    from smflow.operators.daily import INPUT_PRODUCTS, ML_HISTORY_DAYS, TC_WINDOW_DAYS
+def archive(tmp_path_factory):
+    """The provider archives' stand-in (CMR + CDS) in a thread, with this module's tokens."""
+    from infra.providers.hawaii import HawaiiArchive
+
+    with HawaiiArchive(token=TOKEN, cds_token=CDS_TOKEN, cache_dir=tmp_path_factory.mktemp("cuts")) as server:
+        server.prepare(DAY - timedelta(days=1), LATE_DAY)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fetch_env(airflow_env, archive):
+    """``airflow`` CLI environment whose archive connections point at the stand-in."""
+    return {**airflow_env,
+            "AIRFLOW_CONN_SMFLOW_EARTHDATA": json.dumps({"conn_type": "http", "host": archive.url, "password": TOKEN}),
+            "AIRFLOW_CONN_SMFLOW_CDS": json.dumps({"conn_type": "http", "host": f"{archive.url}/api",
+                                                   "password": CDS_TOKEN})}
+
+
+@pytest.fixture(scope="module")
+def prepared(stack, s3_client, fetch_env):
+    """Seeded store and champion models (via the train_models DAG); the granules come from the stand-in."""
+    from smflow.operators.daily import ML_HISTORY_DAYS, TC_WINDOW_DAYS
     from smflow.operators.training import seed_store
-    from infra.archive_stand_in import ArchiveStandIn
 
     settings = stack
-    ArchiveStandIn(settings, s3=s3_client).publish_range(INPUT_PRODUCTS, DAY - timedelta(days=1), BAD_DAY)
     seed_store((DAY - timedelta(days=TC_WINDOW_DAYS + ML_HISTORY_DAYS)).isoformat(), (DAY - timedelta(days=1)).isoformat(),
                settings=settings)
     # The merging candidates with few epochs and without the LOSO folds: the DAG's wiring is tested
     # here; tests/ml/test_train_merging.py scores them leave-one-station-out.
-    _airflow(airflow_env, "dags", "test", "train_models",
+    _airflow(fetch_env, "dags", "test", "train_models",
              "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", '
                    '"evaluate_end": "2018-12-31", "merging_loso": false, "merging_epochs": 4}', timeout=1200)
     from smflow.ml.registry import champion_ref, configure
@@ -64,11 +91,11 @@ def prepared(stack, s3_client, airflow_env):
     return settings
 
 
-def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prepared, s3_client, airflow_env):
+def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prepared, archive, s3_client, fetch_env):
     import xarray as xr
 
     settings = prepared
-    _airflow(airflow_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
     prefix = f"daily/{DAY:%Y/%m/%d}/"
     objs = _objects(s3_client, settings.products_bucket, prefix)
     names = {k.rsplit("/", 1)[-1] for k in objs}
@@ -119,52 +146,141 @@ def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prep
     stac_keys = [k for k in _objects(s3_client, settings.products_bucket, "stac/items/") if DAY.strftime("%Y%m%d") in k]
     assert len(stac_keys) == 1
 
+    # Fetched from the providers: landed with their provenance, named in the lineage and the STAC links.
+    from smflow.landing import LandingZone
 
-def test_same_date_twice_changes_no_object_or_checksum(prepared, s3_client, airflow_env):
+    zone = LandingZone(settings, s3=s3_client)
+    for product, provider in (("smap", "cmr"), ("gldas", "cmr"), ("era5_land", "cds"), ("c3s", "cds")):
+        meta = zone.head(zone.granule_key(product, DAY))["Metadata"]
+        assert meta["provider"] == provider and meta["granule-id"], (product, meta)
+        assert meta["source-url"].startswith(archive.url)
+    assert zone.head(zone.granule_key("gldas", DAY))["Metadata"]["source-checksum"] == \
+        zone.head(zone.granule_key("gldas", DAY))["Metadata"]["sha256"]
+    provenance = json.loads(sm.attrs["input_granule_provenance"])
+    stored = {r["product"] for r in provenance}
+    assert {"gldas", "era5_land"} <= stored, stored  # SMAP has no overpass on 2018-06-02 (empty granule)
+    granules = sm.attrs["input_granules"].splitlines()
+    assert sorted(granules) == sorted(r["url"] for r in provenance) and all(g.startswith(archive.url) for g in granules)
+    item = json.loads(s3_client.get_object(Bucket=settings.products_bucket, Key=stac_keys[0])["Body"].read())
+    derived = {link["href"]: link for link in item["links"] if link["rel"] == "derived_from"}
+    assert set(derived) == set(granules)
+    gldas = next(link for link in derived.values() if link.get("smflow:product") == "gldas")
+    assert gldas["smflow:provider"] == "cmr" and gldas["smflow:collection"] == "GLDAS_NOAH025_3H"
+    assert gldas["file:checksum"].startswith("1220")  # SHA-256 multihash of the provider's checksum
+
+
+def test_same_date_twice_changes_no_object_or_checksum(prepared, s3_client, fetch_env):
     settings = prepared
-    _airflow(airflow_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
     before = _objects(s3_client, settings.products_bucket, "")
-    _airflow(airflow_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
     after = _objects(s3_client, settings.products_bucket, "")
     assert after == before
     assert not [k for k in after if k.startswith("staging/")]
 
 
-def test_corrupted_granule_is_quarantined_and_the_run_goes_on(prepared, s3_client, airflow_env):
-    import json
-
+def test_a_corrupt_and_a_wrong_date_granule_are_not_landed_and_the_run_goes_on(prepared, archive, s3_client, fetch_env):
+    """The provider sends SMAP bytes that do not match its SHA-256, and GLDAS of the next day."""
     import xarray as xr
 
-    settings = prepared
     from smflow.landing import LandingZone
 
-    lz = LandingZone(settings, s3=s3_client)
-    key = lz.granule_key("smap", BAD_DAY)
-    good = s3_client.get_object(Bucket=settings.landing_bucket, Key=key)["Body"].read()
-    s3_client.put_object(Bucket=settings.landing_bucket, Key=key, Body=good[: len(good) // 3])  # truncated
+    settings = prepared
+    zone = LandingZone(settings, s3=s3_client)
+    archive.corrupt("smap", BAD_DAY, "checksum")
+    archive.corrupt("gldas", BAD_DAY, "wrong_date")
     try:
-        _airflow(airflow_env, "dags", "test", "daily_soil_moisture", BAD_DAY.isoformat())
-        q = _objects(s3_client, settings.store_bucket, f"quarantine/smap/{BAD_DAY:%Y%m%d}/")
-        assert any(k.endswith(".nc") for k in q), q
-        report_key = next(k for k in q if k.endswith(".validation.json"))
-        report = json.loads(s3_client.get_object(Bucket=settings.store_bucket, Key=report_key)["Body"].read())
-        assert key.rsplit("/", 1)[-1] in json.dumps(report)
-        # the landing original is kept, and the product says which input was missing
-        assert s3_client.head_object(Bucket=settings.landing_bucket, Key=key)["ContentLength"] == len(good) // 3
-        body = s3_client.get_object(Bucket=settings.products_bucket,
-                                    Key=f"daily/{BAD_DAY:%Y/%m/%d}/smflow_merged-sm_{BAD_DAY:%Y%m%d}.nc")["Body"].read()
-        attrs = xr.load_dataset(io.BytesIO(body), engine="h5netcdf").attrs
-        assert "smap" in str(attrs["missing_inputs"])
-        assert "/tmp" not in str(attrs["missing_inputs"]) and key in str(attrs["missing_inputs"])
-        # a re-run of the day with the same bad granule gives the same bytes (no temporary path in them)
+        _airflow(fetch_env, "dags", "test", "daily_soil_moisture", BAD_DAY.isoformat())
+        # never landed; the failed fetch is recorded with its reason after the retries
+        assert zone.head(zone.granule_key("smap", BAD_DAY)) is None
+        assert zone.head(zone.granule_key("gldas", BAD_DAY)) is None
+        failure = json.loads(s3_client.get_object(Bucket=settings.store_bucket,
+                                                  Key=f"fetch-failures/smap/{BAD_DAY:%Y%m%d}.json")["Body"].read())
+        assert "checksum mismatch" in failure["reason"] and "3 download attempts" in failure["reason"]
+        assert failure["granule"]["provider"] == "cmr" and failure["granule"]["checksum"]
+        key = f"daily/{BAD_DAY:%Y/%m/%d}/smflow_merged-sm_{BAD_DAY:%Y%m%d}.nc"
+        attrs = xr.load_dataset(io.BytesIO(s3_client.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()),
+                                engine="h5netcdf").attrs
+        missing = str(attrs["missing_inputs"])
+        assert "smap: failed" in missing and "checksum mismatch" in missing, missing
+        assert "gldas: refused" in missing and "2018-06-04" in missing, missing
+        assert "/tmp" not in missing
+        # a re-run of the day with the same faults gives the same bytes
         before = _objects(s3_client, settings.products_bucket, f"daily/{BAD_DAY:%Y/%m/%d}/")
-        _airflow(airflow_env, "dags", "test", "daily_soil_moisture", BAD_DAY.isoformat())
+        _airflow(fetch_env, "dags", "test", "daily_soil_moisture", BAD_DAY.isoformat())
         assert _objects(s3_client, settings.products_bucket, f"daily/{BAD_DAY:%Y/%m/%d}/") == before
     finally:
-        s3_client.put_object(Bucket=settings.landing_bucket, Key=key, Body=good)
+        archive.heal("smap", BAD_DAY)
+        archive.heal("gldas", BAD_DAY)
 
 
-def test_daily_dag_applies_an_ml_champion(prepared, s3_client, airflow_env):
+def _daily_runs(env: dict) -> set[tuple[str, str, str]]:
+    """(run_id, logical day, state) of every daily_soil_moisture run in the metadata DB."""
+    out = _airflow(env, "dags", "list-runs", "daily_soil_moisture", "-o", "json").stdout
+    # the JSON is the one line that is a list (log lines go to stdout too)
+    runs = next((json.loads(line) for line in out.splitlines() if line.startswith("[{") or line == "[]"), [])
+    return {(r["run_id"], str(r["logical_date"])[:10], r["state"]) for r in runs}
+
+
+def _reconcile(env: dict, start: date, end: date) -> set[str]:
+    """Run reconcile_archive for smap over start..end; the days whose daily run it (re)queued."""
+    before = _daily_runs(env)
+    _airflow(env, "dags", "test", "reconcile_archive", "2018-07-01", "-c",
+             json.dumps({"start": start.isoformat(), "end": end.isoformat(), "products": ["smap"]}))
+    return {day for (run_id, day, state) in _daily_runs(env) - before}
+
+
+def test_a_late_and_a_reprocessed_granule_are_picked_up_by_reconcile_and_only_their_days_rerun(
+        prepared, archive, s3_client, fetch_env, monkeypatch):
+    import xarray as xr
+
+    from smflow.archive.fetch import fetch_to_landing, find_granule
+    from smflow.landing import LandingZone
+    from smflow.operators.daily import ingest_granule
+    from smflow.store import TimeSeriesStore
+
+    settings = prepared
+    zone = LandingZone(settings, s3=s3_client)
+    for name in ("AIRFLOW_CONN_SMFLOW_EARTHDATA", "AIRFLOW_CONN_SMFLOW_CDS"):
+        monkeypatch.setenv(name, fetch_env[name])
+    first = LATE_DAY - timedelta(days=3)
+    store = TimeSeriesStore(settings, s3=s3_client)
+    # a clean slate for the late day (the stack's buckets outlive a test session)
+    s3_client.delete_object(Bucket=zone.bucket, Key=zone.granule_key("smap", LATE_DAY))
+    s3_client.delete_object(Bucket=settings.store_bucket, Key=store.key("smap", LATE_DAY))
+    day = first
+    while day < LATE_DAY:  # the days before were fetched and ingested on time (as their daily runs do)
+        ingest_granule(fetch_to_landing(find_granule("smap", day), zone=zone, backoff=0.1), settings=settings)
+        day += timedelta(days=1)
+
+    # The day's run waits for SMAP (briefly here), then makes the day without it and says why.
+    archive.withhold("smap", LATE_DAY)
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", LATE_DAY.isoformat(), "-c",
+             json.dumps({"granule_wait_hours": 0.003, "granule_poke_seconds": 2}))
+    key = f"daily/{LATE_DAY:%Y/%m/%d}/smflow_merged-sm_{LATE_DAY:%Y%m%d}.nc"
+    attrs = xr.load_dataset(io.BytesIO(s3_client.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()),
+                            engine="h5netcdf").attrs
+    assert "smap: missing" in str(attrs["missing_inputs"]) and "not yet published" in str(attrs["missing_inputs"])
+    assert zone.head(zone.granule_key("smap", LATE_DAY)) is None
+
+    # Published late: reconcile fetches it, stores it and re-runs that day only.
+    archive.release("smap", LATE_DAY)
+    assert _reconcile(fetch_env, first, LATE_DAY) == {LATE_DAY.isoformat()}
+    assert zone.head(zone.granule_key("smap", LATE_DAY))["Metadata"]["granule-id"]
+    assert store.days("smap", LATE_DAY, LATE_DAY) == [LATE_DAY]
+
+    # Reprocessed by the provider (new revision, new checksum): re-fetched, and only its day re-run.
+    old = zone.head(zone.granule_key("smap", first))["Metadata"]
+    archive.reprocess("smap", first)
+    assert _reconcile(fetch_env, first, LATE_DAY) == {first.isoformat()}
+    new = zone.head(zone.granule_key("smap", first))["Metadata"]
+    assert int(new["revision"]) == int(old["revision"]) + 1 and new["sha256"] != old["sha256"]
+
+    # Nothing changed since: nothing to do.
+    assert _reconcile(fetch_env, first, LATE_DAY) == set()
+
+
+def test_daily_dag_applies_an_ml_champion(prepared, s3_client, fetch_env):
     """A scientist promotes the BMA ensemble: the next run applies it, with its members and uncertainty."""
     import xarray as xr
     from mlflow import MlflowClient
@@ -178,7 +294,7 @@ def test_daily_dag_applies_an_ml_champion(prepared, s3_client, airflow_env):
               key=lambda v: int(v.version))
     client.set_registered_model_alias("soil_moisture_merging", "champion", bma.version)
     try:
-        _airflow(airflow_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
+        _airflow(fetch_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
         body = s3_client.get_object(Bucket=settings.products_bucket,
                                     Key=f"daily/{DAY:%Y/%m/%d}/smflow_merged-sm_{DAY:%Y%m%d}.nc")["Body"].read()
         sm = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")
@@ -197,3 +313,12 @@ def test_daily_dag_applies_an_ml_champion(prepared, s3_client, airflow_env):
         assert np.isfinite(members[:, land]).all()
     finally:
         client.set_registered_model_alias("soil_moisture_merging", "champion", previous.version)
+
+
+def test_no_credential_appears_in_any_log_of_the_run(prepared, fetch_env):
+    """The archive tokens went through the connections of every run above; no log holds them."""
+    logs = Path(fetch_env["AIRFLOW_HOME"]) / "logs"
+    texts = list(OUTPUTS) + [p.read_text(errors="ignore") for p in logs.rglob("*") if p.is_file()]
+    assert len(OUTPUTS) >= 3
+    leaked = [t[:200] for t in texts if TOKEN in t or CDS_TOKEN in t]
+    assert not leaked, leaked
