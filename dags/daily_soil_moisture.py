@@ -90,9 +90,15 @@ def build_daily_dag(name: str, spec: dict):
         if source == "provider":
             @task(max_active_tis_per_dagrun=4, retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
             def fetch_granule(found: dict) -> dict:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                from smflow.archive.base import CredentialsError
                 from smflow.operators.daily import fetch_granule as run
 
-                return run(found)
+                try:
+                    return run(found)
+                except CredentialsError as exc:  # retrying cannot fix a missing or refused token
+                    raise AirflowFailException(str(exc)) from None
 
             granules = fetch_granule.expand(found=granules.output)
         else:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from smflow.operators.triggers import GranuleAvailableTrigger, ProviderGranuleTrigger, deadline_after
 
@@ -96,12 +96,14 @@ class GranuleSensor(BaseSensorOperator):
         return LandingZone(settings)
 
     def _poke_provider(self) -> PokeReturnValue | bool:
-        from smflow.archive.base import ProviderUnavailable, UnexpectedGranule
+        from smflow.archive.base import CredentialsError, ProviderUnavailable, UnexpectedGranule
         from smflow.archive.fetch import find_granule
 
         day = str(self.day)[:10]
         try:
             granule = find_granule(self.product, day)
+        except CredentialsError as exc:  # no retry can fix it: fail now, naming the connection
+            raise AirflowFailException(str(exc)) from None
         except ProviderUnavailable as exc:
             log.warning("%s %s: %s; waiting", self.product, day, exc)
             return False
@@ -178,7 +180,7 @@ class GranuleSensor(BaseSensorOperator):
             log.warning("%s %s refused: %s", self.product, self.day, event.get("reason"))
             return self._missing(event.get("reason"), status="refused")
         if status == "error" and event.get("reason"):
-            raise AirflowException(event["reason"])
+            raise AirflowFailException(event["reason"])
         raise AirflowException(f"the granule trigger sent an unexpected event {event!r}.")
 
     def _missing(self, reason: str | None = None, status: str = "missing") -> dict[str, Any]:

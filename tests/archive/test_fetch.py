@@ -222,3 +222,14 @@ def test_the_sensor_returns_a_published_granule_at_once_and_defers_to_the_provid
     assert refused["status"] == "refused" and refused["reason"].endswith("refused.")
     with pytest.raises(AirflowException, match="smflow_cds"):
         late.execute_complete({}, {"status": "error", "reason": "the Airflow connection 'smflow_cds' is not defined"})
+
+
+def test_a_missing_connection_fails_the_sensor_at_once_naming_it(provider, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from smflow.operators.sensors import GranuleSensor
+
+    monkeypatch.delenv("AIRFLOW_CONN_SMFLOW_EARTHDATA")
+    sensor = GranuleSensor(task_id="wait_gldas", product="gldas", day=DAY.isoformat(), source="provider")
+    with pytest.raises(AirflowFailException, match="'smflow_earthdata' is not defined"):
+        sensor.execute({})  # not retried: a retry cannot define the connection
