@@ -239,9 +239,32 @@ class Config:
         return f"http://{HOST}:{self.airflow_port}"
 
     def ensure_dirs(self) -> None:
+        """Create the state directories; the state home is private (0700): it holds keys, tokens,
+        the Airflow admin password and logs that may quote them."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
         for path in (self.s3_dir / "data", self.providers_dir, self.mlflow_dir, self.airflow_home, self.logs_dir,
                      self.run_dir):
             path.mkdir(parents=True, exist_ok=True)
+        private_files(self)
+
+
+#: Files of the state home that hold secrets, made 0600 whoever created them (the Airflow API
+#: server writes its generated admin password with the default umask).
+SECRET_FILES = ("airflow/simple_auth_manager_passwords.json.generated", "stack.env", "s3/credentials.json",
+                "providers/credentials.json", "airflow/secrets.json", "airflow/airflow.cfg")
+
+
+def private_files(cfg: "Config") -> list[Path]:
+    """chmod 0600 every existing :data:`SECRET_FILES` and every daemon log; returns the files changed."""
+    changed = []
+    candidates = [cfg.home / name for name in SECRET_FILES]
+    candidates += sorted(cfg.logs_dir.glob("*.log")) if cfg.logs_dir.is_dir() else []
+    for path in candidates:
+        if path.is_file() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+            changed.append(path)
+    return changed
 
 
 def executable(name: str) -> str:
@@ -637,7 +660,7 @@ def healthy_pid(cfg: Config, name: str, marker: str, healthy: Callable[[Config],
 def spawn(cfg: Config, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
     """Start ``argv`` as a session leader, logging to logs/<name>.log; write run/<name>.pid."""
     log_path = cfg.logs_dir / f"{name}.log"
-    with open(log_path, "ab") as log:
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(argv[:3])} ...\n".encode())
         log.flush()
         proc = subprocess.Popen(
@@ -648,6 +671,7 @@ def spawn(cfg: Config, name: str, argv: list[str], env: dict[str, str], cwd: Pat
             env=env,
             cwd=cwd,
             start_new_session=True,
+            umask=0o077,  # what the daemons write (task logs, the generated admin password) is private
         )
     _pid_file(cfg, name).write_text(f"{proc.pid}\n")
     return proc
@@ -765,14 +789,26 @@ def _s3_client(cfg: Config, creds: dict[str, str] | None = None):
     )
 
 
+#: The object the S3 health check writes and reads back (a bucket listing answers seconds before
+#: the volume servers serve objects).
+HEALTH_BUCKET, HEALTH_KEY = "sm-health", "probe"
+
+
 def s3_healthy(cfg: Config) -> bool:
-    """An authenticated ``ListBuckets`` succeeds."""
+    """An authenticated ``ListBuckets`` succeeds and a small object is written and read back."""
     if not (cfg.s3_dir / "credentials.json").is_file() or not port_in_use(cfg.s3_port):
         return False
     try:
-        _s3_client(cfg).list_buckets()
-        return True
-    except Exception:  # noqa: BLE001 - connection refused, 5xx, auth errors: all mean "not ready"
+        client = _s3_client(cfg)
+        client.list_buckets()
+        try:
+            client.head_bucket(Bucket=HEALTH_BUCKET)
+        except Exception:  # noqa: BLE001 - absent: create it
+            client.create_bucket(Bucket=HEALTH_BUCKET)
+        body = f"{time.time():.3f}".encode()
+        client.put_object(Bucket=HEALTH_BUCKET, Key=HEALTH_KEY, Body=body)
+        return client.get_object(Bucket=HEALTH_BUCKET, Key=HEALTH_KEY)["Body"].read() == body
+    except Exception:  # noqa: BLE001 - connection refused, 5xx, auth errors, volume not ready: "not ready"
         return False
 
 
@@ -1116,6 +1152,7 @@ def start_airflow(cfg: Config, env: dict[str, str], db: Database) -> str:
             cfg, f"airflow-{component}", _component_argv(component), airflow_env, cwd=cfg.airflow_home
         )
     wait_healthy(cfg, "airflow", lambda: airflow_healthy(cfg), procs, HEALTH_TIMEOUT["airflow"])
+    private_files(cfg)  # the admin password file written by a running api-server of an older start
     pids = ", ".join(f"{c} {running[c] or procs[f'airflow-{c}'].pid}" for c in AIRFLOW_COMPONENTS)
     return f"started ({pids})"
 

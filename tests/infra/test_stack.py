@@ -128,6 +128,7 @@ def test_stack_env_has_client_settings(stack):
         assert values.get(key), key
     assert values["SMFLOW_S3_SECRET_KEY"] != "smflow-local"  # generated, not the fallback default
     assert (stack.home / "stack.env").stat().st_mode & 0o077 == 0  # it holds secrets
+    assert stack.home.stat().st_mode & 0o077 == 0  # so does the whole state home (keys, tokens, logs)
 
 
 def test_buckets_exist(s3_client, stack):
@@ -282,6 +283,10 @@ def test_private_airflow_runs_a_task_behind_a_generated_login(tmp_path):
         password = json.loads((home / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         assert password and password != "admin"
         assert f"user: admin  password: {password}" in started.stdout  # printed once ...
+        # ... and kept private: the state home, the password file and the daemon logs that quote it
+        assert home.stat().st_mode & 0o077 == 0
+        for path in [home / "airflow" / "simple_auth_manager_passwords.json.generated", *(home / "logs").glob("*.log")]:
+            assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
         again = run_stack("start", "--only", "airflow", env=env)
         assert "already running" in again.stdout and password not in again.stdout  # ... not twice
 
