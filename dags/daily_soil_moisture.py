@@ -115,15 +115,27 @@ def build_daily_dag(name: str, spec: dict):
             # store: runs may overlap (backfill), but each day's products wait for the previous day's.
             @task(depends_on_past=True)
             def compute_products(ingested: list[dict], **context) -> dict:
+                from airflow.sdk.exceptions import AirflowSkipException
+
                 from smflow.operators.daily import compute_products as run
 
-                return run(_product_day(context), list(ingested))
+                result = run(_product_day(context), list(ingested))
+                if result.get("status") == "no_product":  # recorded; validate and publish are skipped
+                    raise AirflowSkipException(f"{result['reason']}: {result['missing']} "
+                                               f"(recorded at {result['record_key']})")
+                return result
 
             @task
             def validate_products(staged: dict) -> dict:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                from smflow.operators.daily import ProductQualityError
                 from smflow.operators.daily import validate_products as run
 
-                return run(staged)
+                try:
+                    return run(staged)
+                except ProductQualityError as exc:  # quarantined; a retry would fail the same way
+                    raise AirflowFailException(str(exc)) from None
 
             @task(outlets=[MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS])
             def publish_products(staged: dict) -> dict:

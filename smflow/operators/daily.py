@@ -168,13 +168,55 @@ def _staging_key(d: date) -> str:
     return f"{STAGING_PREFIX}/{d:%Y%m%d}/smflow_daily_{d:%Y%m%d}.nc"
 
 
+#: Where a day without a product says why (store bucket), one JSON per day.
+OUTCOMES_PREFIX = "outcomes/daily"
+#: Staged products older than this are left by a run that died between compute and publish.
+STALE_STAGING = timedelta(days=1)
+
+
+def outcome_key(d: date) -> str:
+    """``outcomes/daily/{YYYYMMDD}.json`` in the store bucket."""
+    return f"{OUTCOMES_PREFIX}/{d:%Y%m%d}.json"
+
+
+def no_product(d: date, missing: dict[str, str], client, settings: Settings) -> dict[str, Any]:
+    """Record that ``d`` has no product because none of the merged inputs arrived; the run does not fail."""
+    reason = "no product: all inputs missing"
+    record = {"day": d.isoformat(), "outcome": reason, "inputs": dict(sorted(missing.items()))}
+    key = outcome_key(d)
+    client.put_object(Bucket=settings.store_bucket, Key=key, ContentType="application/json",
+                      Body=json.dumps(record, indent=2, sort_keys=True).encode())
+    log.warning("%s: %s (%s); recorded at s3://%s/%s", d, reason, record["inputs"], settings.store_bucket, key)
+    return {"day": d.isoformat(), "status": "no_product", "reason": reason, "record_key": key,
+            "missing": record["inputs"]}
+
+
+def sweep_stale_staging(client, settings: Settings, *, older_than: timedelta = STALE_STAGING) -> list[str]:
+    """Delete staged products left by runs that died between compute and publish; returns the keys."""
+    from datetime import datetime, timezone
+
+    from smflow.s3 import list_keys
+
+    cutoff = datetime.now(timezone.utc) - older_than
+    stale = []
+    for key in list_keys(client, settings.store_bucket, f"{STAGING_PREFIX}/", empty_if_no_bucket=True):
+        if client.head_object(Bucket=settings.store_bucket, Key=key)["LastModified"] < cutoff:
+            client.delete_object(Bucket=settings.store_bucket, Key=key)
+            stale.append(key)
+    if stale:
+        log.warning("removed %d stale staged products: %s", len(stale), stale)
+    return stale
+
+
 def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Settings | None = None) -> dict[str, Any]:
     """Build the day's product dataset (:func:`smflow.daily.compute_daily_product`) and stage it.
 
     Loads ``models:/soil_moisture_merging@champion`` (TC least squares or an ML ensemble),
     ``models:/sm2rain@champion`` and ``models:/tc_merging@champion`` (whose triplet the TC
     diagnostics describe); writes the dataset to the store's staging prefix and returns its key
-    with the provenance the published files carry.
+    with the provenance the published files carry. When none of the merged inputs (the
+    pipeline's parents) was stored for the day, nothing is computed: the outcome "no product: all
+    inputs missing" is recorded (:func:`no_product`) and returned with ``status`` ``no_product``.
     """
     from smflow import s3 as s3mod
     from smflow.daily import compute_daily_product
@@ -188,6 +230,9 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     client = s3mod.client(settings)
     status = {r["product"]: r for r in ingested}
     missing = {p: f"{r['status']} ({r.get('reason', '')})" for p, r in status.items() if r["status"] != "stored"}
+    sweep_stale_staging(client, settings)
+    if not any(status.get(p, {}).get("status") == "stored" for p in pipeline("daily_soil_moisture").parents):
+        return no_product(d, missing, client, settings)
     merging = load_merging_champion()
     rain_model, rain_ref = load_champion("sm2rain")
     _, tc_ref = load_champion("tc_merging")
@@ -211,8 +256,13 @@ def _load_staged(staged: dict[str, Any], client) -> "xr.Dataset":
     return xr.load_dataset(io.BytesIO(body), engine="h5netcdf")
 
 
+class ProductQualityError(ValueError):
+    """The day's product failed its quality suite (it was quarantined; re-running gives the same result)."""
+
+
 def validate_products(staged: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
-    """Run the output-product suite; a failing product is quarantined and the task fails."""
+    """Run the output-product suite; a failing product is quarantined (not left staged) and
+    :class:`ProductQualityError` is raised."""
     from smflow.quality.quarantine import quarantine_failure
     from smflow.quality.validate import store_validation_result, validate_product
     from smflow import s3 as s3mod
@@ -226,7 +276,8 @@ def validate_products(staged: dict[str, Any], *, settings: Settings | None = Non
     if not outcome.success:
         qkey = quarantine_failure(client, settings, outcome_or_error=outcome, product="daily_product", day=d,
                                   source_bucket=staged["bucket"], source_key=staged["key"])["quarantine_key"]
-        raise ValueError(f"daily product for {d} failed its quality suite (kept at s3://{settings.store_bucket}/{qkey}): {outcome.reason}")
+        client.delete_object(Bucket=staged["bucket"], Key=staged["key"])  # kept in quarantine; no staging left
+        raise ProductQualityError(f"daily product for {d} failed its quality suite (kept at s3://{settings.store_bucket}/{qkey}): {outcome.reason}")
     return {**staged, "validation_key": vkey}
 
 

@@ -15,13 +15,16 @@ class GranuleAvailableTrigger(BaseTrigger):
 
     The deadline is an absolute UTC time in the serialized kwargs, so a triggerer restart does
     not restart the wait. Reaching it is not an error: the event says ``"status": "timeout"``
-    and the sensor lets the run go on with the input recorded as missing.
+    and the sensor lets the run go on with the input recorded as missing. S3 being down (connection
+    errors, HTTP 5xx) is waited out with exponential backoff up to ``max_backoff`` seconds; the
+    timeout event then says so in its ``reason``.
 
     :param product: smflow product name (``smap``, ``era5_land``, ...).
     :param day: UTC day, ISO ``YYYY-MM-DD``.
     :param deadline: ISO 8601 UTC time after which the trigger gives up.
     :param poke_interval: seconds between two looks at the landing zone.
     :param landing_bucket: landing bucket (default: the deployment's ``SMFLOW_LANDING_BUCKET``).
+    :param max_backoff: longest pause between two looks while S3 is unavailable [s].
     """
 
     def __init__(
@@ -32,6 +35,7 @@ class GranuleAvailableTrigger(BaseTrigger):
         deadline: str,
         poke_interval: float = 300.0,
         landing_bucket: str | None = None,
+        max_backoff: float = 3600.0,
     ) -> None:
         super().__init__()
         self.product = product
@@ -39,12 +43,14 @@ class GranuleAvailableTrigger(BaseTrigger):
         self.deadline = deadline
         self.poke_interval = poke_interval
         self.landing_bucket = landing_bucket
+        self.max_backoff = max_backoff
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {"product": self.product, "day": self.day, "deadline": self.deadline,
-             "poke_interval": self.poke_interval, "landing_bucket": self.landing_bucket},
+             "poke_interval": self.poke_interval, "landing_bucket": self.landing_bucket,
+             "max_backoff": self.max_backoff},
         )
 
     def _zone(self):
@@ -59,22 +65,49 @@ class GranuleAvailableTrigger(BaseTrigger):
         return LandingZone(settings)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         deadline = datetime.fromisoformat(self.deadline)
         zone = await asyncio.to_thread(self._zone)
         started = datetime.now(timezone.utc)
+        failures, last = 0, None
         while True:
-            # boto3 is blocking: keep it off the triggerer's event loop.
-            ref = await asyncio.to_thread(zone.find, self.product, self.day)
-            if ref is not None:
-                yield TriggerEvent({"status": "found", **ref.to_dict()})
-                return
+            wait = self.poke_interval
+            try:
+                # boto3 is blocking: keep it off the triggerer's event loop.
+                ref = await asyncio.to_thread(zone.find, self.product, self.day)
+            except (BotoCoreError, ClientError) as exc:
+                # S3 down or answering 5xx: not the granule's fault; ask again later, with backoff,
+                # instead of crashing the trigger (which costs a task retry and restarts the wait).
+                if isinstance(exc, ClientError) and not _transient(exc):
+                    raise
+                failures += 1
+                last = f"S3 unavailable ({exc.__class__.__name__})"
+                wait = min(self.max_backoff, self.poke_interval * 2 ** (failures - 1))
+                self.log.warning("%s %s: %s; looking again in %.0f s", self.product, self.day, last, wait)
+            else:
+                failures = 0
+                if ref is not None:
+                    yield TriggerEvent({"status": "found", **ref.to_dict()})
+                    return
             now = datetime.now(timezone.utc)
             if now >= deadline:
-                yield TriggerEvent({"status": "timeout", "product": self.product, "day": self.day,
-                                    "bucket": zone.bucket, "expected": zone.expected(self.product, self.day),
-                                    "waited_seconds": (now - started).total_seconds()})
+                waited = (now - started).total_seconds()
+                event = {"status": "timeout", "product": self.product, "day": self.day, "bucket": zone.bucket,
+                         "expected": zone.expected(self.product, self.day), "waited_seconds": waited}
+                if last and failures:
+                    event["reason"] = f"not in the landing zone after {waited / 60:.0f} min ({last})"
+                yield TriggerEvent(event)
                 return
-            await asyncio.sleep(min(self.poke_interval, (deadline - now).total_seconds()))
+            await asyncio.sleep(max(0.0, min(wait, (deadline - now).total_seconds())))
+
+
+def _transient(exc) -> bool:
+    """A ``ClientError`` worth retrying: HTTP 5xx, throttling, or a volume not (yet) reachable."""
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return status >= 500 or error.get("Code") in ("SlowDown", "Throttling", "RequestTimeout", "ServiceUnavailable",
+                                                  "InternalError")
 
 
 def deadline_after(seconds: float) -> str:

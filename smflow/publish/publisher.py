@@ -17,7 +17,9 @@ Every object is placed the same way (:meth:`Publisher.place`):
 2. upload to ``staging/{uuid}/{final key}`` with the SHA-256 in the object metadata;
 3. HEAD it (size, metadata) and GET it back, and compare the SHA-256 of what the server returns;
 4. server-side copy to the final key, check the final object (size, metadata, SHA-256 of a GET);
-5. delete the staging object (also when a step fails).
+5. delete the staging object (also when a step fails); a staging object whose delete failed too
+   (S3 down at that moment) is swept by the next publication once it is
+   :data:`STALE_STAGING` old (:meth:`Publisher.sweep_staging`).
 
 A failed verification in step 3 raises :class:`PublishError` before the final key is touched, so
 the previously published object stays as it was. The day's STAC item is placed after all its
@@ -73,6 +75,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX: Final = "staging/"
+#: Age after which a staging object is an orphan of a publication that could not clean up (a
+#: publication in flight holds its staging objects for seconds).
+STALE_STAGING: Final = dt.timedelta(hours=1)
 ITEMS_PREFIX: Final = "stac/items/"
 COLLECTION_KEY: Final = f"stac/collections/{COLLECTION_ID}.json"
 CATALOG_KEY: Final = "stac/catalog.json"
@@ -206,6 +211,7 @@ class Publisher:
             )
 
         s3mod.ensure_bucket(self.s3, self.bucket)
+        self.sweep_staging()
         written: list[str] = []
         checksums: dict[str, str] = {}
         assets: dict[str, AssetSpec] = {}
@@ -277,6 +283,19 @@ class Publisher:
         finally:
             self._delete_quietly(staging_key)
         return sha256, True
+
+    def sweep_staging(self, older_than: dt.timedelta = STALE_STAGING) -> list[str]:
+        """Delete staging objects older than ``older_than`` (orphans of failed cleanups); returns their keys."""
+        cutoff = dt.datetime.now(dt.timezone.utc) - older_than
+        stale = []
+        for key in s3mod.list_keys(self.s3, self.bucket, STAGING_PREFIX, empty_if_no_bucket=True):
+            head = self._head(key)
+            if head is not None and head["LastModified"] < cutoff:
+                self._delete_quietly(key)
+                stale.append(key)
+        if stale:
+            log.warning("swept %d orphaned staging objects from s3://%s/%s", len(stale), self.bucket, STAGING_PREFIX)
+        return stale
 
     # ------------------------------------------------------------------ internals
 

@@ -145,3 +145,15 @@ def test_airflow_dags_test_defers_and_the_run_goes_on_without_the_late_granule(
     refs = json.loads(s3_client.get_object(Bucket=bucket, Key="probe/result.json")["Body"].read())
     assert refs[0] == {"product": "smap", "day": "2017-06-07", "bucket": bucket, "key": smap_key}
     assert refs[1]["product"] == "gldas" and refs[1]["key"] is None and refs[1]["status"] == "missing"
+
+
+def test_trigger_rides_out_an_s3_outage_and_says_so_at_the_deadline(monkeypatch):
+    """S3 unreachable: the trigger keeps looking with backoff instead of crashing (no task retry)."""
+    monkeypatch.setenv("SMFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    trigger = GranuleAvailableTrigger(product="smap", day="2017-06-03", deadline=deadline_after(4),
+                                      poke_interval=0.2, landing_bucket="sm-landing-outage", max_backoff=1.0)
+    event = asyncio.run(asyncio.wait_for(_first_event(trigger), 120))
+    assert event["status"] == "timeout" and "S3 unavailable (EndpointConnectionError)" in event["reason"]
+    sensor = GranuleSensor(task_id="w", product="smap", day="2017-06-03", landing_bucket="sm-landing-outage")
+    missing = sensor.execute_complete({}, event)
+    assert missing["status"] == "missing" and "S3 unavailable" in missing["reason"]

@@ -187,13 +187,18 @@ def test_a_corrupt_and_a_wrong_date_granule_are_not_landed_and_the_run_goes_on(p
 
     settings = prepared
     zone = LandingZone(settings, s3=s3_client)
+
+    def landed(product):  # ETag of the landed granule (None when absent)
+        head = zone.head(zone.granule_key(product, BAD_DAY))
+        return head and head["ETag"]
+
+    before = {p: landed(p) for p in ("smap", "gldas")}  # a good granule may be there from an earlier run
     archive.corrupt("smap", BAD_DAY, "checksum")
     archive.corrupt("gldas", BAD_DAY, "wrong_date")
     try:
         _airflow(fetch_env, "dags", "test", "daily_soil_moisture", BAD_DAY.isoformat())
-        # never landed; the failed fetch is recorded with its reason after the retries
-        assert zone.head(zone.granule_key("smap", BAD_DAY)) is None
-        assert zone.head(zone.granule_key("gldas", BAD_DAY)) is None
+        # never landed (whatever was landed stays as it was); the failed fetch is recorded with its reason
+        assert {p: landed(p) for p in ("smap", "gldas")} == before
         failure = json.loads(s3_client.get_object(Bucket=settings.store_bucket,
                                                   Key=f"fetch-failures/smap/{BAD_DAY:%Y%m%d}.json")["Body"].read())
         assert "checksum mismatch" in failure["reason"] and "3 download attempts" in failure["reason"]
@@ -212,6 +217,43 @@ def test_a_corrupt_and_a_wrong_date_granule_are_not_landed_and_the_run_goes_on(p
     finally:
         archive.heal("smap", BAD_DAY)
         archive.heal("gldas", BAD_DAY)
+
+
+def test_a_day_without_any_merged_input_ends_as_a_recorded_no_product(prepared, archive, s3_client, fetch_env):
+    """SMAP, ERA5-Land and GLDAS never come: the run succeeds, says why, and leaves nothing staged."""
+    settings = prepared
+    day = date(2018, 6, 6)
+    for product in ("smap", "era5_land", "gldas"):
+        archive.withhold(product, day)
+    try:
+        _airflow(fetch_env, "dags", "test", "daily_soil_moisture", day.isoformat(), "-c",
+                 json.dumps({"granule_wait_hours": 0.002, "granule_poke_seconds": 2}))  # not a failed run
+        record = json.loads(s3_client.get_object(Bucket=settings.store_bucket,
+                                                 Key=f"outcomes/daily/{day:%Y%m%d}.json")["Body"].read())
+        assert record["outcome"] == "no product: all inputs missing"
+        assert {"smap", "era5_land", "gldas"} <= set(record["inputs"])
+        # CMR has no granule yet: missing at the deadline; the CDS extent covers the day but the
+        # retrieval has no data: failed after the retries
+        assert record["inputs"]["smap"].startswith("missing (") and "not yet published" in record["inputs"]["smap"]
+        assert record["inputs"]["era5_land"].startswith("failed (") and "No data" in record["inputs"]["era5_land"]
+        assert not _objects(s3_client, settings.products_bucket, f"daily/{day:%Y/%m/%d}/")
+        assert not _objects(s3_client, settings.store_bucket, f"products-staging/{day:%Y%m%d}/")
+    finally:
+        for product in ("smap", "era5_land", "gldas"):
+            archive.release(product, day)
+
+
+def test_staged_products_left_by_a_dead_run_are_swept(prepared, s3_client):
+    from datetime import timedelta as td
+
+    from smflow.operators.daily import STAGING_PREFIX, sweep_stale_staging
+
+    settings = prepared
+    key = f"{STAGING_PREFIX}/20180101/smflow_daily_20180101.nc"
+    s3_client.put_object(Bucket=settings.store_bucket, Key=key, Body=b"left by a run killed before publishing")
+    assert key not in sweep_stale_staging(s3_client, settings)  # young: may belong to a run in flight
+    assert key in sweep_stale_staging(s3_client, settings, older_than=td(0))
+    assert not _objects(s3_client, settings.store_bucket, key)
 
 
 def _daily_runs(env: dict) -> set[tuple[str, str, str]]:
@@ -268,6 +310,11 @@ def test_a_late_and_a_reprocessed_granule_are_picked_up_by_reconcile_and_only_th
     assert _reconcile(fetch_env, first, LATE_DAY) == {LATE_DAY.isoformat()}
     assert zone.head(zone.granule_key("smap", LATE_DAY))["Metadata"]["granule-id"]
     assert store.days("smap", LATE_DAY, LATE_DAY) == [LATE_DAY]
+    # The re-run (queued by reconcile; executed here as the scheduler would) makes the day with SMAP.
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", LATE_DAY.isoformat())
+    attrs = xr.load_dataset(io.BytesIO(s3_client.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()),
+                            engine="h5netcdf").attrs
+    assert "smap" not in str(attrs["missing_inputs"]) and "/data/SPL3SMP/" in attrs["input_granules"]
 
     # Reprocessed by the provider (new revision, new checksum): re-fetched, and only its day re-run.
     old = zone.head(zone.granule_key("smap", first))["Metadata"]
@@ -275,6 +322,8 @@ def test_a_late_and_a_reprocessed_granule_are_picked_up_by_reconcile_and_only_th
     assert _reconcile(fetch_env, first, LATE_DAY) == {first.isoformat()}
     new = zone.head(zone.granule_key("smap", first))["Metadata"]
     assert int(new["revision"]) == int(old["revision"]) + 1 and new["sha256"] != old["sha256"]
+    # (the queued re-run executed: a queued run would hold back the next day's depends_on_past)
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", first.isoformat())
 
     # Nothing changed since: nothing to do.
     assert _reconcile(fetch_env, first, LATE_DAY) == set()

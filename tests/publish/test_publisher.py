@@ -205,3 +205,16 @@ def _bucket_exists(s3, bucket: str) -> bool:
         return True
     except ClientError:
         return False
+
+
+def test_orphaned_staging_objects_are_swept_young_ones_kept(publisher, s3_client, product, day, provenance):
+    """A staging object whose cleanup failed (S3 down at that moment) does not outlive the next publication."""
+    import datetime as _dt
+
+    publisher.publish_day(product, day, provenance)
+    orphan = "staging/0123456789abcdef/daily/2018/06/02/smflow_merged-sm_20180602.nc"
+    s3_client.put_object(Bucket=publisher.bucket, Key=orphan, Body=b"left by a publication that could not clean up")
+    publisher.publish_day(product, day, provenance)  # young: may belong to a publication in flight
+    assert list_keys(s3_client, publisher.bucket, "staging/") == [orphan]
+    assert publisher.sweep_staging(older_than=_dt.timedelta(0)) == [orphan]
+    assert list_keys(s3_client, publisher.bucket, "staging/") == []
