@@ -229,5 +229,7 @@ def test_smos_l3_native_daily_file_and_cells_share_the_name():
 def test_provider_archive_of_smos_l3_and_aliases():
     assert ARCHIVE_SOURCES["smos_l3"] == ("catds", "MIR_CLF31A")
     assert ARCHIVE_SOURCES["ascat_somo12"] == ("eumetsat", "ascat_somo12")
-    with pytest.raises(ValueError, match="add an 'archive' section to smflow/catalog/products/c3s.yaml"):
-        provider_granules("c3s", None)  # type: ignore[arg-type]
+    assert ARCHIVE_SOURCES["c3s"] == ("cds", "satellite-soil-moisture")
+    assert ARCHIVE_SOURCES["era5_land"] == ("cds", "reanalysis-era5-land")
+    with pytest.raises(ValueError, match="add an 'archive' section to smflow/catalog/products/cgls_ssm_1km.yaml"):
+        provider_granules("cgls_ssm_1km", None)  # type: ignore[arg-type]
