@@ -60,15 +60,40 @@ def list_keys(s3, bucket: str, prefix: str = "", *, empty_if_no_bucket: bool = F
     """
     from botocore.exceptions import ClientError
 
-    keys: list[str] = []
+    return sorted(obj["Key"] for obj in _list_objects(s3, bucket, prefix, empty_if_no_bucket=empty_if_no_bucket))
+
+
+def _list_objects(s3, bucket: str, prefix: str, *, empty_if_no_bucket: bool) -> list[dict]:
+    from botocore.exceptions import ClientError
+
+    objects: list[dict] = []
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+            objects.extend(page.get("Contents", []))
     except ClientError as exc:
         if empty_if_no_bucket and exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
             return []
         raise
-    return sorted(keys)
+    return objects
+
+
+def delete_older_than(s3, bucket: str, prefix: str, older_than) -> list[str]:
+    """Delete the objects under ``prefix`` last modified more than ``older_than`` ago (one listing).
+
+    For orphans of work that died half-way (staging objects): young objects may belong to work
+    in flight and are kept.
+
+    :param older_than: a ``datetime.timedelta``.
+    :returns: the deleted keys, sorted; ``[]`` when the bucket does not exist.
+    """
+    from datetime import datetime, timezone
+
+    cutoff = datetime.now(timezone.utc) - older_than
+    stale = sorted(obj["Key"] for obj in _list_objects(s3, bucket, prefix, empty_if_no_bucket=True)
+                   if obj["LastModified"] < cutoff)
+    for key in stale:
+        s3.delete_object(Bucket=bucket, Key=key)
+    return stale
 
 
 class BucketClient:

@@ -129,6 +129,30 @@ class ArchiveClient(Protocol):
     def download(self, granule, dest_dir: str | Path) -> Path: ...
 
 
+#: Archive client classes by kind (imported on use); ``kind`` is the catalogue's ``archive.client``.
+ARCHIVE_CLIENTS: dict[str, str] = {
+    "cmr": "smflow.archive.cmr:CmrClient",
+    "cds": "smflow.archive.cds:CdsClient",
+    "hsaf": "smflow.archive.hsaf:HsafClient",
+    "eumetsat": "smflow.archive.eumetsat:EumetsatClient",
+    "catds": "smflow.archive.catds:CatdsClient",
+}
+
+
+def archive_client(kind: str, **kwargs):
+    """A client of :data:`ARCHIVE_CLIENTS` (``cmr``, ``cds``, ``hsaf``, ``eumetsat``, ``catds``), built with ``kwargs``.
+
+    :raises ValueError: for an unknown kind.
+    """
+    from importlib import import_module
+
+    try:
+        module, _, name = ARCHIVE_CLIENTS[kind].partition(":")
+    except KeyError:
+        raise ValueError(f"unknown archive {kind!r}; use one of {sorted(ARCHIVE_CLIENTS)}.") from None
+    return getattr(import_module(module), name)(**kwargs)
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """``[00:00, next day 00:00)`` of UTC ``day``, timezone-aware."""
     start = datetime.combine(day, time(0), tzinfo=timezone.utc)

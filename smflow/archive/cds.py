@@ -257,9 +257,13 @@ class CdsClient:
                                f"smflow.archive.cds.DAILY_REQUESTS (known: {sorted(DAILY_REQUESTS)}).")
         if day > self.published_until(dataset):
             return []
+        return [self.daily_file(dataset, day)]
+
+    def daily_file(self, dataset: str, day: date) -> RemoteFile:
+        """The record of the daily request of ``dataset`` for UTC ``day`` (no catalogue request)."""
         start, end = day_bounds(day)
-        return [RemoteFile(product=dataset, name=f"{dataset}_{day:%Y%m%d}.nc",
-                           url=f"{self.url}/retrieve/v1/processes/{dataset}", start=start, end=end)]
+        return RemoteFile(product=dataset, name=f"{dataset}_{day:%Y%m%d}.nc",
+                          url=f"{self.url}/retrieve/v1/processes/{dataset}", start=start, end=end)
 
     def download(self, granule: RemoteFile, dest_dir: str | Path) -> Path:
         """Run the daily request of ``granule`` (from :meth:`granules`) and save the result."""

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from smflow.archive.base import (ArchiveError, CredentialsError, ProviderUnavailable, UnexpectedGranule,
-                                 day_bounds)
+                                 archive_client, day_bounds)
 from smflow.dates import DayLike, as_date
 
 log = logging.getLogger(__name__)
@@ -157,22 +157,16 @@ def connection_id(kind: str) -> str:
     return os.environ.get(f"SMFLOW_CONN_{kind.upper()}") or CONNECTIONS[kind]
 
 
-def archive_client(kind: str, *, conn_id: str | None = None, area=None):
-    """A client of archive kind ``kind`` built on the Airflow connection ``conn_id`` (default :func:`connection_id`).
+def fetch_client(kind: str, *, conn_id: str | None = None):
+    """The :func:`~smflow.archive.base.archive_client` of kind ``kind`` on the Airflow connection
+    ``conn_id`` (default :func:`connection_id`).
 
     :raises ValueError: for a kind the daily fetch does not speak.
     :raises CredentialsError: when the connection is not defined (names it).
     """
-    conn_id = conn_id or connection_id(kind)
-    if kind == "cmr":
-        from smflow.archive.cmr import CmrClient
-
-        return CmrClient(conn_id=conn_id)
-    if kind == "cds":
-        from smflow.archive.cds import CdsClient
-
-        return CdsClient(conn_id=conn_id, area=area)
-    raise ValueError(f"the daily fetch does not speak archive kind {kind!r} (use one of {sorted(FETCH_KINDS)}).")
+    if kind not in FETCH_KINDS:
+        raise ValueError(f"the daily fetch does not speak archive kind {kind!r} (use one of {sorted(FETCH_KINDS)}).")
+    return archive_client(kind, conn_id=conn_id or connection_id(kind))
 
 
 def _require_source(product: str):
@@ -228,20 +222,12 @@ def _cds_inventory(product: str, source, start: date, end: date, client) -> dict
     out: dict[date, ProviderGranule] = {}
     d = start
     while d <= min(end, last):
-        f = _cds_record(client, source, d)
+        f = client.daily_file(source.collection, d)
         out[d] = ProviderGranule(product=product, day=d, provider="cds", collection=source.collection,
                                  version=None, granule_id=f"{source.collection}:{d:%Y%m%d}", name=f.name, url=f.url,
                                  record=f.to_dict())
         d += timedelta(days=1)
     return out
-
-
-def _cds_record(client, source, d: date):
-    from smflow.archive.base import RemoteFile
-
-    t0, t1 = day_bounds(d)
-    return RemoteFile(product=source.collection, name=f"{source.collection}_{d:%Y%m%d}.nc",
-                      url=f"{client.url}/retrieve/v1/processes/{source.collection}", start=t0, end=t1)
 
 
 def provider_inventory(product: str, start: DayLike, end: DayLike, *, client=None) -> dict[date, ProviderGranule]:
@@ -250,7 +236,7 @@ def provider_inventory(product: str, start: DayLike, end: DayLike, *, client=Non
     One search for the whole range (CMR: paged granule search; CDS: one catalogue request).
 
     :param product: smflow product with a provider archive (:func:`provider_source`).
-    :param client: the archive client to ask (default: :func:`archive_client` on the kind's connection).
+    :param client: the archive client to ask (default: :func:`fetch_client` on the kind's connection).
     :raises ProviderUnavailable: when the provider is down or rate-limits (``retry_after`` set).
     :raises UnexpectedGranule: when the provider answers with a granule of another day or
         collection, or with several granules for one day.
@@ -260,7 +246,7 @@ def provider_inventory(product: str, start: DayLike, end: DayLike, *, client=Non
     if d1 < d0:
         raise ValueError(f"end {d1} is before start {d0}; swap them.")
     source = _require_source(product)
-    client = client or archive_client(source.client)
+    client = client or fetch_client(source.client)
     if source.client == "cmr":
         return _cmr_inventory(product, source, d0, d1, client)
     return _cds_inventory(product, source, d0, d1, client)
@@ -359,7 +345,7 @@ def fetch_to_landing(
     zone : smflow.landing.LandingZone, optional
         Where to land (default: the deployment's).
     client : optional
-        The archive client (default: :func:`archive_client` on the kind's connection).
+        The archive client (default: :func:`fetch_client` on the kind's connection).
     attempts : int
         Downloads tried before giving up.
     backoff : float
@@ -384,7 +370,7 @@ def fetch_to_landing(
     from smflow.landing import LandingZone
 
     zone = zone or LandingZone()
-    client = client or archive_client(granule.provider)
+    client = client or fetch_client(granule.provider)
     ref = zone.ref(granule.product, granule.day)
     with tempfile.TemporaryDirectory(prefix="smflow-fetch-") as tmp:
         path = _download(granule, client, Path(tmp), attempts=attempts, backoff=backoff)
@@ -426,5 +412,5 @@ def is_current(landed: dict[str, str] | None, granule: ProviderGranule) -> bool:
 
 
 __all__ = ["CONNECTIONS", "FetchFailed", "ProviderGranule", "ProviderUnavailable", "UnexpectedGranule",
-           "CredentialsError", "archive_client", "check_granule_day", "connection_id", "fetch_to_landing",
+           "CredentialsError", "check_granule_day", "fetch_client", "connection_id", "fetch_to_landing",
            "find_granule", "is_current", "landed_provenance", "provider_inventory", "provider_source"]

@@ -21,24 +21,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import MappingProxyType
 
-from importlib import import_module
 
 from smflow import s3 as s3mod
 from smflow.catalog import canonical_name
+from smflow.archive.base import ARCHIVE_CLIENTS, archive_client  # noqa: F401 - part of this module's API
 from smflow.catalog import entries as catalog_entries
 from smflow.config import Settings
 from smflow.dates import as_date
 from smflow.landing import LandingZone
 
-
-#: Archive client classes by kind (imported on use).
-ARCHIVE_CLIENTS: dict[str, str] = {
-    "cmr": "smflow.archive.cmr:CmrClient",
-    "hsaf": "smflow.archive.hsaf:HsafClient",
-    "eumetsat": "smflow.archive.eumetsat:EumetsatClient",
-    "catds": "smflow.archive.catds:CatdsClient",
-    "cds": "smflow.archive.cds:CdsClient",
-}
 
 #: smflow archive product → (client kind, the provider's product / collection name): a view of
 #: the ``archive`` sections of the catalogue (``smflow/catalog/products/<name>.yaml``). The key is
@@ -46,15 +37,6 @@ ARCHIVE_CLIENTS: dict[str, str] = {
 ARCHIVE_SOURCES: Mapping[str, tuple[str, str]] = MappingProxyType({
     source.order: (source.client, source.collection)
     for entry in catalog_entries().values() for source in entry.archive})
-
-
-def archive_client(kind: str, **kwargs):
-    """A client of :data:`ARCHIVE_CLIENTS` (``cmr``, ``hsaf``, ``eumetsat``, ``catds``), built with ``kwargs``."""
-    try:
-        module, _, name = ARCHIVE_CLIENTS[kind].partition(":")
-    except KeyError:
-        raise ValueError(f"unknown archive {kind!r}; use one of {sorted(ARCHIVE_CLIENTS)}.") from None
-    return getattr(import_module(module), name)(**kwargs)
 
 
 def provider_granules(product: str, day: date, *, client=None, **kwargs) -> list:

@@ -330,7 +330,7 @@ class ArchiveSource:
     Attributes
     ----------
     client : str
-        Archive client kind (key of :data:`smflow.archive.reconcile.ARCHIVE_CLIENTS`).
+        Archive client kind (key of :data:`smflow.archive.base.ARCHIVE_CLIENTS`).
     collection : str
         The provider's product / collection name as the client knows it.
     order : str

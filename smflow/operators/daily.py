@@ -193,16 +193,9 @@ def no_product(d: date, missing: dict[str, str], client, settings: Settings) -> 
 
 def sweep_stale_staging(client, settings: Settings, *, older_than: timedelta = STALE_STAGING) -> list[str]:
     """Delete staged products left by runs that died between compute and publish; returns the keys."""
-    from datetime import datetime, timezone
+    from smflow.s3 import delete_older_than
 
-    from smflow.s3 import list_keys
-
-    cutoff = datetime.now(timezone.utc) - older_than
-    stale = []
-    for key in list_keys(client, settings.store_bucket, f"{STAGING_PREFIX}/", empty_if_no_bucket=True):
-        if client.head_object(Bucket=settings.store_bucket, Key=key)["LastModified"] < cutoff:
-            client.delete_object(Bucket=settings.store_bucket, Key=key)
-            stale.append(key)
+    stale = delete_older_than(client, settings.store_bucket, f"{STAGING_PREFIX}/", older_than)
     if stale:
         log.warning("removed %d stale staged products: %s", len(stale), stale)
     return stale

@@ -286,13 +286,7 @@ class Publisher:
 
     def sweep_staging(self, older_than: dt.timedelta = STALE_STAGING) -> list[str]:
         """Delete staging objects older than ``older_than`` (orphans of failed cleanups); returns their keys."""
-        cutoff = dt.datetime.now(dt.timezone.utc) - older_than
-        stale = []
-        for key in s3mod.list_keys(self.s3, self.bucket, STAGING_PREFIX, empty_if_no_bucket=True):
-            head = self._head(key)
-            if head is not None and head["LastModified"] < cutoff:
-                self._delete_quietly(key)
-                stale.append(key)
+        stale = s3mod.delete_older_than(self.s3, self.bucket, STAGING_PREFIX, older_than)
         if stale:
             log.warning("swept %d orphaned staging objects from s3://%s/%s", len(stale), self.bucket, STAGING_PREFIX)
         return stale

@@ -60,7 +60,8 @@ def zone(stack, s3_client):
 
 
 @pytest.mark.parametrize("product", ["smap", "gldas", "era5_land", "c3s"])
-def test_each_input_is_found_fetched_verified_and_landed_with_its_provenance(provider, zone, product, caplog):
+def test_each_input_is_found_fetched_verified_and_landed_with_its_provenance(provider, zone, product, caplog,
+                                                                             tmp_path):
     import hashlib
 
     import xarray as xr
@@ -79,14 +80,13 @@ def test_each_input_is_found_fetched_verified_and_landed_with_its_provenance(pro
     if granule.provider == "cmr":  # CMR announces size and SHA-256: the landed bytes are those
         assert meta["source-checksum"] == granule.checksum == landed["sha256"]
         assert meta["revision"] == granule.revision and meta["collection-version"] == granule.version
-    path = zone.fetch(zone.ref(product, DAY), zone_tmp := __import__("tempfile").mkdtemp())
+    path = zone.fetch(zone.ref(product, DAY), tmp_path)
     with xr.open_dataset(path) as ds:
         assert ds.attrs.get("smflow_day") == DAY.isoformat()
     # fetched again: the same bytes are not rewritten
     again = fetch_to_landing(find_granule(product, DAY), zone=zone, backoff=0.1)
     assert again["status"] == "unchanged" and zone.head(landed["key"])["ETag"] == head["ETag"]
     assert TOKEN not in caplog.text and CDS_TOKEN not in caplog.text
-    __import__("shutil").rmtree(zone_tmp)
 
 
 def test_a_granule_not_yet_published_is_not_found_and_a_range_is_one_search(provider):
