@@ -81,7 +81,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     from smflow.ml.features import load_static_covariates
     from smflow.ml.models import PARENTS, sm2rain_parameters
     from smflow.science.bootstrap import triple_collocation_ci
-    from smflow.science.sm2rain import apply_sm2rain, frozen_soil_mask, relative_saturation
+    from smflow.science.sm2rain import apply_sm2rain, frozen_soil_mask, precipitation_status, relative_saturation
 
     history = merging.ensemble.spec.window - 1 if merging.method != "tc" else 0
     n_read = TC_WINDOW_DAYS + history
@@ -111,6 +111,9 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     temperature = store.window(SOIL_TEMPERATURE_FIELD, day, TC_WINDOW_DAYS).values.astype("float64")
     frozen = frozen_soil_mask(soil_temperature=np.moveaxis(temperature.reshape(-1, ny * nx), -1, 0))
     rain = apply_sm2rain(s, rain_params, frozen=frozen)[:, -1]
+    rain_status = precipitation_status(merged.soil_moisture, frozen, rain_params,
+                                       rain_model.arrays["saturation_lower"].reshape(-1),
+                                       rain_model.arrays["saturation_upper"].reshape(-1))
 
     land = grid.land_mask
 
@@ -130,6 +133,8 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         "merge_method": (grid3, cell_field(merged.method[:, -1], np.int8(3), "int8")),
         "precipitation_amount": (grid3, g(rain)[None]),
         "frozen_soil": (grid3, cell_field(frozen[:, -1], False, "int8")),
+        # off land there is no soil moisture: status 1 (the rainfall is missing there too)
+        "precipitation_status": (grid3, cell_field(rain_status, np.int8(1), "int8")),
         "error_variance": (source_grid, g(tc.error_variance)[None]),
         "correlation_with_truth": (source_grid, g(tc.correlation_with_truth)[None]),
         "snr_db": (source_grid, g(tc.snr_db)[None]),

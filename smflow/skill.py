@@ -33,13 +33,15 @@ class SkillRow:
 def _open_published(s3, settings: Settings, name: str, days: list[date]):
     import xarray as xr
 
+    from smflow.publish.publisher import published_assets
+
     parts = []
     for d in days:
-        key = f"daily/{d:%Y/%m/%d}/smflow_{name}_{d:%Y%m%d}.nc"
-        try:
-            body = s3.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()
-        except s3.exceptions.NoSuchKey:
+        try:  # through the day's STAC item, the commit point of a published day
+            key = published_assets(s3, settings.products_bucket, d)[name]
+        except FileNotFoundError:
             continue
+        body = s3.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()
         parts.append(xr.load_dataset(io.BytesIO(body), engine="h5netcdf"))
     if not parts:
         raise FileNotFoundError(f"no published {name} files in s3://{settings.products_bucket}/daily/ for {days[0]}..{days[-1]}")

@@ -464,10 +464,20 @@ def _sm2rain_precipitation(product: xr.Dataset) -> dict[str, xr.Variable]:
         "precipitation_amount": _float_variable(
             product["precipitation_amount"], GRID, VARIABLE_ATTRS["precipitation_amount"]),
     }
+    ancillary = []
+    if "precipitation_status" in product:
+        from smflow.science.sm2rain import PRECIPITATION_STATUS_FLAGS
+
+        ancillary.append("precipitation_status")
+        out["precipitation_status"] = _flag_variable(
+            product["precipitation_status"], GRID, PRECIPITATION_STATUS_FLAGS, VARIABLE_ATTRS["precipitation_status"],
+            "precipitation_status")
     if "frozen_soil" in product:
-        out["precipitation_amount"].attrs["ancillary_variables"] = "frozen_soil"
+        ancillary.append("frozen_soil")
         out["frozen_soil"] = _flag_variable(
             product["frozen_soil"], GRID, FROZEN_SOIL_FLAGS, VARIABLE_ATTRS["frozen_soil"], "frozen_soil")
+    if ancillary:
+        out["precipitation_amount"].attrs["ancillary_variables"] = " ".join(ancillary)
     return out
 
 

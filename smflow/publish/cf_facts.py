@@ -173,7 +173,15 @@ VARIABLE_ATTRS: Final[dict[str, dict[str, Any]]] = {
         "comment": "1 kg m-2 equals 1 mm of water. Rainfall inverted from the "
         "soil-water balance of the merged soil moisture (SM2RAIN; Brocca et al. 2013; "
         "Zhang et al. 2022, Eqs. 1-2), accumulated over time_bnds. Missing "
-        "(_FillValue) where frozen_soil says the soil was frozen or snow-covered.",
+        "(_FillValue) where precipitation_status is not 'computed' (no soil moisture on the day or the "
+        "day before, frozen soil or snow, no SM2RAIN parameters).",
+    },
+    "precipitation_status": {
+        "long_name": "status of the SM2RAIN rainfall in this cell",
+        "comment": "Why a land cell has (computed) or has no rainfall on this day, decided from the inputs "
+        "of the inversion: SM2RAIN needs the merged soil moisture of the day and of the day before "
+        "(Brocca et al. 2013, Eq. 2), soil that is not frozen on either day, and calibrated parameters. "
+        "Off land: no_soil_moisture.",
     },
     "frozen_soil": {
         "long_name": "frozen soil or snow cover: no rainfall inverted from soil moisture",

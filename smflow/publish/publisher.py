@@ -2,13 +2,21 @@
 
 Layout (``s3://{products_bucket}/``)::
 
-    daily/{YYYY}/{MM}/{DD}/smflow_{name}_{YYYYMMDD}.nc        name: merged-sm, sm2rain-precip,
-                                                                    tc-diagnostics
-    daily/{YYYY}/{MM}/{DD}/smflow_{quicklook}_{YYYYMMDD}.png  quicklook: soil_moisture, ...
-    stac/items/smflow-daily-{YYYYMMDD}.json                   the day's STAC item
-    stac/collections/smflow-daily.json                        static collection (links every item)
-    stac/catalog.json                                         root catalog
-    staging/{uuid}/...                                        transient, empty after every call
+    daily/{YYYY}/{MM}/{DD}/v{version}/smflow_{name}_{YYYYMMDD}.nc        name: merged-sm,
+                                                                    sm2rain-precip, tc-diagnostics
+    daily/{YYYY}/{MM}/{DD}/v{version}/smflow_{quicklook}_{YYYYMMDD}.png  quicklook: soil_moisture, ...
+    stac/items/smflow-daily-{YYYYMMDD}.json       the day's STAC item: the commit point of the day
+    stac/collections/smflow-daily.json            static collection (links every item)
+    stac/catalog.json                             root catalog
+    staging/{uuid}/...                            transient, empty after every call
+
+A day switches atomically: its assets are written under a version prefix that is a digest of their
+contents (:func:`day_version`), and the STAC item (a stable key, one PUT) is written last and is the
+commit point. A reader who starts from the item (STAC clients, :func:`published_assets`) sees the
+old day or the new day, never a mix. The version an item replaces stays readable (a reader holding
+the previous item can still fetch its files) until the day is published once more; older versions
+are deleted then (:meth:`Publisher.sweep_superseded`). Identical contents give the same version,
+so a re-run writes nothing.
 
 Every object is placed the same way (:meth:`Publisher.place`):
 
@@ -69,7 +77,10 @@ __all__ = [
     "PublishedDay",
     "Publisher",
     "daily_key",
+    "day_prefix",
+    "day_version",
     "item_key",
+    "published_assets",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,10 +110,48 @@ class PublishError(RuntimeError):
     """An object could not be placed; the previously published object under its key is intact."""
 
 
-def daily_key(day: dt.date | str, name: str, extension: str) -> str:
-    """``daily/YYYY/MM/DD/smflow_{name}_{YYYYMMDD}.{extension}``."""
-    day = product_day(day)
-    return f"daily/{day:%Y/%m/%d}/smflow_{name}_{day:%Y%m%d}.{extension}"
+def day_prefix(day: dt.date | str) -> str:
+    """``daily/YYYY/MM/DD/``: every version of the day's assets lies under it."""
+    return f"daily/{product_day(day):%Y/%m/%d}/"
+
+
+def daily_key(day: dt.date | str, name: str, extension: str, version: str) -> str:
+    """``daily/YYYY/MM/DD/v{version}/smflow_{name}_{YYYYMMDD}.{extension}``."""
+    return f"{day_prefix(day)}v{version}/{_filename(day, name, extension)}"
+
+
+def _filename(day: dt.date | str, name: str, extension: str) -> str:
+    return f"smflow_{name}_{product_day(day):%Y%m%d}.{extension}"
+
+
+def day_version(checksums: Mapping[str, str]) -> str:
+    """Version of a day's asset set: the first 16 hex digits of the SHA-256 of its ``name:sha256``
+    lines (sorted). Same contents, same version: a re-run of an unchanged day writes nothing."""
+    lines = "\n".join(f"{name}:{checksums[name]}" for name in sorted(checksums))
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
+def published_assets(s3: Any, bucket: str, day: dt.date | str) -> dict[str, str]:
+    """Keys of the day's published assets (asset name -> key), read from its STAC item.
+
+    The item is the commit point of a day (module docstring): resolving the assets through it
+    gives one consistent version.
+
+    Raises
+    ------
+    FileNotFoundError
+        The day has no STAC item in ``bucket`` (not published).
+    """
+    import json
+
+    key = item_key(day)
+    try:
+        item = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        raise FileNotFoundError(f"s3://{bucket}/{key}: day {product_day(day)} is not published") from None
+    prefix = f"s3://{bucket}/"
+    return {name: asset["href"][len(prefix):] for name, asset in item["assets"].items()
+            if asset["href"].startswith(prefix)}
 
 
 def item_key(day: dt.date | str) -> str:
@@ -192,7 +241,7 @@ class Publisher:
         for name in PRODUCT_NAMES:
             ds = datasets[name]
             files.append(
-                (name, daily_key(day, name, "nc"), to_netcdf_bytes(ds), _NETCDF, ("data",),
+                (name, _filename(day, name, "nc"), to_netcdf_bytes(ds), _NETCDF, ("data",),
                  _NETCDF_TITLES[name], _describe(ds))
             )
         fields = xr.merge(
@@ -203,12 +252,16 @@ class Publisher:
         images = render_day_quicklooks(fields)
         for spec in QUICKLOOKS:
             files.append(
-                (f"quicklook-{spec.name}", daily_key(day, spec.name, "png"), images[spec.name],
+                (f"quicklook-{spec.name}", _filename(day, spec.name, "png"), images[spec.name],
                  _PNG, ("overview", "visual"), f"Quicklook: {spec.title} [{spec.units}]",
                  f"Map of {spec.variable}"
                  + (f" of {spec.source}" if spec.source else "")
                  + f", colour range {spec.vmin:g} to {spec.vmax:g} {spec.units}; grey: no value.")
             )
+
+        # The version prefix of this asset set (a digest of the contents), then the final keys.
+        version = day_version({asset: s3mod.sha256_hex(body) for asset, _, body, *_ in files})
+        files = [(asset, f"{day_prefix(day)}v{version}/{name}", *rest) for asset, name, *rest in files]
 
         s3mod.ensure_bucket(self.s3, self.bucket)
         self.sweep_staging()
@@ -231,10 +284,13 @@ class Publisher:
             collection_href=self._uri(COLLECTION_KEY), root_href=self._uri(CATALOG_KEY),
             proj_shape=shape,
         )
+        # The commit point: one PUT of the item switches readers to this version.
         stac_key = item_key(day)
+        previous = self._published_version(day)
         sha256, changed = self.place(stac_key, to_json_bytes(item), _GEOJSON)
         checksums[stac_key] = sha256
         written += [stac_key] if changed else []
+        self.sweep_superseded(day, {version} | ({previous} if previous else set()))
 
         written += self._update_catalog(bbox)
         published = PublishedDay(
@@ -284,6 +340,22 @@ class Publisher:
             self._delete_quietly(staging_key)
         return sha256, True
 
+    def sweep_superseded(self, day: dt.date | str, keep: set[str]) -> list[str]:
+        """Delete the day's assets of every version not in ``keep`` (versions, without the ``v``).
+
+        :meth:`publish_day` keeps the current version and the one it replaced: a reader who
+        fetched the previous STAC item a moment ago can still read the files it links, until the
+        day is published once more. Returns the deleted keys.
+        """
+        prefix = day_prefix(day)
+        stale = [key for key in s3mod.list_keys(self.s3, self.bucket, prefix)
+                 if key[len(prefix):].split("/", 1)[0][1:] not in keep]
+        for key in stale:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        if stale:
+            log.info("deleted %d assets of superseded versions of %s", len(stale), product_day(day))
+        return stale
+
     def sweep_staging(self, older_than: dt.timedelta = STALE_STAGING) -> list[str]:
         """Delete staging objects older than ``older_than`` (orphans of failed cleanups); returns their keys."""
         stale = s3mod.delete_older_than(self.s3, self.bucket, STAGING_PREFIX, older_than)
@@ -292,6 +364,17 @@ class Publisher:
         return stale
 
     # ------------------------------------------------------------------ internals
+
+    def _published_version(self, day: dt.date) -> str | None:
+        """Version of the day's assets its current STAC item links (None: not published or an
+        item of the unversioned layout)."""
+        try:
+            keys = published_assets(self.s3, self.bucket, day)
+        except FileNotFoundError:
+            return None
+        prefix = day_prefix(day)
+        versions = {key[len(prefix):].split("/", 1)[0] for key in keys.values() if key.startswith(prefix)}
+        return next(iter(versions))[1:] if len(versions) == 1 and next(iter(versions)).startswith("v") else None
 
     def _uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

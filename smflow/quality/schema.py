@@ -206,6 +206,7 @@ _PRODUCT_VARIABLES: dict[str, dict] = {
     "snr_db_upper": {"dims": ("time", "source", "lat", "lon"), "units": True},
     "tc_block_length": {"dims": ("time", "lat", "lon"), "units": True, "count": True},
     "frozen_soil": {"dims": ("time", "lat", "lon"), "flag": True},
+    "precipitation_status": {"dims": ("time", "lat", "lon"), "flag": True},
 }
 
 #: Global attributes a daily product must carry (lineage, DESIGN.md).

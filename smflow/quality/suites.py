@@ -228,6 +228,7 @@ CELL_VARIABLES: tuple[str, ...] = (
     "soil_moisture_error_variance",
     "merge_method",
     "precipitation_amount",
+    "precipitation_status",
     "tc_resolved",
     "tc_sample_size",
 )
@@ -467,9 +468,20 @@ def _product_suite_cached(th: ProductThresholds, day: str) -> "gx.ExpectationSui
         column="precipitation_amount", min_value=pr_lo, max_value=pr_hi,
         meta={"check": "precipitation", "what": f"values outside [{_fmt(pr_lo)}, {_fmt(pr_hi)}] kg m-2"},
     ))
+    # SM2RAIN needs soil moisture on the day and the day before, unfrozen soil and parameters: the
+    # status says which is missing (decided from the inputs, not from the rainfall).
+    computed = Column("precipitation_status") == 0
     add(E.ExpectColumnValuesToNotBeNull(
-        column="precipitation_amount", row_condition=land & Column("soil_moisture").is_not_null(),
-        meta={"check": "precipitation", "what": "land cells with soil moisture but no precipitation"},
+        column="precipitation_amount", row_condition=land & computed,
+        meta={"check": "precipitation", "what": "land cells whose precipitation_status is 'computed' but have no precipitation"},
+    ))
+    add(E.ExpectColumnValuesToBeNull(
+        column="precipitation_amount", row_condition=land & (Column("precipitation_status") != 0),
+        meta={"check": "precipitation", "what": "land cells with precipitation although precipitation_status says it cannot be computed"},
+    ))
+    add(E.ExpectColumnValuesToNotBeNull(
+        column="precipitation_status", row_condition=land,
+        meta={"check": "precipitation", "what": "land cells without a precipitation_status"},
     ))
     add(E.ExpectColumnValuesToNotBeNull(
         column="soil_moisture", mostly=th.min_land_coverage, row_condition=land,

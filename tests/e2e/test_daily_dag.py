@@ -39,6 +39,17 @@ def _airflow(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedP
     return proc
 
 
+def _published(s3, settings, day: date, name: str):
+    """The day's ``name`` netCDF as published: resolved through the day's STAC item (the commit point)."""
+    import xarray as xr
+
+    from smflow.publish.publisher import published_assets
+
+    key = published_assets(s3, settings.products_bucket, day)[name]
+    return xr.load_dataset(io.BytesIO(s3.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()),
+                           engine="h5netcdf")
+
+
 def _objects(s3, bucket: str, prefix: str) -> dict[str, str]:
     """key -> sha256 metadata (or ETag) of every object under prefix."""
     from smflow.s3 import list_keys
@@ -104,8 +115,7 @@ def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prep
     assert sum(n.endswith(".png") for n in names) >= 3
 
     def open_nc(name):
-        body = s3_client.get_object(Bucket=settings.products_bucket, Key=f"{prefix}smflow_{name}_{DAY:%Y%m%d}.nc")["Body"].read()
-        return xr.load_dataset(io.BytesIO(body), engine="h5netcdf")
+        return _published(s3_client, settings, DAY, name)
 
     sm = open_nc("merged-sm")
     assert sm.attrs["Conventions"].startswith("CF-1.8")
@@ -203,9 +213,7 @@ def test_a_corrupt_and_a_wrong_date_granule_are_not_landed_and_the_run_goes_on(p
                                                   Key=f"fetch-failures/smap/{BAD_DAY:%Y%m%d}.json")["Body"].read())
         assert "checksum mismatch" in failure["reason"] and "3 download attempts" in failure["reason"]
         assert failure["granule"]["provider"] == "cmr" and failure["granule"]["checksum"]
-        key = f"daily/{BAD_DAY:%Y/%m/%d}/smflow_merged-sm_{BAD_DAY:%Y%m%d}.nc"
-        attrs = xr.load_dataset(io.BytesIO(s3_client.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()),
-                                engine="h5netcdf").attrs
+        attrs = _published(s3_client, settings, BAD_DAY, "merged-sm").attrs
         missing = str(attrs["missing_inputs"])
         assert "smap: failed" in missing and "checksum mismatch" in missing, missing
         assert "gldas: refused" in missing and "2018-06-04" in missing, missing
@@ -241,6 +249,21 @@ def test_a_day_without_any_merged_input_ends_as_a_recorded_no_product(prepared, 
     finally:
         for product in ("smap", "era5_land", "gldas"):
             archive.release(product, day)
+
+    # The next day is made normally (depends_on_past is satisfied) and publishes its soil moisture;
+    # SM2RAIN's rain needs the soil moisture of the day before, so it has none and says why.
+    import xarray as xr
+
+    nxt = day + timedelta(days=1)
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", nxt.isoformat())
+    land = np.isfinite(_published(s3_client, settings, nxt, "merged-sm")["soil_moisture"].values)
+    assert land.sum() >= 50
+    with _published(s3_client, settings, nxt, "sm2rain-precip") as rain:
+        status = rain["precipitation_status"]
+        meanings = dict(zip(status.attrs["flag_values"].tolist(), status.attrs["flag_meanings"].split()))
+        assert {meanings[int(v)] for v in status.values[land]} == {"no_soil_moisture_on_previous_day"}
+        assert not np.isfinite(rain["precipitation_amount"].values).any()
+        assert "precipitation_status" in rain["precipitation_amount"].attrs["ancillary_variables"]
 
 
 def test_staged_products_left_by_a_dead_run_are_swept(prepared, s3_client):
@@ -299,9 +322,7 @@ def test_a_late_and_a_reprocessed_granule_are_picked_up_by_reconcile_and_only_th
     archive.withhold("smap", LATE_DAY)
     _airflow(fetch_env, "dags", "test", "daily_soil_moisture", LATE_DAY.isoformat(), "-c",
              json.dumps({"granule_wait_hours": 0.003, "granule_poke_seconds": 2}))
-    key = f"daily/{LATE_DAY:%Y/%m/%d}/smflow_merged-sm_{LATE_DAY:%Y%m%d}.nc"
-    attrs = xr.load_dataset(io.BytesIO(s3_client.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()),
-                            engine="h5netcdf").attrs
+    attrs = _published(s3_client, settings, LATE_DAY, "merged-sm").attrs
     assert "smap: missing" in str(attrs["missing_inputs"]) and "not yet published" in str(attrs["missing_inputs"])
     assert zone.head(zone.granule_key("smap", LATE_DAY)) is None
 
@@ -312,8 +333,7 @@ def test_a_late_and_a_reprocessed_granule_are_picked_up_by_reconcile_and_only_th
     assert store.days("smap", LATE_DAY, LATE_DAY) == [LATE_DAY]
     # The re-run (queued by reconcile; executed here as the scheduler would) makes the day with SMAP.
     _airflow(fetch_env, "dags", "test", "daily_soil_moisture", LATE_DAY.isoformat())
-    attrs = xr.load_dataset(io.BytesIO(s3_client.get_object(Bucket=settings.products_bucket, Key=key)["Body"].read()),
-                            engine="h5netcdf").attrs
+    attrs = _published(s3_client, settings, LATE_DAY, "merged-sm").attrs
     assert "smap" not in str(attrs["missing_inputs"]) and "/data/SPL3SMP/" in attrs["input_granules"]
 
     # Reprocessed by the provider (new revision, new checksum): re-fetched, and only its day re-run.
@@ -344,9 +364,7 @@ def test_daily_dag_applies_an_ml_champion(prepared, s3_client, fetch_env):
     client.set_registered_model_alias("soil_moisture_merging", "champion", bma.version)
     try:
         _airflow(fetch_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
-        body = s3_client.get_object(Bucket=settings.products_bucket,
-                                    Key=f"daily/{DAY:%Y/%m/%d}/smflow_merged-sm_{DAY:%Y%m%d}.nc")["Body"].read()
-        sm = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")
+        sm = _published(s3_client, settings, DAY, "merged-sm")
         assert sm.attrs["merging_method"] == "bma"
         assert f"soil_moisture_merging@champion v{bma.version}" in sm.attrs["merging_model"]
         assert set(sm["member"].values) == {"rf", "lstm", "cnn"}

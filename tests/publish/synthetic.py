@@ -63,6 +63,7 @@ def daily_product(day: dt.date, *, seed: int = 0, wetter: float = 0.0) -> xr.Dat
             "snr_db_upper": (source_grid, snr[None] + 2.0),
             "tc_block_length": (grid, np.where(land, 7, 0).astype("int32")[None]),
             "frozen_soil": (grid, np.zeros(shape, dtype="int8")[None]),
+            "precipitation_status": (grid, np.where(np.isfinite(rain), 0, 1).astype("int8")[None]),
         },
         coords={"time": time, "source": list(SOURCES), "lat": LAT, "lon": LON},
     )

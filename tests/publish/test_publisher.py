@@ -18,7 +18,9 @@ from smflow.publish.publisher import (
     PublishError,
     Publisher,
     daily_key,
+    day_version,
     item_key,
+    published_assets,
 )
 from smflow.s3 import list_keys
 
@@ -26,6 +28,14 @@ DAY_PREFIX = "daily/2024/01/02/"
 NETCDF = ["merged-sm", "sm2rain-precip", "tc-diagnostics"]
 PNG = ["soil_moisture", "soil_moisture_error_variance", "precipitation_amount", "snr_db_smap",
        "snr_db_era5_land", "snr_db_gldas"]
+ASSETS = NETCDF + [f"quicklook-{v}" for v in PNG]
+
+
+def _version(published) -> str:
+    """The version prefix ``v...`` of a publication's assets (the one path segment after the day)."""
+    versions = {key[len(DAY_PREFIX):].split("/")[0] for key in published.keys}
+    assert len(versions) == 1, versions
+    return versions.pop()[1:]
 
 
 @pytest.fixture
@@ -51,11 +61,15 @@ def test_layout_and_content(publisher, s3_client, product, day, provenance):
     published = publisher.publish_day(product, day, provenance)
     bucket = publisher.bucket
 
-    expected_assets = [f"{DAY_PREFIX}smflow_{n}_20240102.nc" for n in NETCDF] + [
-        f"{DAY_PREFIX}smflow_{v}_20240102.png" for v in PNG]
+    version = _version(published)
+    # the version is the digest of the asset set's contents
+    assert version == day_version({a: published.checksums[k] for a, k in zip(ASSETS, published.keys, strict=True)})
+    expected_assets = [f"{DAY_PREFIX}v{version}/smflow_{n}_20240102.nc" for n in NETCDF] + [
+        f"{DAY_PREFIX}v{version}/smflow_{v}_20240102.png" for v in PNG]
     assert list(published.keys) == expected_assets
     assert published.stac_key == "stac/items/smflow-daily-20240102.json" == item_key(day)
-    assert daily_key(day, "merged-sm", "nc") == expected_assets[0]
+    assert daily_key(day, "merged-sm", "nc", version) == expected_assets[0]
+    assert published_assets(s3_client, bucket, day) == dict(zip(ASSETS, expected_assets, strict=True))
     assert list_keys(s3_client, bucket) == sorted(
         expected_assets + [published.stac_key, COLLECTION_KEY, CATALOG_KEY])
     assert not published.unchanged
@@ -126,26 +140,72 @@ def test_same_day_twice_changes_nothing(publisher, s3_client, product, day, prov
     assert list_keys(s3_client, publisher.bucket, "staging/") == []
 
 
-def test_changed_product_overwrites_with_new_checksums(publisher, s3_client, product, day,
-                                                      provenance):
-    first = publisher.publish_day(product, day, provenance)
-    wetter = synthetic.daily_product(day, seed=1, wetter=0.05)
-    second = publisher.publish_day(wetter, day, provenance)
-    bucket = publisher.bucket
+class _CommitWatchingClient:
+    """The real client; after every write it reads the day's STAC item as a reader would and
+    records whether every asset the item links exists with the item's checksum."""
 
-    assert not second.unchanged
-    assert second.keys == first.keys
+    def __init__(self, client, bucket: str, day):
+        self._client, self.bucket, self.day, self.views = client, bucket, day, []
+
+    def _look(self):
+        try:
+            item = json.loads(self._client.get_object(Bucket=self.bucket, Key=item_key(self.day))["Body"].read())
+        except self._client.exceptions.NoSuchKey:
+            return
+        prefix = f"s3://{self.bucket}/"
+        complete = all(
+            "1220" + hashlib.sha256(_body(self._client, self.bucket, a["href"][len(prefix):])).hexdigest()
+            == a["file:checksum"] for a in item["assets"].values())
+        self.views.append((item["assets"]["merged-sm"]["href"], complete))
+
+    def put_object(self, **kwargs):
+        out = self._client.put_object(**kwargs)
+        self._look()
+        return out
+
+    def copy_object(self, **kwargs):
+        out = self._client.copy_object(**kwargs)
+        self._look()
+        return out
+
+    def delete_object(self, **kwargs):
+        out = self._client.delete_object(**kwargs)
+        self._look()
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_changed_day_switches_atomically_to_a_new_version(products_settings, s3_client, product, day, provenance):
+    """Readers starting from the STAC item see the old day or the new day, never a mix: the
+    assets of a new version go under their own prefix and the item, written last, switches."""
+    watcher = _CommitWatchingClient(s3_client, products_settings.products_bucket, day)
+    publisher = Publisher(products_settings, s3=watcher)
+    bucket = publisher.bucket
+    first = publisher.publish_day(product, day, provenance)
+    second = publisher.publish_day(synthetic.daily_product(day, seed=1, wetter=0.05), day, provenance)
+
+    assert not second.unchanged and _version(second) != _version(first)
     for key in second.keys:
-        assert second.checksums[key] != first.checksums[key], key
-        assert s3_client.head_object(Bucket=bucket, Key=key)["Metadata"]["sha256"] == \
-            second.checksums[key]
+        assert s3_client.head_object(Bucket=bucket, Key=key)["Metadata"]["sha256"] == second.checksums[key]
     assert second.checksums[second.stac_key] != first.checksums[first.stac_key]
     item = json.loads(_body(s3_client, bucket, second.stac_key))
-    assert item["assets"]["merged-sm"]["file:checksum"] == \
-        "1220" + second.checksums[second.keys[0]]
+    assert item["assets"]["merged-sm"]["file:checksum"] == "1220" + second.checksums[second.keys[0]]
+    assert published_assets(s3_client, bucket, day) == dict(zip(ASSETS, second.keys, strict=True))
+    # every view a reader had during both publications was one complete version, first then second
+    hrefs = [href for href, _ in watcher.views]
+    assert all(complete for _, complete in watcher.views)
+    assert {hrefs[0], hrefs[-1]} == {f"s3://{bucket}/{first.keys[0]}", f"s3://{bucket}/{second.keys[0]}"}
+    assert hrefs.index(f"s3://{bucket}/{second.keys[0]}") > max(
+        i for i, h in enumerate(hrefs) if h == f"s3://{bucket}/{first.keys[0]}")
+    # the version replaced stays readable (a reader holding the previous item); older ones go
+    assert all(s3_client.head_object(Bucket=bucket, Key=key) for key in first.keys)
+    third = publisher.publish_day(synthetic.daily_product(day, seed=2), day, provenance)
+    day_keys = set(list_keys(s3_client, bucket, DAY_PREFIX))
+    assert day_keys == set(second.keys) | set(third.keys)
     # the collection did not change: same single item
     assert COLLECTION_KEY not in second.written and CATALOG_KEY not in second.written
-    assert len(list_keys(s3_client, bucket)) == len(first.keys) + 3
     assert list_keys(s3_client, bucket, "staging/") == []
 
 
@@ -218,3 +278,31 @@ def test_orphaned_staging_objects_are_swept_young_ones_kept(publisher, s3_client
     assert list_keys(s3_client, publisher.bucket, "staging/") == [orphan]
     assert publisher.sweep_staging(older_than=_dt.timedelta(0)) == [orphan]
     assert list_keys(s3_client, publisher.bucket, "staging/") == []
+
+
+def test_product_bytes_hold_no_host_path_or_wall_clock(publisher, s3_client, product, day, provenance):
+    """Deterministic outputs: no temporary path, host name or time of the run in any published object
+    (the same inputs give the same bytes, whoever publishes them and whenever)."""
+    import socket
+    import tempfile
+
+    published = publisher.publish_day(product, day, provenance)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    forbidden = {socket.gethostname(), tempfile.gettempdir() + "/", "smflow-publish-", today.isoformat(),
+                 f"{today:%Y%m%d}", f"{today:%d %b %Y}"}
+
+    def texts(key: str, body: bytes) -> list[str]:
+        """The text a reader sees: JSON, netCDF attributes (global and per variable), PNG text chunks."""
+        if key.endswith(".json"):
+            return [body.decode()]
+        if key.endswith(".png"):
+            return [f"{k}={v}" for k, v in Image.open(io.BytesIO(body)).info.items()]
+        ds = xr.open_dataset(io.BytesIO(body), engine="h5netcdf")
+        return [f"{k}={v}" for var in [ds, *ds.variables.values()] for k, v in var.attrs.items()]
+
+    for key in [*published.keys, published.stac_key, COLLECTION_KEY, CATALOG_KEY]:
+        body = _body(s3_client, publisher.bucket, key)
+        text = "\n".join(texts(key, body))
+        assert text, key
+        found = {f for f in forbidden if f in text} | {f for f in forbidden if len(f) >= 8 and f.encode() in body}
+        assert not found, f"{key} holds {found}"

@@ -125,6 +125,7 @@ def make_product(day: str = GOOD_DAY, seed: int = 1) -> xr.Dataset:
             "tc_block_length": var(cell, np.where(land, 7, 0)[None].astype(np.int32), "day", "bootstrap block length"),
             "frozen_soil": (cell, np.zeros_like(resolved), {"long_name": "frozen soil", "flag_values": np.array([0, 1], dtype=np.int8),
                                                             "flag_meanings": "not_frozen frozen_soil_or_snow"}),
+            "precipitation_status": (cell, np.where(land, 0, 1).astype(np.int8)[None], {"long_name": "SM2RAIN status"}),
         },
         coords={
             "time": ("time", np.array([np.datetime64(day, "ns")]), {"standard_name": "time", "long_name": "time"}),

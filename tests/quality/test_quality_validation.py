@@ -263,14 +263,34 @@ def test_missing_rainfall_over_land_and_low_coverage_fail(product):
     ds = product()
     sm = ds["soil_moisture"].values
     land = np.argwhere(np.isfinite(sm[0]))
+    rain, status = ds["precipitation_amount"].values, ds["precipitation_status"].values
     for i, j in land[:50]:
-        sm[0, i, j] = np.nan
+        sm[0, i, j] = rain[0, i, j] = np.nan
+        status[0, i, j] = 1  # no_soil_moisture
     i, j = land[60]
-    ds["precipitation_amount"].values[0, i, j] = np.nan
+    rain[0, i, j] = np.nan  # status still 'computed'
     outcome = validate_product(ds, GOOD_DAY)
     assert outcome.failed_checks == ("precipitation", "land_coverage")
-    assert "land cells with soil moisture but no precipitation" in outcome.reason
+    assert "precipitation_amount: 1 of 34 land cells whose precipitation_status is 'computed' but have no precipitation" in outcome.reason
     assert "soil_moisture: 50 of 84 land cells without soil moisture" in outcome.reason
+
+
+def test_rainfall_missing_for_a_stated_reason_passes_and_present_against_it_fails(product):
+    """The day after a day without soil moisture has no SM2RAIN rainfall (it needs D-1): that is
+    stated by precipitation_status and passes; rainfall where the status says it cannot exist fails."""
+    ds = product()
+    land = np.argwhere(np.isfinite(ds["soil_moisture"].values[0]))
+    rain, status = ds["precipitation_amount"].values, ds["precipitation_status"].values
+    for k, (i, j) in enumerate(land[:10]):
+        rain[0, i, j] = np.nan
+        status[0, i, j] = 2 if k % 2 else 3  # no soil moisture the day before / frozen
+    assert validate_product(ds, GOOD_DAY).success
+
+    i, j = land[20]
+    status[0, i, j] = 2  # but the rainfall is there
+    outcome = validate_product(ds, GOOD_DAY)
+    assert outcome.failed_checks == ("precipitation",)
+    assert "1 of 11 land cells with precipitation although precipitation_status says it cannot be computed" in outcome.reason
 
 
 def test_product_of_another_day_fails(product):

@@ -40,8 +40,10 @@ from smflow.science.sm2rain.filters import (
     mask_frozen_soil,
 )
 from smflow.science.sm2rain.model import (
+    PRECIPITATION_STATUS_FLAGS,
     SM2RAINParameters,
     apply_sm2rain,
+    precipitation_status,
     relative_saturation,
     saturation_bounds,
     sm2rain,
@@ -57,6 +59,7 @@ __all__ = [
     "DEFAULT_Z_BOUNDS",
     "Method",
     "Objective",
+    "PRECIPITATION_STATUS_FLAGS",
     "SM2RAINParameters",
     "SWIFilter",
     "aggregate_sums",
@@ -66,6 +69,7 @@ __all__ = [
     "freeze_swi_bounds",
     "frozen_soil_mask",
     "mask_frozen_soil",
+    "precipitation_status",
     "regionalise",
     "relative_saturation",
     "saturation_bounds",

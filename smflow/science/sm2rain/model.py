@@ -410,3 +410,61 @@ def apply_sm2rain(
         data[rows] = relative_saturation(swi, lower, upper)
     rain = sm2rain(data, params.Z, params.a, params.b, dt=dt, delta_s_threshold=delta_s_threshold)
     return rain[0] if one else rain
+
+
+#: ``precipitation_status`` flags: why a land cell has or has no SM2RAIN rainfall on the day.
+PRECIPITATION_STATUS_FLAGS: dict[int, str] = {
+    0: "computed",
+    1: "no_soil_moisture",
+    2: "no_soil_moisture_on_previous_day",
+    3: "frozen_soil_or_snow",
+    4: "no_sm2rain_parameters",
+}
+
+
+def precipitation_status(soil_moisture: np.ndarray, frozen: np.ndarray, params, saturation_lower: np.ndarray,
+                         saturation_upper: np.ndarray) -> np.ndarray:
+    """Why each cell has (0) or has no (1-4) SM2RAIN rainfall on the last day of the window.
+
+    Decided from the *inputs* of the inversion, never from the rainfall itself, so the product
+    suite's "no precipitation where the status says computed" check still catches a rainfall that
+    went missing for another reason. SM2RAIN's rain of day D needs the soil moisture of D and D-1
+    (the water balance ``Z ds/dt``; Brocca et al. 2013, Eq. 2; Zhang et al. 2022, Eqs. 1-2): a day
+    after a day without soil moisture (e.g. a "no product" day) has no rainfall, and says so.
+
+    Parameters
+    ----------
+    soil_moisture : ndarray, shape (cells, time)
+        Merged soil moisture of the window [m3 m-3], NaN where missing; the last column is the day.
+    frozen : ndarray of bool, shape (cells, time)
+        Frozen-soil / snow mask of the same window.
+    params : smflow.science.sm2rain.SM2RAINParameters
+        Per-cell parameters (``Z``, ``a``, ``b`` of shape (cells,)).
+    saturation_lower, saturation_upper : ndarray, shape (cells,)
+        The model's relative-saturation bounds [m3 m-3].
+
+    Returns
+    -------
+    ndarray of int8, shape (cells,)
+        Codes of :data:`PRECIPITATION_STATUS_FLAGS`, the first reason that applies (1: no soil
+        moisture on the day, 2: none on the day before, 3: frozen on either day, 4: no parameters).
+
+    Raises
+    ------
+    ValueError
+        The window has fewer than 2 days.
+    """
+    sm = np.asarray(soil_moisture, dtype="float64")
+    if sm.ndim != 2 or sm.shape[1] < 2:
+        raise ValueError(f"precipitation_status needs a (cells, time >= 2) window, got shape {sm.shape}")
+    ice = np.asarray(frozen, dtype=bool)
+    cells = sm.shape[0]
+    fitted = np.ones(cells, dtype=bool)
+    for values in (params.Z, params.a, params.b, saturation_lower, saturation_upper):
+        fitted &= np.isfinite(np.broadcast_to(np.asarray(values, dtype="float64"), (cells,)))
+    status = np.zeros(cells, dtype=np.int8)
+    status[~fitted] = 4
+    status[ice[:, -1] | ice[:, -2]] = 3
+    status[~np.isfinite(sm[:, -2])] = 2
+    status[~np.isfinite(sm[:, -1])] = 1
+    return status
