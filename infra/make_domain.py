@@ -14,6 +14,11 @@ Usage (the ebro_pyrenees domain of the native-regridding tests)::
         --mask ../shared/data/real/land_masks/globe_combined_mask_compressed.npz \\
         --description "Ebro basin, Pyrenees and SW France (box of the CGLS 1 km test granules)"
 
+``--outline`` adds (or renews) only the coastline the quicklooks draw, from the GLOBE mask::
+
+    .venv/bin/python infra/make_domain.py big_island --outline \\
+        --lat 0 0 --lon 0 0 --mask ../shared/data/real/land_masks/globe_combined_mask_compressed.npz
+
 Supported masks: the GLOBE 30" land/water mask (``globe_combined_mask_compressed.npz``, read
 only over the box) and the ERA5 / ERA5-Land land definitions (``landmask_0.25_0.25.nc``,
 ``landmask_0.1_0.1.nc``); on a grid whose centres coincide with the mask's points the fraction
@@ -68,6 +73,54 @@ def land_fraction(mask_path: Path, *, lat: tuple[float, float], lon: tuple[float
     return np.nan_to_num(field["land_fraction"].values, nan=0.0)
 
 
+def outline(mask_path: Path, bounds: tuple[float, float, float, float], *,
+            tolerance: float = 0.004) -> list[list[list[float]]]:
+    """Coastline polylines of the land in ``bounds`` from a 30" land mask (the quicklooks' outline).
+
+    The 0.5 contour of the land/water mask (contourpy, on pixel centres), simplified with
+    Douglas-Peucker (shapely) to ``tolerance`` degrees (0.004 deg ~ 400 m, half a GLOBE pixel),
+    rounded to 4 decimals. Returns ``[[[lon, lat], ...], ...]``, one list per polyline.
+    """
+    import contourpy
+    import shapely
+
+    from smflow.readers.native import open_native
+
+    lon_min, lat_min, lon_max, lat_max = bounds
+    margin = 0.05
+    mask = open_native(Path(mask_path), chunks=None,
+                       bbox=(lon_min - margin, lat_min - margin, lon_max + margin, lat_max + margin))
+    lat = np.asarray(mask["lat"].values, dtype=float)
+    lon = np.asarray(mask["lon"].values, dtype=float)
+    land = np.asarray(mask["land_mask"].values, dtype=float)
+    # pad with water so that every coast is a closed line
+    land = np.pad(land, 1)
+    dlat, dlon = np.diff(lat).mean(), np.diff(lon).mean()
+    lat = np.concatenate([[lat[0] - dlat], lat, [lat[-1] + dlat]])
+    lon = np.concatenate([[lon[0] - dlon], lon, [lon[-1] + dlon]])
+    lines = contourpy.contour_generator(lon, lat, land).lines(0.5)
+    out = []
+    for line in lines:
+        simple = shapely.simplify(shapely.LineString(line), tolerance)
+        coords = np.round(np.asarray(simple.coords), 4)
+        if len(coords) >= 4:  # drop single-pixel islets
+            out.append(coords.tolist())
+    return out
+
+
+def add_outline(config: dict, mask_path: Path) -> dict:
+    """``config`` with its ``outline`` (:func:`outline` of the domain's bounds) and its source."""
+    grid = domain_from_dict(config)
+    config["outline"] = {
+        "source": (f"{Path(mask_path).name} (NOAA GLOBE 30 arc-second land/water mask, public domain; "
+                   "land_masks/ of ../shared/data/real): 0.5 contour, simplified to 0.004 deg; made by "
+                   "infra/make_domain.py --outline"),
+        "polylines": outline(mask_path, grid.bounds),
+    }
+    domain_from_dict(config)
+    return config
+
+
 def _mask_step(mask) -> float:
     return float(np.nanmedian(np.abs(np.diff(np.asarray(mask["lat"].values, dtype=float)))))
 
@@ -120,13 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask", type=Path, required=True)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--description", default="")
+    parser.add_argument("--title", default="", help="short name shown on the maps")
+    parser.add_argument("--outline", action="store_true",
+                        help="only add the coastline outline (from --mask) to the existing domain file")
     parser.add_argument("--out", type=Path, default=None,
                         help="output file (default config/domains/<name>.json)")
     args = parser.parse_args(argv)
+    out = args.out or DOMAINS_DIR / f"{args.name}.json"
+    if args.outline:
+        config = add_outline(json.loads(out.read_text()), args.mask)
+        out.write_text(json.dumps(config, indent=2) + "\n")
+        print(f"{out}: outline of {len(config['outline']['polylines'])} polylines, "
+              f"{sum(len(p) for p in config['outline']['polylines'])} vertices")
+        return 0
     config = domain_config(args.name, lat=tuple(args.lat), lon=tuple(args.lon),
                            resolution=args.resolution, mask_path=args.mask,
                            description=args.description, threshold=args.threshold)
-    out = args.out or DOMAINS_DIR / f"{args.name}.json"
+    if args.title:
+        config["title"] = args.title
+    config = add_outline(config, args.mask)
     out.write_text(json.dumps(config, indent=2) + "\n")
     grid = domain_from_dict(config)
     print(f"{out}: {grid.shape[0]} x {grid.shape[1]} cells, {grid.n_land} land")

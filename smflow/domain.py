@@ -44,6 +44,11 @@ class DomainGrid:
         Land mask, ``land[i][j]`` for row ``i`` (latitude ascending) and column ``j``.
     description : str
         What the domain is and where its land mask comes from.
+    title : str
+        Short name for maps and titles (``Island of Hawaiʻi``); the name when empty.
+    outline : tuple of tuple of (float, float)
+        Coastline polylines ``(lon, lat)`` [degree] drawn on the quicklooks (from the GLOBE 30"
+        mask, ``infra/make_domain.py --outline``); empty when the domain has none.
     """
 
     name: str
@@ -55,6 +60,8 @@ class DomainGrid:
     lon_last: float
     land: tuple[tuple[bool, ...], ...] = field(repr=False)
     description: str = field(default="", repr=False)
+    title: str = ""
+    outline: tuple[tuple[tuple[float, float], ...], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.land_mask.shape != self.shape:
@@ -212,6 +219,9 @@ def domain_from_dict(config: dict) -> DomainGrid:
         lon_last=float(config["lon_centres"]["last"]),
         land=land,
         description=config.get("description", ""),
+        title=config.get("title", ""),
+        outline=tuple(tuple((float(x), float(y)) for x, y in line)
+                      for line in config.get("outline", {}).get("polylines", [])),
     )
 
 

@@ -23,7 +23,7 @@ def era5_land_cells(root, grid) -> np.ndarray:
     """Boolean (lat, lon): cells of ``grid`` holding an ERA5-Land grid point in the cell files."""
     mask = np.zeros(grid.shape, dtype=bool)
     for cell in ("0165", "0166"):
-        with xr.open_dataset(root / "ERA5_LAND_V20190904" / f"{cell}.nc") as ds:
+        with xr.open_dataset(root / "ERA5_LAND_V20190904" / f"{cell}.nc", engine="netcdf4") as ds:
             lat, lon = ds["lat"].values.astype(float), ds["lon"].values.astype(float)
         lon_min, lat_min, lon_max, lat_max = grid.bounds
         inside = (lat > lat_min) & (lat < lat_max) & (lon > lon_min) & (lon < lon_max)
@@ -68,7 +68,8 @@ def test_land_mask_agrees_with_ecmwf_models_landmask(grid):
     path = shared / "land_masks" / "landmask_0.1_0.1.nc" if shared else None
     if path is None or not path.is_file():
         pytest.skip("../shared/data/real/land_masks/landmask_0.1_0.1.nc is not available")
-    with xr.open_dataset(path) as ds:
+    # engine given: guessing it would import cfgrib/eccodes, which breaks pyproj in this process
+    with xr.open_dataset(path, engine="netcdf4") as ds:
         # 0-360 longitudes, descending latitudes
         sub = ds["land"].sel(latitude=grid.lat, longitude=np.round(grid.lon % 360, 1), method="nearest")
         np.testing.assert_allclose(sub["latitude"].values, grid.lat, atol=1e-4)

@@ -249,14 +249,17 @@ class Publisher:
              for ds in datasets.values()],
             combine_attrs="drop",
         )
-        images = render_day_quicklooks(fields)
+        images = render_day_quicklooks(fields, domain=_domain_of(product))
         for spec in QUICKLOOKS:
+            scale = (f"colour scale adapted to the day from {spec.vmin:g} (printed on the map)" if spec.adaptive
+                     else f"colour range {spec.vmin:g} to {spec.vmax:g} {spec.units}")
             files.append(
                 (f"quicklook-{spec.name}", _filename(day, spec.name, "png"), images[spec.name],
                  _PNG, ("overview", "visual"), f"Quicklook: {spec.title} [{spec.units}]",
                  f"Map of {spec.variable}"
                  + (f" of {spec.source}" if spec.source else "")
-                 + f", colour range {spec.vmin:g} to {spec.vmax:g} {spec.units}; grey: no value.")
+                 + f", {scale}; coastline from the GLOBE 30\" land mask; dark grey: no value on land; "
+                 "hatched: off land.")
             )
 
         # The version prefix of this asset set (a digest of the contents), then the final keys.
@@ -451,6 +454,17 @@ class Publisher:
             if self.place(key, body, media_type)[1]:
                 written.append(key)
         return written
+
+
+def _domain_of(product: xr.Dataset):
+    """The product's domain grid (its ``domain`` attribute, else the default domain); None when the
+    domain is unknown here (the maps are then drawn without land mask and coastline)."""
+    from smflow.domain import DEFAULT_DOMAIN, load_domain
+
+    try:
+        return load_domain(str(product.attrs.get("domain") or DEFAULT_DOMAIN))
+    except FileNotFoundError:
+        return None
 
 
 def _describe(ds: xr.Dataset) -> str:
