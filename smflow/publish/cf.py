@@ -44,6 +44,7 @@ import xarray as xr
 # One day conversion for the whole package; re-exported here under the name the publishers use.
 from smflow.dates import as_date as product_day
 from smflow.publish.cf_facts import (
+    ACDD_ATTRS,
     CI_COMMENT,
     CI_LONG_NAME,
     CI_QUANTITIES,
@@ -57,12 +58,14 @@ from smflow.publish.cf_facts import (
     INSTITUTION,
     INT8_FILL,
     INT32_FILL,
+    KEYWORDS,
     LICENSE,
     MEMBER_ATTRS,
     MEMBER_GRID,
     ML_COMMENTS,
     PIPELINE,
     PRODUCT_NAMES,
+    QUALITY_VARIABLES,
     REFERENCES,
     REQUIRED_PROVENANCE,
     SOURCE_GRID,
@@ -161,6 +164,9 @@ def build_product_datasets(
         for bounds_name, bounds in _bounds(common, depth).items():
             ds[bounds_name] = bounds
         ds["crs"] = _crs()
+        for var in variables:  # ACDD-1.3: what each data variable is
+            ds[var].attrs["coverage_content_type"] = (
+                "qualityInformation" if var in QUALITY_VARIABLES else "modelResult")
         ds.attrs = _global_attrs(name, day, lineage, common, product.attrs.get("domain"))
         _set_encoding(ds)
         out[name] = ds
@@ -569,6 +575,10 @@ def _global_attrs(
         "time_coverage_start": f"{day.isoformat()}T00:00:00Z",
         "time_coverage_end": f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00Z",
         "time_coverage_resolution": "P1D",
+        "keywords": KEYWORDS[name],
+        **ACDD_ATTRS,
+        "geospatial_bounds": (f"POLYGON(({lon_min} {lat_min}, {lon_max} {lat_min}, {lon_max} {lat_max}, "
+                              f"{lon_min} {lat_max}, {lon_min} {lat_min}))"),
         "geospatial_lat_min": lat_min,
         "geospatial_lat_max": lat_max,
         "geospatial_lon_min": lon_min,

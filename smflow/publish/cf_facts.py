@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import numpy as np
 
-CONVENTIONS: Final = "CF-1.8"
+CONVENTIONS: Final = "CF-1.8, ACDD-1.3"
 
 #: Parent products of the merge, in the order used everywhere (docs/DESIGN.md).
 SOURCES: Final = ("smap", "era5_land", "gldas")
@@ -42,6 +42,47 @@ REFERENCES: Final = (
 )
 
 INSTITUTION: Final = "smflow operational soil-moisture system"
+
+#: ACDD-1.3 discovery attributes common to every product file (the per-file ones are written by
+#: ``smflow.publish.cf``). ``date_created`` is deliberately absent: the bytes of a product depend
+#: only on its inputs and models, so a re-run gives the same file (STAC ``published`` is not set
+#: either); the inputs and model versions in the lineage attributes say which version this is.
+ACDD_ATTRS: Final[dict[str, str]] = {
+    "keywords_vocabulary": "GCMD Science Keywords",
+    "standard_name_vocabulary": "CF Standard Name Table v84",
+    "naming_authority": "smflow",
+    "project": "smflow: daily merged soil moisture, SM2RAIN rainfall and triple-collocation diagnostics",
+    "processing_level": "L4 (merged and model-derived fields on a fixed grid)",
+    "creator_name": "smflow operational soil-moisture system",
+    "creator_type": "institution",
+    "creator_url": "https://github.com/smflow/smflow",
+    "creator_email": "smflow-operations@example.org",
+    "publisher_name": "smflow operations",
+    "publisher_type": "institution",
+    "publisher_url": "https://github.com/smflow/smflow",
+    "publisher_email": "smflow-operations@example.org",
+    "acknowledgement": "NASA SMAP and GLDAS (NASA EOSDIS), Copernicus Climate Change Service ERA5-Land; "
+    "methods of Ming et al. (2022), Zhang, Hou & Huang (2022), Brocca et al. (2013).",
+    "geospatial_bounds_crs": "EPSG:4326",
+    "time_coverage_duration": "P1D",
+}
+#: GCMD Science Keywords per product file.
+KEYWORDS: Final[dict[str, str]] = {
+    "merged-sm": "EARTH SCIENCE > LAND SURFACE > SOILS > SOIL MOISTURE/WATER CONTENT, "
+    "EARTH SCIENCE > BIOSPHERE > ECOSYSTEMS > TERRESTRIAL ECOSYSTEMS, soil moisture, merging, triple collocation",
+    "sm2rain-precip": "EARTH SCIENCE > ATMOSPHERE > PRECIPITATION > PRECIPITATION AMOUNT, "
+    "EARTH SCIENCE > LAND SURFACE > SOILS > SOIL MOISTURE/WATER CONTENT, SM2RAIN, rainfall",
+    "tc-diagnostics": "EARTH SCIENCE > LAND SURFACE > SOILS > SOIL MOISTURE/WATER CONTENT, "
+    "triple collocation, error variance, signal-to-noise ratio",
+}
+#: ACDD ``coverage_content_type`` of the data variables: flags are quality information, the
+#: parents' fields are model results like the rest (physicalMeasurement would overstate them).
+QUALITY_VARIABLES: Final = frozenset({
+    "merge_method", "tc_resolved", "frozen_soil", "precipitation_status", "tc_sample_size", "tc_block_length",
+    "soil_moisture_error_variance", "soil_moisture_uncertainty", "error_variance", "correlation_with_truth",
+    "snr_db", "error_variance_lower", "error_variance_upper", "correlation_with_truth_lower",
+    "correlation_with_truth_upper", "snr_db_lower", "snr_db_upper",
+})
 LICENSE: Final = (
     "CC-BY-4.0. Derived from NASA SMAP L3 and GLDAS (NASA EOSDIS, open data) and Copernicus "
     "ERA5-Land (Copernicus licence: 'Contains modified Copernicus Climate Change Service "
@@ -204,11 +245,11 @@ VARIABLE_ATTRS: Final[dict[str, dict[str, Any]]] = {
         "comment": "Extended triple collocation (Ming et al. 2022, Eq. 10).",
     },
     "snr_db": {
-        "long_name": "signal-to-noise ratio of the parent soil moisture",
-        "units": "dB",
-        "comment": "SNR [dB] = 10 log10(signal variance / error variance) from triple "
-        "collocation. 'dB' is a CF-accepted unit (CF FAQ) that UDUNITS-2 does not "
-        "define; tools that need UDUNITS may treat it as dimensionless.",
+        "long_name": "signal-to-noise ratio of the parent soil moisture, in decibels",
+        "units": "1",
+        "comment": "In decibels: SNR = 10 log10(signal variance / error variance) from triple "
+        "collocation (Ming et al. 2022, Eq. 9). Units '1' because UDUNITS-2 (CF section 3.1) "
+        "has no decibel; the values are dB, not ratios.",
     },
     "tc_resolved": {
         "long_name": "triple collocation resolved in this cell",
@@ -232,7 +273,7 @@ MEMBER_ATTRS: Final[dict[str, str]] = {"long_name": "member model of the ensembl
 CI_QUANTITIES: Final = {
     "error_variance": ("triple-collocation error variance", "m6 m-6"),
     "correlation_with_truth": ("correlation with the unknown truth", "1"),
-    "snr_db": ("signal-to-noise ratio", "dB"),
+    "snr_db": ("signal-to-noise ratio (decibels)", "1"),
 }
 #: ``long_name`` and ``comment`` of ``<metric>_lower`` / ``_upper`` (str.format templates).
 CI_LONG_NAME: Final = "{side} bound of the {level:.0%} confidence interval of the {what}"

@@ -70,8 +70,8 @@ def test_three_files_with_the_contract_variables(files):
         ("sm2rain-precip", "precipitation_amount", "precipitation_amount", "kg m-2"),
         ("tc-diagnostics", "error_variance", None, "m6 m-6"),
         ("tc-diagnostics", "correlation_with_truth", None, "1"),
-        ("tc-diagnostics", "snr_db", None, "dB"),
-        ("tc-diagnostics", "snr_db_lower", None, "dB"),
+        ("tc-diagnostics", "snr_db", None, "1"),  # decibels; UDUNITS has no dB
+        ("tc-diagnostics", "snr_db_lower", None, "1"),
         ("tc-diagnostics", "error_variance_upper", None, "m6 m-6"),
         ("tc-diagnostics", "correlation_with_truth_lower", None, "1"),
         ("tc-diagnostics", "tc_block_length", None, "day"),
@@ -134,7 +134,7 @@ def test_coordinates_bounds_and_grid_mapping(files):
 def test_global_attributes_carry_lineage_without_wall_clock(files, provenance, day):
     for name, body in files.items():
         attrs = _open(body).attrs
-        assert attrs["Conventions"] == "CF-1.8"
+        assert attrs["Conventions"] == "CF-1.8, ACDD-1.3"
         for key in ("title", "summary", "institution", "source", "references", "comment",
                     "license"):
             assert attrs[key], (name, key)
@@ -198,7 +198,7 @@ def test_files_read_with_h5netcdf_too(files):
     """The DAG's tests and many users open products with h5netcdf."""
     ds = _open(files["tc-diagnostics"], engine="h5netcdf")
     assert list(ds["source"].values) == ["smap", "era5_land", "gldas"]
-    assert ds["snr_db"].attrs["units"] == "dB"
+    assert ds["snr_db"].attrs["units"] == "1" and "decibels" in ds["snr_db"].attrs["long_name"]
 
 
 def test_tc_diagnostics_without_time_dimension_are_accepted(product, day, provenance):

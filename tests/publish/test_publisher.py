@@ -85,7 +85,7 @@ def test_layout_and_content(publisher, s3_client, product, day, provenance):
 
     merged = xr.load_dataset(io.BytesIO(_body(s3_client, bucket, expected_assets[0])),
                              engine="h5netcdf")
-    assert merged.attrs["Conventions"] == "CF-1.8"
+    assert merged.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
     assert merged["soil_moisture"].attrs["units"] == "m3 m-3"
     assert s3_client.head_object(Bucket=bucket, Key=expected_assets[0])["ContentType"] == \
         "application/netcdf"
