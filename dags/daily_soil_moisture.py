@@ -23,6 +23,7 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 from smflow.operators.callbacks import default_args
 from smflow.operators.sensors import GranuleSensor
+from smflow.operators.ui import MAP_LABEL, label_map_index
 
 PIPELINES = Path(__file__).resolve().parents[1] / "config" / "daily_pipelines.json"
 
@@ -49,6 +50,7 @@ def _wait_for_granules(inputs: list[str], wait_hours: float, source: str):
         poke_seconds="{{ params.granule_poke_seconds }}",
         source=source,
         max_active_tis_per_dagrun=4,
+        map_index_template="{{ task.product }}",  # the UI names each mapped sensor by its input
     ).expand(product=inputs)
 
 
@@ -62,6 +64,15 @@ def _check_providers(name: str, spec: dict) -> None:
                          "provider archive the fetch speaks (catalogue 'archive' section with client cmr or cds).")
 
 
+def _description(name: str, spec: dict) -> str:
+    """One line for the DAG list of the UI: what the pipeline makes, where, from what."""
+    what = {"merged": "merged soil moisture, SM2RAIN rainfall, TC diagnostics",
+            "inputs": "regridded, checked native inputs"}
+    made = " + ".join(what[p] for p in spec["products"] if p in what)
+    origin = "fetched from the providers' archives" if spec.get("fetch") == "provider" else "from the landing zone"
+    return f"{made} on {spec['domain']} from {', '.join(spec['inputs'])} ({origin})"
+
+
 def build_daily_dag(name: str, spec: dict):
     domain = spec["domain"]
     products = spec["products"]
@@ -71,6 +82,7 @@ def build_daily_dag(name: str, spec: dict):
 
     @dag(
         dag_id=spec["dag_id"],
+        description=_description(name, spec),
         schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
         start_date=pendulum.parse(spec["start_date"], tz="UTC"),
         catchup=False,
@@ -88,9 +100,11 @@ def build_daily_dag(name: str, spec: dict):
     def daily():
         granules = _wait_for_granules(spec["inputs"], spec.get("granule_wait_hours", 6), source)
         if source == "provider":
-            @task(max_active_tis_per_dagrun=4, retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
+            @task(map_index_template=MAP_LABEL, max_active_tis_per_dagrun=4, retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
             def fetch_granule(found: dict) -> dict:
                 from airflow.sdk.exceptions import AirflowFailException
+
+                label_map_index(found.get("product", "?"))
 
                 from smflow.archive.base import CredentialsError
                 from smflow.operators.daily import fetch_granule as run
@@ -105,9 +119,11 @@ def build_daily_dag(name: str, spec: dict):
             granules = granules.output
 
         if "merged" in products:
-            @task(max_active_tis_per_dagrun=2)
+            @task(max_active_tis_per_dagrun=2, map_index_template=MAP_LABEL)
             def ingest_granule(ref: dict) -> dict:
                 from smflow.operators.daily import ingest_granule as run
+
+                label_map_index(ref.get("product", "?"))
 
                 return run(ref)
 
@@ -138,18 +154,23 @@ def build_daily_dag(name: str, spec: dict):
                     raise AirflowFailException(str(exc)) from None
 
             @task(outlets=[MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS])
-            def publish_products(staged: dict) -> dict:
+            def publish_products(staged: dict, **context) -> dict:
                 from smflow.operators.daily import publish_products as run
 
-                return run(staged)
+                result = run(staged)
+                # The run summary travels with the asset events (Assets view of the UI, REST API).
+                for asset in (MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS):
+                    context["outlet_events"][asset].extra = result["summary"]
+                return result
 
             publish_products(validate_products(compute_products(ingest_granule.expand(ref=granules))))
 
         if "inputs" in products:
-            @task(max_active_tis_per_dagrun=2)
+            @task(max_active_tis_per_dagrun=2, map_index_template=MAP_LABEL)
             def ingest_native_granule(ref: dict) -> dict:
                 from smflow.operators.native import ingest_native_granule as run
 
+                label_map_index(ref.get("product", "?"))
                 return run(ref, domain)
 
             @task(outlets=[Asset(name=f"smflow_inputs_{domain}", uri=f"s3://sm-products/inputs/{domain}")])

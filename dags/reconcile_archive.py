@@ -17,10 +17,12 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.ui import MAP_LABEL, label_map_index
 
 
 @dag(
     dag_id="reconcile_archive",
+    description="fetch granules the providers published late or reprocessed, re-run only those days of daily_soil_moisture",
     schedule="0 12 * * *",
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
@@ -59,10 +61,11 @@ def reconcile_archive():
         fetched = [{**fetch_granule(found), "why": found["why"]} for found in gaps["to_fetch"]]
         return [r for r in fetched if r.get("key")] + gaps["to_ingest"]
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, map_index_template=MAP_LABEL)
     def ingest_granule(ref: dict) -> dict:
         from smflow.operators.daily import ingest_granule as run
 
+        label_map_index(f"{ref.get('product', '?')} {ref.get('day', '')}")
         return run(ref)
 
     @task
@@ -77,6 +80,7 @@ def reconcile_archive():
     ingested = ingest_granule.expand(ref=fetch_late_granules(find_gaps()))
     TriggerDagRunOperator.partial(
         task_id="rerun_daily", trigger_dag_id="daily_soil_moisture", reset_dag_run=True,
+        map_index_template="{{ task.logical_date }}",
         wait_for_completion=False,
     ).expand_kwargs(days_to_rerun(ingested))
 

@@ -14,6 +14,7 @@ from smflow.operators.callbacks import default_args
 
 @dag(
     dag_id="seed_timeseries_store",
+    description="bulk-load the time-series store with the history the rolling TC window and the ML windows need",
     schedule=None,
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,

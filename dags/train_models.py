@@ -19,6 +19,7 @@ from smflow.operators.callbacks import default_args
 
 @dag(
     dag_id="train_models",
+    description="train, score and promote the registry models (TC merging, merging candidates, SM2RAIN) on a period; champions by their gates",
     schedule=None,
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,

@@ -287,7 +287,28 @@ def publish_products(staged: dict[str, Any], *, settings: Settings | None = None
     published = Publisher(settings, s3=client).publish_day(ds, d, staged["provenance"])
     client.delete_object(Bucket=staged["bucket"], Key=staged["key"])
     return {"day": d.isoformat(), "keys": list(published.keys), "stac_key": published.stac_key,
-            "unchanged": published.unchanged}
+            "unchanged": published.unchanged, "summary": run_summary(staged, published.written)}
+
+
+def run_summary(staged: dict[str, Any], written: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """What an operator wants to see of a published day, in one small dict (the Asset event's
+    ``extra`` of the run and the publish task's return value): inputs used / missing (with the
+    reason: quarantined, refused, failed, missing), the model versions, the QC outcome and whether
+    anything changed.
+    """
+    provenance = staged.get("provenance", {})
+    missing = list(provenance.get("missing_inputs", []))
+    missing_names = {entry.split(":", 1)[0] for entry in missing}
+    inputs = sorted({*missing_names, *(r["product"] for r in json.loads(provenance.get("input_granule_provenance") or "[]"))})
+    return {
+        "day": staged["day"],
+        "inputs_used": [p for p in inputs if p not in missing_names],
+        "inputs_missing": missing,
+        "models": {k: provenance[k] for k in ("merging_model", "tc_merging_model", "sm2rain_model") if k in provenance},
+        "qc": "passed" if staged.get("validation_key") else "not validated",
+        "validation_key": staged.get("validation_key", ""),
+        "objects_written": len(written),
+    }
 
 
 def previous_day(day: str) -> str:

@@ -92,3 +92,14 @@ def test_dag_files_import_nothing_heavy_at_parse_time(tmp_path):
     heavy = [m for m in line.removeprefix("HEAVY=").split(",") if m]
     # pandas comes with airflow itself in some versions; the science stack must not.
     assert not set(heavy) - {"pandas"}, f"DAG files import heavy modules at parse time: {heavy}"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_dag_says_what_it_does_in_the_ui(dagbag, dag_id):
+    """The DAG list shows a description; mapped tasks are named by their input, not 0..3."""
+    dag = dagbag.dags[dag_id]
+    assert dag.description and len(dag.description) > 30, dag_id
+    for t in dag.tasks:
+        if t.__class__.__name__.endswith("MappedOperator"):
+            template = t.partial_kwargs.get("map_index_template") or getattr(t, "map_index_template", None)
+            assert template, f"{dag_id}.{t.task_id} is mapped without a map_index_template"

@@ -50,6 +50,36 @@ def _published(s3, settings, day: date, name: str):
                            engine="h5netcdf")
 
 
+def _metadata(env: dict, day: date) -> dict:
+    """What the Airflow UI shows of the day's daily_soil_moisture run, read from the metadata DB:
+    the rendered names of the mapped task instances and the extra of the asset events it made."""
+    code = f"""
+import json
+from sqlalchemy import select
+from airflow.models.asset import AssetEvent
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.session import create_session
+with create_session() as s:
+    run = s.scalars(select(DagRun).where(DagRun.dag_id == "daily_soil_moisture")
+                    .order_by(DagRun.id.desc())).all()
+    run = next(r for r in run if r.logical_date.date().isoformat() == "{day.isoformat()}")
+    tis = s.scalars(select(TaskInstance).where(TaskInstance.run_id == run.run_id,
+                                               TaskInstance.dag_id == "daily_soil_moisture")).all()
+    names = {{}}
+    for ti in tis:
+        if ti.map_index >= 0:
+            names.setdefault(ti.task_id, []).append(ti.rendered_map_index)
+    events = s.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run.run_id)).all()
+    print("RESULT" + json.dumps({{"names": {{k: sorted(v) for k, v in names.items()}},
+                                  "extras": [e.extra for e in events]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT")), None)
+    assert line, out.stdout[-2000:] + out.stderr[-2000:]
+    return json.loads(line[len("RESULT"):])
+
+
 def _objects(s3, bucket: str, prefix: str) -> dict[str, str]:
     """key -> sha256 metadata (or ETag) of every object under prefix."""
     from smflow.s3 import list_keys
@@ -116,6 +146,18 @@ def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prep
 
     def open_nc(name):
         return _published(s3_client, settings, DAY, name)
+
+    # What operators see: mapped task instances named by their input; the run summary on the
+    # asset events (inputs used / missing, models, QC)
+    ui = _metadata(fetch_env, DAY)
+    inputs = ["c3s", "era5_land", "gldas", "smap"]
+    for task_id in ("wait_for_granule", "fetch_granule", "ingest_granule"):
+        assert ui["names"][task_id] == inputs, (task_id, ui["names"])
+    assert len(ui["extras"]) == 3
+    summary = ui["extras"][0]
+    assert summary["day"] == DAY.isoformat() and summary["qc"] == "passed"
+    assert set(summary["inputs_used"]) | {m.split(":")[0] for m in summary["inputs_missing"]} >= {"era5_land", "gldas"}
+    assert "champion" in summary["models"]["sm2rain_model"] and "champion" in summary["models"]["tc_merging_model"]
 
     sm = open_nc("merged-sm")
     assert sm.attrs["Conventions"].startswith("CF-1.8")
