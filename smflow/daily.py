@@ -77,6 +77,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
       training) through :func:`smflow.science.sm2rain.apply_sm2rain`, masked where the GLDAS
       top-layer soil temperature says frozen.
     """
+    from smflow.catalog import pipeline
     from smflow.ml.apply import merge_window
     from smflow.ml.features import load_static_covariates
     from smflow.ml.models import PARENTS, sm2rain_parameters
@@ -169,6 +170,11 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
                                                sort_keys=True),
         "missing_inputs": [f"{p}: {reason}" for p, reason in sorted(missing.items())],
         "sm2rain_parameters_source": str(rain_model.metadata.get("source", "")),
+        # operational / experimental: does the champion beat the no-skill baseline (train.sm2rain_skill)?
+        "sm2rain_skill_status": str(rain_model.metadata.get("skill_status") or "experimental"),
+        "sm2rain_skill": str(rain_model.metadata.get("skill") or "not rated against a no-skill baseline"),
+        # what the publisher does with an experimental product (config/daily_pipelines.json)
+        "experimental_policy": pipeline("daily_soil_moisture").experimental,
         "sm2rain_variant": sm2rain_variant(rain_params),
         "tc_window_days": TC_WINDOW_DAYS,
         "tc_bootstrap": f"moving-block bootstrap, {TC_RESAMPLES} resamples, {TC_CONFIDENCE:.0%} percentile intervals",

@@ -39,6 +39,10 @@ class Pipeline:
         by someone else).
     granule_wait_hours : float
         How long a day's run waits for a granule before it is made without it.
+    experimental : {"flag", "withhold"}
+        What happens to a product whose champion does not beat its no-skill baseline (e.g. SM2RAIN
+        rainfall vs the gauges' climatology): published and flagged ``experimental`` in the file,
+        the STAC item and the quicklook title, or not published at all.
     """
 
     name: str
@@ -50,6 +54,7 @@ class Pipeline:
     products: tuple[str, ...] = ()
     fetch: str = "landing"
     granule_wait_hours: float = 6.0
+    experimental: str = "flag"
 
 
 @functools.lru_cache(maxsize=4)
@@ -69,7 +74,10 @@ def _load(path: str) -> dict[str, Pipeline]:
             parents=tuple(canonical_name(x) for x in p.get("parents", ())),
             reference=canonical_name(p["reference"]) if p.get("reference") else None,
             products=tuple(p.get("products", ())), fetch=p.get("fetch", "landing"),
-            granule_wait_hours=float(p.get("granule_wait_hours", 6.0)))
+            granule_wait_hours=float(p.get("granule_wait_hours", 6.0)),
+            experimental=p.get("experimental", "flag"))
+        if pipe.experimental not in ("flag", "withhold"):
+            raise ValueError(f"{path}: pipeline {name!r} has experimental {pipe.experimental!r}; use 'flag' or 'withhold'.")
         if pipe.fetch not in ("provider", "landing"):
             raise ValueError(f"{path}: pipeline {name!r} has fetch {pipe.fetch!r}; use 'provider' or 'landing'.")
         stray = [x for x in (*pipe.parents, *([pipe.reference] if pipe.reference else ()))

@@ -256,6 +256,9 @@ def calibrate_sm2rain_at_gauges(
     stations: list[dict[str, Any]] = []
     r_v, rmse_v, bias_v, kge_v = pearson_r(sim_v, obs_v), rmse(sim_v, obs_v), bias(sim_v, obs_v), kge(sim_v, obs_v)
     r_c = pearson_r(np.where(in_train[None], p_sim, np.nan), np.where(in_train[None], rain, np.nan))
+    # No-skill baseline on the same days: each gauge's monthly climatology of the calibration period.
+    clim_v = np.where(in_val[None], monthly_climatology(rain, t, in_train), np.nan)
+    kge_clim = kge(clim_v, obs_v)
     for k, name in enumerate(gauges["station"].values):
         stations.append(
             {
@@ -270,6 +273,7 @@ def calibrate_sm2rain_at_gauges(
                 "rmse_validation_mm": float(rmse_v[k]),
                 "bias_validation_mm": float(bias_v[k]),
                 "kge_validation": float(kge_v[k]),
+                "kge_climatology_validation": float(kge_clim[k]),
             }
         )
     lat2d, lon2d = np.meshgrid(grid.lat, grid.lon, indexing="ij")
@@ -289,10 +293,55 @@ def calibrate_sm2rain_at_gauges(
         "median_r_validation": _median(r_v),
         "median_rmse_validation_mm": _median(rmse_v),
         "median_kge_validation": _median(kge_v),
+        "median_kge_climatology_validation": _median(kge_clim),
         "median_r_calibration": _median(r_c),
         "n_gauges": float(len(stations)),
     }
     return GridParameters(arrays=arrays, metadata={}), metrics, stations
+
+
+def monthly_climatology(rain: np.ndarray, times, fitted: np.ndarray) -> np.ndarray:
+    """The no-skill rainfall baseline: per gauge, the mean daily rain of each calendar month over
+    the days ``fitted``, repeated on every day of that month.
+
+    Parameters
+    ----------
+    rain : ndarray, shape (station, time)
+        Daily gauge sums [mm], NaN where missing.
+    times : pandas.DatetimeIndex, length time
+    fitted : ndarray of bool, shape (time,)
+        Days the climatology is computed from (the calibration period).
+
+    Returns
+    -------
+    ndarray, shape (station, time)
+        The climatological rain of each day [mm]; NaN for a month the fitted days lack.
+    """
+    months = np.asarray(times.month)
+    out = np.full(rain.shape, np.nan)
+    for m in np.unique(months):
+        in_month = months == m
+        sample = rain[:, in_month & fitted]
+        counts = np.isfinite(sample).sum(axis=1)
+        mean = np.where(counts > 0, np.nansum(sample, axis=1) / np.maximum(counts, 1), np.nan)
+        out[:, in_month] = mean[:, None]
+    return out
+
+
+def sm2rain_skill(metrics: dict[str, float]) -> tuple[str, str]:
+    """Skill status of an SM2RAIN model against the no-skill baseline: ``("operational", why)`` when
+    its median validation KGE beats the gauges' monthly climatology (and the mean-flow benchmark
+    KGE = 1 - sqrt(2), Knoben et al. 2019), else ``("experimental", why)``."""
+    model = metrics.get("median_kge_validation", np.nan)
+    baseline = metrics.get("median_kge_climatology_validation", np.nan)
+    if not (np.isfinite(model) and np.isfinite(baseline)):
+        return "experimental", (f"median validation KGE {model:.3f}; no climatology baseline on the same days "
+                                "to compare with")
+    floor = max(baseline, 1.0 - np.sqrt(2.0))
+    status = "operational" if model > floor else "experimental"
+    return status, (f"median validation KGE {model:.3f} vs {floor:.3f} of the no-skill baseline (gauges' monthly "
+                    f"climatology {baseline:.3f}, mean-flow benchmark {1.0 - np.sqrt(2.0):.3f}): "
+                    + ("beats it" if status == "operational" else "does NOT beat it"))
 
 
 def export_shipped_sm2rain(params: GridParameters, metrics: dict[str, float], stations: list[dict], provenance: dict) -> Path:
@@ -376,13 +425,16 @@ def train_sm2rain(
         metrics, stations = doc["metrics"], doc["stations"]
         swi_filter = "none"  # the shipped set is the 3-parameter model
         source = f"shipped parameter set {SHIPPED_SM2RAIN.relative_to(REPO_ROOT)} ({doc['provenance'].get('source', '')})"
+    skill_status, skill = sm2rain_skill(metrics)
     params.metadata.update(
-        {"domain": domain, "source": source, "merging_model": merging_ref.label(), "stations": stations}
+        {"domain": domain, "source": source, "merging_model": merging_ref.label(), "stations": stations,
+         "skill_status": skill_status, "skill": skill}
     )
+    # Usable (promoted) when the rain it inverts follows the gauges at all; operational (not
+    # flagged experimental in the products) only when it also beats the no-skill baseline.
     passed = np.isfinite(metrics["median_r_validation"]) and metrics["median_r_validation"] >= 0.3
-    gate = f"median R(SM2RAIN, gauges) on validation {metrics['median_r_validation']:.3f} >= 0.30: " + (
-        "passed" if passed else "FAILED"
-    )
+    gate = (f"median R(SM2RAIN, gauges) on validation {metrics['median_r_validation']:.3f} >= 0.30: "
+            + ("passed" if passed else "FAILED") + f"; skill {skill_status}: {skill}")
     mlflow.set_experiment("sm2rain")
     with mlflow.start_run(run_name=f"sm2rain {train[0]}..{train[1]}"):
         mlflow.log_params(
@@ -400,6 +452,7 @@ def train_sm2rain(
         mlflow.log_dict({"stations": stations}, "station_skill.json")
         mlflow.set_tag("parameter_source", source)
         mlflow.set_tag("evaluation_gate", gate)
+        mlflow.set_tag("skill_status", skill_status)
         ref = log_grid_model(SM2RAINModel(), params, registered_name="sm2rain")
     if passed:
         ref = promote(ref)

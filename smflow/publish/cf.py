@@ -596,6 +596,12 @@ def _global_attrs(
         "sm2rain_parameters_source": _attr_text(lineage["sm2rain_parameters_source"]),
         "code_version": version,
     }
+    if name == "sm2rain-precip" and lineage.get("sm2rain_skill_status") == "experimental":
+        attrs["title"] = f"EXPERIMENTAL: {attrs['title']}"
+        attrs["product_status"] = "experimental"
+        attrs["product_status_reason"] = _attr_text(lineage.get("sm2rain_skill", ""))
+    else:
+        attrs["product_status"] = "operational"
     for key, value in sorted(lineage.items()):  # further lineage, e.g. tc_window_days
         attrs.setdefault(key, _attr_value(value))
     return attrs

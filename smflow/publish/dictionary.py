@@ -17,10 +17,13 @@ import numpy as np
 
 __all__ = ["data_dictionary"]
 
-#: Global attributes whose value changes from day to day (listed by name only).
+#: Global attributes that change with the day, its inputs or the models (listed by name only).
 _PER_DAY = {"id", "product_date", "history", "time_coverage_start", "time_coverage_end", "input_granules",
             "missing_inputs", "input_granule_provenance", "tc_merging_model", "sm2rain_model", "merging_model",
-            "code_version", "geospatial_bounds", "sm2rain_parameters_source", "member_models"}
+            "code_version", "geospatial_bounds", "sm2rain_parameters_source", "member_models", "source",
+            "product_status", "product_status_reason", "sm2rain_skill_status", "sm2rain_skill",
+            "experimental_policy", "merging_method", "merging_features", "tc_window_days", "tc_bootstrap",
+            "sm2rain_variant"}
 
 
 def _cell(value) -> str:

@@ -242,20 +242,31 @@ class Publisher:
             ds = datasets[name]
             files.append(
                 (name, _filename(day, name, "nc"), to_netcdf_bytes(ds), _NETCDF, ("data",),
-                 _NETCDF_TITLES[name], _describe(ds))
+                 f"EXPERIMENTAL: {_NETCDF_TITLES[name]}" if ds.attrs.get("product_status") == "experimental"
+                 else _NETCDF_TITLES[name], _describe(ds))
             )
         fields = xr.merge(
             [ds.drop_vars(["crs", *[v for v in ds.data_vars if str(v).endswith("_bnds")]])
              for ds in datasets.values()],
             combine_attrs="drop",
         )
-        images = render_day_quicklooks(fields, domain=_domain_of(product))
+        # A rainfall whose champion does not beat its no-skill baseline: flagged or withheld (config).
+        experimental = lineage.get("sm2rain_skill_status") == "experimental"
+        withhold = experimental and lineage.get("experimental_policy") == "withhold"
+        if withhold:
+            log.warning("%s: SM2RAIN rainfall withheld (experimental: %s)", day, lineage.get("sm2rain_skill"))
+            files = [f for f in files if f[0] != "sm2rain-precip"]
+        images = render_day_quicklooks(fields, domain=_domain_of(product),
+                                       experimental={"precipitation_amount"} if experimental else set())
         for spec in QUICKLOOKS:
+            if withhold and spec.variable == "precipitation_amount":
+                continue
             scale = (f"colour scale adapted to the day from {spec.vmin:g} (printed on the map)" if spec.adaptive
                      else f"colour range {spec.vmin:g} to {spec.vmax:g} {spec.units}")
             files.append(
                 (f"quicklook-{spec.name}", _filename(day, spec.name, "png"), images[spec.name],
-                 _PNG, ("overview", "visual"), f"Quicklook: {spec.title} [{spec.units}]",
+                 _PNG, ("overview", "visual"),
+                 f"Quicklook: {spec.title}{' (EXPERIMENTAL)' if experimental and spec.variable == 'precipitation_amount' else ''} [{spec.units}]",
                  f"Map of {spec.variable}"
                  + (f" of {spec.source}" if spec.source else "")
                  + f", {scale}; coastline from the GLOBE 30\" land mask; dark grey: no value on land; "

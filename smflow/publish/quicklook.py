@@ -215,12 +215,15 @@ def adaptive_vmax(values: np.ndarray, vmin: float, cap: float, min_span: float) 
 
 
 def render_day_quicklooks(
-    product: xr.Dataset, specs: tuple[QuicklookSpec, ...] = QUICKLOOKS, *, domain=None
+    product: xr.Dataset, specs: tuple[QuicklookSpec, ...] = QUICKLOOKS, *, domain=None,
+    experimental: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, bytes]:
     """PNG bytes of every quicklook in ``specs`` for a daily product dataset, by spec name.
 
     ``domain`` (a :class:`smflow.domain.DomainGrid` on the product's grid) gives the land mask,
-    the coastline and the place name; without it, or on another grid, the maps have none.
+    the coastline and the place name; without it, or on another grid, the maps have none. The
+    maps of the variables in ``experimental`` say "EXPERIMENTAL" in their title (a champion that
+    does not beat its no-skill baseline).
     """
     land = outline = None
     place = ""
@@ -233,8 +236,9 @@ def render_day_quicklooks(
         field = product[spec.variable]
         if spec.source is not None:
             field = field.sel(source=spec.source)
+        title = f"{spec.title} (EXPERIMENTAL)" if spec.variable in experimental else spec.title
         images[spec.name] = render_quicklook(
-            field, title=spec.title, units=spec.units, cmap=spec.cmap, vmin=spec.vmin,
+            field, title=title, units=spec.units, cmap=spec.cmap, vmin=spec.vmin,
             vmax=spec.vmax, land=land, outline=outline or (), place=place, adaptive=spec.adaptive,
             min_span=spec.min_span,
         )

@@ -92,3 +92,20 @@ def test_frozen_soil_gives_no_rain_and_no_validation_skill(case):
     assert all(np.isnan(s["r_validation"]) for s in stations)
     assert np.isnan(metrics["median_r_validation"])
     assert all(np.isfinite(s["r_calibration"]) for s in stations)  # 2017 untouched
+
+
+def test_real_hawaii_skill_is_rated_against_the_gauges_climatology(case):
+    """The gate on the real case: SM2RAIN 2018 vs the gauges' 2017 monthly climatology, same days."""
+    from smflow.ml.train import sm2rain_skill
+
+    _, metrics, stations = _calibrate(case)
+    assert np.isfinite(metrics["median_kge_climatology_validation"])
+    assert all(np.isfinite(s["kge_climatology_validation"]) for s in stations)
+    # a monthly climatology has almost no day-to-day variance: far from KGE 1
+    assert metrics["median_kge_climatology_validation"] < 0.2
+    status, why = sm2rain_skill(metrics)
+    expected = "operational" if metrics["median_kge_validation"] > max(
+        metrics["median_kge_climatology_validation"], 1 - np.sqrt(2)) else "experimental"
+    assert status == expected, why
+    print(f"SM2RAIN 2018 median KGE {metrics['median_kge_validation']:.3f}, climatology "
+          f"{metrics['median_kge_climatology_validation']:.3f}: {status}")

@@ -306,3 +306,27 @@ def test_product_bytes_hold_no_host_path_or_wall_clock(publisher, s3_client, pro
         assert text, key
         found = {f for f in forbidden if f in text} | {f for f in forbidden if len(f) >= 8 and f.encode() in body}
         assert not found, f"{key} holds {found}"
+
+
+@pytest.mark.parametrize("policy", ["flag", "withhold"])
+def test_an_experimental_rainfall_is_flagged_or_withheld_as_configured(publisher, s3_client, product, day,
+                                                                        provenance, policy):
+    """A SM2RAIN champion that does not beat its no-skill baseline: never published silently."""
+    lineage = {**provenance, "sm2rain_skill_status": "experimental", "experimental_policy": policy,
+               "sm2rain_skill": "median validation KGE -0.350 vs -0.300 of the no-skill baseline: does NOT beat it"}
+    published = publisher.publish_day(product, day, lineage)
+    item = json.loads(_body(s3_client, publisher.bucket, published.stac_key))
+    assert item["properties"]["smflow:sm2rain_skill_status"] == "experimental"
+    if policy == "withhold":
+        assert "sm2rain-precip" not in item["assets"] and "quicklook-precipitation_amount" not in item["assets"]
+        assert not [k for k in published.keys if "precip" in k]
+        return
+    rain = xr.load_dataset(io.BytesIO(_body(s3_client, publisher.bucket, item["assets"]["sm2rain-precip"]["href"]
+                                            .split("/", 3)[3])), engine="h5netcdf")
+    assert rain.attrs["product_status"] == "experimental" and rain.attrs["title"].startswith("EXPERIMENTAL: ")
+    assert "does NOT beat it" in rain.attrs["product_status_reason"]
+    assert item["assets"]["sm2rain-precip"]["title"].startswith("EXPERIMENTAL: ")
+    assert "(EXPERIMENTAL)" in item["assets"]["quicklook-precipitation_amount"]["title"]
+    merged = xr.load_dataset(io.BytesIO(_body(s3_client, publisher.bucket, item["assets"]["merged-sm"]["href"]
+                                              .split("/", 3)[3])), engine="h5netcdf")
+    assert merged.attrs["product_status"] == "operational"
