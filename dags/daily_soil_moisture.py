@@ -64,6 +64,17 @@ def _check_providers(name: str, spec: dict) -> None:
                          "provider archive the fetch speaks (catalogue 'archive' section with client cmr or cds).")
 
 
+def _deadline(spec: dict):
+    """Airflow 3 deadline alert: a day's run not done ``deadline_hours`` (config, default the
+    granule wait + 2 h) after it was queued alerts the operators (smflow.operators.alerts)."""
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    hours = float(spec.get("deadline_hours", float(spec.get("granule_wait_hours", 6)) + 2))
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=hours),
+                         callback=AsyncCallback("smflow.operators.alerts.deadline_missed",
+                                                kwargs={"dag_id": spec["dag_id"], "hours": hours}))
+
+
 def _description(name: str, spec: dict) -> str:
     """One line for the DAG list of the UI: what the pipeline makes, where, from what."""
     what = {"merged": "merged soil moisture, SM2RAIN rainfall, TC diagnostics",
@@ -88,6 +99,7 @@ def build_daily_dag(name: str, spec: dict):
         catchup=False,
         max_active_runs=3,
         default_args=default_args(retries=2, retry_delay_seconds=30),
+        deadline=_deadline(spec),
         tags=["smflow", "daily", "products", domain],
         doc_md=__doc__,
         params={
@@ -120,12 +132,17 @@ def build_daily_dag(name: str, spec: dict):
 
         if "merged" in products:
             @task(max_active_tis_per_dagrun=2, map_index_template=MAP_LABEL)
-            def ingest_granule(ref: dict) -> dict:
+            def ingest_granule(ref: dict, **context) -> dict:
                 from smflow.operators.daily import ingest_granule as run
 
                 label_map_index(ref.get("product", "?"))
+                result = run(ref)
+                if result.get("status") == "quarantined":
+                    from smflow.operators.alerts import send_alert
 
-                return run(ref)
+                    send_alert("granule_quarantined", f"{result['product']} {result['day']}: {result.get('reason', '')} "
+                               f"(kept at {result.get('quarantine_key', '?')})", context)
+                return result
 
             # SM2RAIN for day D needs the merged soil moisture of D-1, i.e. D-1's granules in the
             # store: runs may overlap (backfill), but each day's products wait for the previous day's.

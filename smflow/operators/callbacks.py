@@ -1,4 +1,5 @@
-"""Failure callback shared by every DAG: one structured log line and an alert record in S3."""
+"""Failure callback shared by every DAG: one structured log line, alerts (e-mail / webhook, where
+configured: :mod:`smflow.operators.alerts`) and an alert record in S3."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def on_task_failure(context: dict[str, Any]) -> None:
         "exception": repr(context.get("exception")),
     }
     log.error("task failed: %s", json.dumps(record))
+    from smflow.operators.alerts import send_alert  # e-mail / webhook, where configured; never raises
+
+    send_alert("task_failed", f"{record['dag_id']}.{record['task_id']} failed (try {record['try_number']}): "
+               f"{record['exception']}", context)
     try:
         from smflow import s3 as s3mod
         from smflow.config import Settings
