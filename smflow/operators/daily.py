@@ -266,6 +266,10 @@ def validate_products(staged: dict[str, Any], *, settings: Settings | None = Non
     ds = _load_staged(staged, client)
     outcome = validate_product(ds, d)
     vkey = store_validation_result(client, settings, "product", "daily", d, outcome)
+    stats = outcome.statistics or {}
+    log.info("product suite for %s: %s (%s of %s expectations passed; result s3://%s/%s)", d,
+             "PASSED" if outcome.success else f"FAILED: {outcome.reason}", stats.get("successful_expectations", "?"),
+             stats.get("evaluated_expectations", "?"), settings.store_bucket, vkey)
     if not outcome.success:
         qkey = quarantine_failure(client, settings, outcome_or_error=outcome, product="daily_product", day=d,
                                   source_bucket=staged["bucket"], source_key=staged["key"])["quarantine_key"]

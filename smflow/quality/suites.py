@@ -240,7 +240,11 @@ _CONTEXT: list = []
 
 def ephemeral_context(**config: Any):
     """A new ephemeral GX context, analytics and progress bars off (``config``: further
-    ``DataContextConfig`` fields, e.g. ``data_docs_sites``)."""
+    ``DataContextConfig`` fields, e.g. ``data_docs_sites``). GX's own info-level chatter (metric
+    registrations, context set-up) is silenced: task logs show our one-line results instead."""
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
