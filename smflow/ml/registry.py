@@ -78,11 +78,24 @@ def log_grid_model(
     return ModelRef(name=registered_name, version=version, run_id=run.info.run_id)
 
 
-def promote(ref: ModelRef, alias: str = CHAMPION) -> ModelRef:
-    """Point ``alias`` at ``ref`` (the evaluation gate decides whether to call this)."""
+def promote(ref: ModelRef, alias: str = CHAMPION, *, reason: str | None = None) -> ModelRef:
+    """Point ``alias`` at ``ref`` (the evaluation gate decides whether to call this) and record the
+    move in the alias history (:mod:`smflow.ml.lifecycle`: version tags + the S3 log), with
+    ``reason`` (default: the ``evaluation_gate`` tag of the version's run)."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    MlflowClient().set_registered_model_alias(ref.name, alias, ref.version)
+    from smflow.ml.lifecycle import record_alias_move
+
+    client = MlflowClient()
+    try:
+        previous = client.get_model_version_by_alias(ref.name, alias).version
+    except MlflowException:
+        previous = None
+    client.set_registered_model_alias(ref.name, alias, ref.version)
+    if reason is None:
+        reason = client.get_run(ref.run_id).data.tags.get("evaluation_gate", "promoted (no gate recorded)")
+    record_alias_move(ref.name, alias, previous, ref.version, reason=reason, evaluation_run=ref.run_id)
     return ModelRef(ref.name, ref.version, ref.run_id, alias)
 
 
