@@ -14,10 +14,17 @@ from smflow.operators.triggers import GranuleAvailableTrigger, deadline_after
 
 
 @pytest.fixture
-def landing(stack, s3_client):
-    """A fresh landing bucket (deleted afterwards) and a function putting a granule into it."""
+def landing(stack, s3_client, monkeypatch):
+    """A fresh landing bucket (deleted afterwards) and a function putting a granule into it.
+
+    The sensors and triggers load their settings themselves: here they sign as the stack's admin
+    (the pipelines identity may read only the deployment's landing bucket; docs/security.md).
+    """
     from smflow import s3 as s3mod
     from smflow.landing import LandingZone
+
+    monkeypatch.setenv("SMFLOW_S3_ACCESS_KEY", stack.s3_access_key)
+    monkeypatch.setenv("SMFLOW_S3_SECRET_KEY", stack.s3_secret_key)
 
     bucket = f"sm-landing-test-{uuid.uuid4().hex[:8]}"
     s3mod.ensure_bucket(s3_client, bucket)
