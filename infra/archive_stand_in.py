@@ -43,11 +43,14 @@ class ArchiveStandIn(LandingZone):
     """A landing zone that can also be filled from the bundled time series, as the archive would.
 
     :param settings: deployment settings (bucket names, S3 endpoint).
-    :param s3: a boto3 S3 client (default: :func:`smflow.s3.client` for ``settings``).
+    :param s3: a boto3 S3 client (default: :func:`smflow.s3.client` for ``settings`` with the
+        ``landing`` role: it writes the landing zone, as the fetch does).
     :param source_dir: root holding ``<folder>/<cell>.nc`` for the products (default: the bundle
         for redistributable products, ../shared for the others).
     :param bbox: keep only locations inside ``(lon_min, lat_min, lon_max, lat_max)``.
     """
+
+    s3_role = "landing"
 
     def __init__(
         self,

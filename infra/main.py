@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 
     pw_file = airflow_home / "simple_auth_manager_passwords.json.generated"
     print("\nAirflow UI: %s   user: admin   password: in %s" % (args.api, pw_file))
-    print(f"MLflow UI:  {settings.mlflow_tracking_uri}   (models soil_moisture_merging@champion, tc_merging@champion, sm2rain@champion)")
+    print(f"MLflow UI:  {settings.mlflow_tracking_uri}   user: {settings.mlflow_username or '-'}   password: "
+          f"MLFLOW_TRACKING_PASSWORD in {settings.home / 'stack.env'}   (models soil_moisture_merging@champion, "
+          f"tc_merging@champion, sm2rain@champion)")
     print(f"S3:         {settings.s3_endpoint_url}   (credentials in {settings.home / 'stack.env'})")
     return 1 if failed else 0
 

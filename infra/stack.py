@@ -11,9 +11,11 @@ One entry point that starts, stops and checks the services, idempotently::
 
 Everything lives under one state directory, ``$SMFLOW_HOME`` (default ``<repo>/.smflow``)::
 
-    s3/        SeaweedFS data, its S3 identity (generated keys) and local sockets
+    s3/        SeaweedFS data, its S3 identities (generated keys: credentials.json is the admin,
+               identities.json the services'), s3.json and security.toml (derived), local sockets
     providers/ the stand-in archives' tokens (credentials.json) and their cut granules (cache/)
-    mlflow/    SQLite backend store when no PostgreSQL is used
+    mlflow/    SQLite backend store when no PostgreSQL is used, the basic-auth config
+               (basic_auth.ini, derived) and its secrets (secrets.json: admin password, ...)
     airflow/   AIRFLOW_HOME: airflow.cfg (derived, rewritten at each start), secrets, task logs
     logs/      one log per daemon: s3.log, providers.log, mlflow.log, airflow-<component>.log
     run/       pid files, the lock that serialises start/stop, the DB the Airflow daemons run on
@@ -53,7 +55,6 @@ import configparser
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -77,6 +78,10 @@ VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 
 SERVICES = ("s3", "providers", "mlflow", "airflow")  # dependency order
+#: Key prefix of the MLflow artifacts in the MLflow bucket (``--artifacts-destination``).
+MLFLOW_ARTIFACT_PREFIX = "artifacts"
+#: The MLflow basic-auth user the stack's clients use (the server's admin).
+MLFLOW_ADMIN_USER = "admin"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 BUCKET_KEYS = {
     "SMFLOW_LANDING_BUCKET": "sm-landing",
@@ -249,10 +254,12 @@ class Config:
         private_files(self)
 
 
-#: Files of the state home that hold secrets, made 0600 whoever created them (the Airflow API
-#: server writes its generated admin password with the default umask).
+#: Files of the state home that hold secrets, made 0600 whoever created them. Every one is
+#: written 0600 by this script; the check repairs files of older versions.
 SECRET_FILES = ("airflow/simple_auth_manager_passwords.json.generated", "stack.env", "s3/credentials.json",
-                "providers/credentials.json", "airflow/secrets.json", "airflow/airflow.cfg")
+                "s3/identities.json", "s3/s3.json", "s3/jwt-keys.json", "s3/security.toml",
+                "providers/credentials.json", "airflow/secrets.json", "airflow/airflow.cfg",
+                "mlflow/secrets.json", "mlflow/basic_auth.ini")
 
 
 def private_files(cfg: "Config") -> list[Path]:
@@ -286,26 +293,105 @@ def executable(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_or_create_json(path: Path, create: Callable[[], dict[str, str]]) -> dict[str, str]:
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, the file created 0600 (never readable by others)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def _load_or_create_json(path: Path, create: Callable[[], dict]) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     values = create()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        json.dump(values, handle, indent=1)
-    tmp.replace(path)
+    write_private(path, json.dumps(values, indent=1))
     return values
 
 
+def _new_s3_keys(prefix: str = "SMFLOW") -> dict[str, str]:
+    return {"access_key": prefix + secrets.token_hex(7).upper(), "secret_key": secrets.token_urlsafe(30)}
+
+
 def s3_credentials(cfg: Config) -> dict[str, str]:
-    """The one S3 identity of the stack, generated at first use."""
+    """The ``admin`` S3 identity of the stack (buckets, health probe), generated at first use."""
+    return _load_or_create_json(cfg.s3_dir / "credentials.json", _new_s3_keys)
+
+
+#: The S3 identities of the services besides ``admin`` (docs/security.md): ``pipelines`` (the
+#: Airflow tasks' default), ``landing`` (only the code that lands granules), ``mlflow`` (only the
+#: MLflow server: its artifact prefix).
+S3_SERVICE_ROLES = ("pipelines", "landing", "mlflow")
+
+
+def s3_identities(cfg: Config) -> dict[str, dict[str, str]]:
+    """``role -> {"access_key", "secret_key"}`` of every S3 identity, generated at first use.
+
+    ``admin`` is ``s3/credentials.json`` (the one identity of earlier versions: its keys stay);
+    the service roles are kept in ``s3/identities.json`` (0600); a missing role is added.
+    """
+    path = cfg.s3_dir / "identities.json"
+    roles = _load_or_create_json(path, dict)
+    missing = [role for role in S3_SERVICE_ROLES if role not in roles]
+    if missing:
+        roles.update({role: _new_s3_keys("SMFLOW" + role[:2].upper()) for role in missing})
+        write_private(path, json.dumps(roles, indent=1))
+    return {"admin": s3_credentials(cfg), **{role: roles[role] for role in S3_SERVICE_ROLES}}
+
+
+def s3_identity_config(cfg: Config, identities: dict[str, dict[str, str]]) -> dict:
+    """SeaweedFS ``-s3.config`` of the stack: one identity per role, least privilege.
+
+    SeaweedFS 4.48's static identities take the actions ``Read``, ``List``, ``Write``,
+    ``Tagging`` and ``Admin``, each optionally scoped to ``:bucket`` or ``:bucket/prefix*``.
+    ``Write`` includes delete (no separate delete action), so the landing zone's writer is an
+    identity of its own and the pipelines only read it. Every authenticated identity may list
+    the bucket names.
+    """
+    b = cfg.buckets
+    landing, store, products, mlflow_bucket = (b["SMFLOW_LANDING_BUCKET"], b["SMFLOW_STORE_BUCKET"],
+                                               b["SMFLOW_PRODUCTS_BUCKET"], b["SMFLOW_MLFLOW_BUCKET"])
+    actions = {
+        "admin": ["Admin", "Read", "List", "Tagging", "Write"],
+        "pipelines": [f"Read:{landing}", f"List:{landing}",
+                      *(f"{action}:{bucket}" for bucket in (store, products) for action in ("Read", "List", "Write"))],
+        "landing": [f"Read:{landing}", f"List:{landing}", f"Write:{landing}"],
+        "mlflow": [f"Read:{mlflow_bucket}", f"List:{mlflow_bucket}", f"Write:{mlflow_bucket}/{MLFLOW_ARTIFACT_PREFIX}/*"],
+    }
+    return {"identities": [
+        {"name": role, "credentials": [{"accessKey": keys["access_key"], "secretKey": keys["secret_key"]}],
+         "actions": actions[role]}
+        for role, keys in identities.items()
+    ]}
+
+
+def s3_security_toml(cfg: Config) -> str:
+    """SeaweedFS ``security.toml``: JWT signing of filer and volume reads and writes.
+
+    Without it the filer HTTP port serves (and accepts) every bucket's objects anonymously, and
+    the volume port every object by file id; with it both answer 401 to a request without a
+    token signed with these keys, which only the stack's own SeaweedFS processes hold. The keys
+    are generated once (``s3/jwt-keys.json``, 0600; not ``security.json``: SeaweedFS would read a
+    ``security.*`` of another format before the ``.toml``).
+    """
+    keys = _load_or_create_json(cfg.s3_dir / "jwt-keys.json",
+                                lambda: {name: secrets.token_hex(32) for name in
+                                         ("volume_write", "volume_read", "filer_write", "filer_read")})
+    sections = {"jwt.signing": "volume_write", "jwt.signing.read": "volume_read",
+                "jwt.filer_signing": "filer_write", "jwt.filer_signing.read": "filer_read"}
+    lines = ["# Generated by infra/stack.py at each S3 start (keys in jwt-keys.json). Secret."]
+    for section, key in sections.items():
+        lines += [f"[{section}]", f'key = "{keys[key]}"', "expires_after_seconds = 60", ""]
+    lines += ["[access]", "ui = false", ""]
+    return "\n".join(lines)
+
+
+def mlflow_secrets(cfg: Config) -> dict[str, str]:
+    """The MLflow server's basic-auth admin password and Flask secret key, generated at first use."""
     return _load_or_create_json(
-        cfg.s3_dir / "credentials.json",
-        lambda: {
-            "access_key": "SMFLOW" + secrets.token_hex(7).upper(),
-            "secret_key": secrets.token_urlsafe(30),
-        },
+        cfg.mlflow_dir / "secrets.json",
+        lambda: {"admin_password": secrets.token_urlsafe(24), "flask_secret_key": secrets.token_urlsafe(32)},
     )
 
 
@@ -504,14 +590,23 @@ def ensure_pg_database(db: Database, name: str | None, marker: Path | None = Non
 
 
 def stack_env(cfg: Config, db: Database) -> dict[str, str]:
-    """What clients (smflow.config.Settings, shell scripts, MLflow clients) need."""
-    creds = s3_credentials(cfg)
+    """What clients (smflow.config.Settings, shell scripts, MLflow clients) need.
+
+    S3: the default keys (``SMFLOW_S3_ACCESS_KEY``, ``AWS_ACCESS_KEY_ID``) are the ``pipelines``
+    identity's; ``SMFLOW_S3_<ROLE>_*`` name the ``admin``, ``pipelines`` and ``landing`` ones
+    (:data:`smflow.config.S3_ROLES`). The ``mlflow`` identity is not here: only the MLflow
+    server holds it. MLflow: the basic-auth user (``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``).
+    """
+    identities = s3_identities(cfg)
+    creds = identities["pipelines"]
     archive = providers_credentials(cfg)
     values = {
         "SMFLOW_HOME": str(cfg.home),
         "SMFLOW_S3_ENDPOINT_URL": cfg.s3_url,
         "SMFLOW_S3_ACCESS_KEY": creds["access_key"],
         "SMFLOW_S3_SECRET_KEY": creds["secret_key"],
+        **{f"SMFLOW_S3_{role.upper()}_{part.upper()}": identities[role][part]
+           for role in ("admin", "pipelines", "landing") for part in ("access_key", "secret_key")},
         **cfg.buckets,
         "SMFLOW_PROVIDERS_URL": cfg.providers_url,
         # The Airflow connections the DAGs fetch with: here both name the stand-ins (the CMR
@@ -521,6 +616,8 @@ def stack_env(cfg: Config, db: Database) -> dict[str, str]:
         "AIRFLOW_CONN_SMFLOW_CDS": json.dumps(
             {"conn_type": "http", "host": f"{cfg.providers_url}/api", "password": archive["cds_token"]}),
         "SMFLOW_MLFLOW_TRACKING_URI": cfg.mlflow_url,
+        "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN_USER,
+        "MLFLOW_TRACKING_PASSWORD": mlflow_secrets(cfg)["admin_password"],
         "SMFLOW_AIRFLOW_URL": cfg.airflow_url,
         "SMFLOW_AIRFLOW_PASSWORD_FILE": str(cfg.password_file),
         "SMFLOW_AIRFLOW_DAGS_FOLDER": str(cfg.dags_folder),
@@ -794,13 +891,25 @@ def _s3_client(cfg: Config, creds: dict[str, str] | None = None):
 HEALTH_BUCKET, HEALTH_KEY = "sm-health", "probe"
 
 
+def filer_closed(cfg: Config) -> bool:
+    """The filer HTTP port refuses an anonymous read (401: JWT signing of :func:`s3_security_toml`
+    is in force). False while it does not answer, or when it serves anonymously (a SeaweedFS
+    started without the stack's ``security.toml``)."""
+    status, _ = http_get(f"http://{HOST}:{cfg.s3_filer_port}/buckets/")
+    return status == 401
+
+
 def s3_healthy(cfg: Config) -> bool:
-    """An authenticated ``ListBuckets`` succeeds and a small object is written and read back."""
-    if not (cfg.s3_dir / "credentials.json").is_file() or not port_in_use(cfg.s3_port):
+    """An authenticated ``ListBuckets`` succeeds (admin and pipelines identities), a small object
+    is written and read back, and the filer port is closed to anonymous reads (:func:`filer_closed`)."""
+    if not (cfg.s3_dir / "identities.json").is_file() or not port_in_use(cfg.s3_port):
+        return False
+    if not filer_closed(cfg):
         return False
     try:
         client = _s3_client(cfg)
         client.list_buckets()
+        _s3_client(cfg, s3_identities(cfg)["pipelines"]).list_buckets()  # the running server knows the roles
         try:
             client.head_bucket(Bucket=HEALTH_BUCKET)
         except Exception:  # noqa: BLE001 - absent: create it
@@ -827,19 +936,10 @@ def start_s3(cfg: Config, env: dict[str, str]) -> str:
     ports.update({f"{key} + 10000 (gRPC)": port + 10000 for key, port in list(ports.items())})
     require_free_ports("s3", ports)
 
-    creds = s3_credentials(cfg)
-    identity = {
-        "identities": [
-            {
-                "name": "smflow",
-                "credentials": [{"accessKey": creds["access_key"], "secretKey": creds["secret_key"]}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            }
-        ]
-    }
     s3_config = cfg.s3_dir / "s3.json"
-    with open(os.open(s3_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        json.dump(identity, handle)
+    write_private(s3_config, json.dumps(s3_identity_config(cfg, s3_identities(cfg))))
+    # Read by every `weed` process from its working directory (cwd=s3_dir below).
+    write_private(cfg.s3_dir / "security.toml", s3_security_toml(cfg))
     argv = [
         executable("weed"),
         "server",
@@ -862,7 +962,10 @@ def start_s3(cfg: Config, env: dict[str, str]) -> str:
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]
-    proc = spawn(cfg, "s3", argv, env, cwd=cfg.s3_dir)
+    # `weed` turns AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of its environment into an extra *admin*
+    # identity: the server gets no S3 keys but those of s3.json.
+    weed_env = {key: value for key, value in env.items() if not key.startswith(("AWS_", "SMFLOW_S3_"))}
+    proc = spawn(cfg, "s3", argv, weed_env, cwd=cfg.s3_dir)
     wait_healthy(cfg, "s3", lambda: s3_healthy(cfg), {"s3": proc}, HEALTH_TIMEOUT["s3"])
     create_buckets(cfg)
     return f"started (pid {proc.pid})"
@@ -927,9 +1030,15 @@ def start_providers(cfg: Config, env: dict[str, str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
+def http_get(url: str, timeout: float = 3.0, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
+    """``(status, body)`` of a GET (``auth``: basic-auth user and password); ``(0, b"")`` when
+    nothing answers."""
+    request = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -937,9 +1046,46 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
         return 0, b""
 
 
+#: An MLflow REST call that needs a user: refused (401) without credentials when auth is on.
+MLFLOW_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+
+
 def mlflow_healthy(cfg: Config) -> bool:
+    """``/health`` answers (unauthenticated by design) and the REST API refuses an anonymous
+    call (401: the basic-auth app is on; a server of an older start without it is "not healthy")."""
     status, _ = http_get(cfg.mlflow_url + "/health")
-    return status == 200
+    if status != 200:
+        return False
+    status, _ = http_get(cfg.mlflow_url + MLFLOW_PROBE_PATH)
+    return status == 401
+
+
+def mlflow_auth_config(cfg: Config, db: Database) -> Path:
+    """Write the basic-auth config (``mlflow/basic_auth.ini``, 0600) and return its path.
+
+    Users live in their own database: ``<SMFLOW_MLFLOW_DB>_auth`` on PostgreSQL, else
+    ``mlflow/basic_auth.db``. ``default_permission = NO_PERMISSIONS``: a user sees only what it
+    was granted (an anonymous caller gets 401 whatever this says). The admin is created with the
+    generated password (``mlflow/secrets.json``) when the user store is empty.
+    """
+    if db.backend == "postgresql":
+        name = f"{cfg.mlflow_db_name}_auth"
+        ensure_pg_database(db, name, cfg.mlflow_dir / "pg-auth-database")
+        auth_uri = _with_database(db.server_url, name, "postgresql+psycopg2")
+    else:
+        auth_uri = f"sqlite:///{cfg.mlflow_dir / 'basic_auth.db'}"
+    options = {
+        "default_permission": "NO_PERMISSIONS",
+        "database_uri": auth_uri,
+        "admin_username": MLFLOW_ADMIN_USER,
+        "admin_password": mlflow_secrets(cfg)["admin_password"],  # token_urlsafe: no `%` to escape
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+    }
+    path = cfg.mlflow_dir / "basic_auth.ini"
+    lines = ["# Generated by infra/stack.py at each MLflow start (secrets in secrets.json). Secret.", "[mlflow]"]
+    lines += [f"{key} = {value}" for key, value in options.items()]
+    write_private(path, "\n".join(lines) + "\n")
+    return path
 
 
 def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
@@ -950,13 +1096,16 @@ def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
     if not s3_healthy(cfg):
         print("mlflow: warning: S3 is not healthy, artifact uploads will fail until it is started", file=sys.stderr)
     ensure_pg_database(db, db.mlflow_db, cfg.mlflow_dir / "pg-database")
+    auth_config = mlflow_auth_config(cfg, db)
     argv = [
         executable("mlflow"),
         "server",
+        "--app-name",
+        "basic-auth",
         "--backend-store-uri",
         db.mlflow_uri,
         "--artifacts-destination",
-        f"s3://{cfg.buckets['SMFLOW_MLFLOW_BUCKET']}/artifacts",
+        f"s3://{cfg.buckets['SMFLOW_MLFLOW_BUCKET']}/{MLFLOW_ARTIFACT_PREFIX}",
         "--host",
         HOST,
         "--port",
@@ -964,13 +1113,29 @@ def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
         "--workers",
         str(cfg.mlflow_workers),
     ]
+    artifacts = s3_identities(cfg)["mlflow"]
     mlflow_env = {
-        **env,
+        **{key: value for key, value in env.items() if not key.startswith(("SMFLOW_S3_", "MLFLOW_TRACKING_"))},
         # Without this the server forks a job runner + huey consumers (~10 processes, 2.5 GB).
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": mlflow_secrets(cfg)["flask_secret_key"],
+        # The artifact proxy writes with the `mlflow` identity: its prefix of the MLflow bucket only.
+        "AWS_ACCESS_KEY_ID": artifacts["access_key"],
+        "AWS_SECRET_ACCESS_KEY": artifacts["secret_key"],
     }
     proc = spawn(cfg, "mlflow", argv, mlflow_env, cwd=cfg.mlflow_dir)
     wait_healthy(cfg, "mlflow", lambda: mlflow_healthy(cfg), {"mlflow": proc}, HEALTH_TIMEOUT["mlflow"])
+    status, body = http_get(cfg.mlflow_url + MLFLOW_PROBE_PATH, timeout=10,
+                            auth=(MLFLOW_ADMIN_USER, mlflow_secrets(cfg)["admin_password"]))
+    if status != 200:
+        stop_session("mlflow", proc.pid, STOP_TIMEOUT["mlflow"])
+        _pid_file(cfg, "mlflow").unlink(missing_ok=True)
+        raise StackError(
+            f"mlflow: the server refuses the admin password of {cfg.mlflow_dir / 'secrets.json'} (HTTP {status}: "
+            f"{body[:200]!r}); its user store ({auth_config}, database_uri) was made with another one. Restore "
+            f"that file, or empty the user store so that the admin is created again."
+        )
     return f"started (pid {proc.pid})"
 
 
@@ -1142,8 +1307,11 @@ def start_airflow(cfg: Config, env: dict[str, str], db: Database) -> str:
     missing = [c for c, pid in running.items() if pid is None]
     if running["api-server"] is None:
         require_free_ports("airflow", {"SMFLOW_AIRFLOW_PORT": cfg.airflow_port})
-    airflow_env = {**env, "AIRFLOW_HOME": str(cfg.airflow_home)}
+    # The tasks sign S3 requests as `pipelines` (stack.env's default) and `landing`; not as admin.
+    airflow_env = {**{key: value for key, value in env.items() if not key.startswith("SMFLOW_S3_ADMIN_")},
+                   "AIRFLOW_HOME": str(cfg.airflow_home)}
     prepare_airflow(cfg, db, airflow_env)
+    airflow_password(cfg)  # before the api-server starts: it then has nothing to generate, nothing to print
     record = {"conn": db.airflow_conn, "conn_async": db.airflow_conn_async}
     (cfg.run_dir / "airflow-database.json").write_text(json.dumps(record) + "\n")
     procs = {}
@@ -1157,22 +1325,28 @@ def start_airflow(cfg: Config, env: dict[str, str], db: Database) -> str:
     return f"started ({pids})"
 
 
+def airflow_password(cfg: Config) -> str:
+    """The Airflow UI/API ``admin`` password, generated by this script at first use into the
+    SimpleAuthManager's passwords file (0600). SimpleAuthManager generates (and prints into its
+    log) a password only for a user missing from that file: with it written first, it prints none.
+
+    A password found in a daemon log (printed by an earlier version) is replaced by a new one;
+    SimpleAuthManager reads the file at each login, so a running api-server takes it at once.
+    """
+    password = _load_or_create_json(cfg.password_file, lambda: {"admin": secrets.token_urlsafe(18)}).get("admin")
+    leaked = [log for log in sorted(cfg.logs_dir.glob("*.log")) if password and password.encode() in log.read_bytes()]
+    if password and not leaked:
+        return password
+    password = secrets.token_urlsafe(18)
+    write_private(cfg.password_file, json.dumps({"admin": password}))
+    if leaked:
+        print(f"airflow: the admin password was in {', '.join(map(str, leaked))}: replaced by a new one")
+    return password
+
+
 def login_message(cfg: Config) -> str:
-    """The generated admin password the first time it is seen, then only where it is."""
-    try:
-        content = cfg.password_file.read_bytes()
-        password = json.loads(content).get("admin")
-    except (OSError, ValueError, AttributeError):
-        return f"Airflow UI: {cfg.airflow_url}  (password file {cfg.password_file} not written yet)"
-    shown = cfg.airflow_home / ".login-shown"
-    digest = hashlib.sha256(content).hexdigest()
-    if password and (not shown.is_file() or shown.read_text().strip() != digest):
-        shown.write_text(digest + "\n")
-        return (
-            f"Airflow UI: {cfg.airflow_url}  user: admin  password: {password}"
-            f"\n(the password is shown once; it is kept in {cfg.password_file})"
-        )
-    return f"Airflow UI: {cfg.airflow_url}  user: admin  password in {cfg.password_file}"
+    """Where the Airflow admin password is (never the password: the output may go to shared logs)."""
+    return f"Airflow UI: {cfg.airflow_url}  user: admin  password in {cfg.password_file} (mode 0600)"
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ imports heavy libraries, so DAG files may import it at parse time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,13 @@ def _shared_data_default() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+#: S3 roles a process may hold keys for (``SMFLOW_S3_<ROLE>_ACCESS_KEY`` / ``_SECRET_KEY``):
+#: ``admin`` (the stack itself: buckets, health probe; operators and tests), ``pipelines`` (the
+#: DAG tasks: read the landing zone, read/write the store and the products), ``landing`` (only
+#: the code that lands granules: write the landing zone). See docs/security.md.
+S3_ROLES = ("admin", "pipelines", "landing")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the services and data of one deployment are.
@@ -48,12 +56,19 @@ class Settings:
     s3_endpoint_url : str
         S3 endpoint (``SMFLOW_S3_ENDPOINT_URL``).
     s3_access_key, s3_secret_key : str
-        S3 credentials (``SMFLOW_S3_ACCESS_KEY`` / ``SMFLOW_S3_SECRET_KEY``); never logged.
+        S3 credentials of the default identity (``SMFLOW_S3_ACCESS_KEY`` /
+        ``SMFLOW_S3_SECRET_KEY``; in the local stack the ``pipelines`` identity); never logged.
+    s3_role_keys : dict of str to (str, str)
+        ``role -> (access key, secret key)`` of the :data:`S3_ROLES` whose keys are set
+        (``SMFLOW_S3_<ROLE>_ACCESS_KEY`` / ``_SECRET_KEY``); see :meth:`s3_keys`. Never logged.
     landing_bucket, store_bucket, products_bucket, mlflow_bucket : str
         Buckets of the landing zone (the "archive" the daily DAG fetches from), the internal
         time-series store (+ quarantine, staging), the public products and MLflow artifacts.
     mlflow_tracking_uri : str
         MLflow tracking server (``SMFLOW_MLFLOW_TRACKING_URI``).
+    mlflow_username, mlflow_password : str or None
+        Basic-auth user of the tracking server (``MLFLOW_TRACKING_USERNAME`` /
+        ``MLFLOW_TRACKING_PASSWORD``, the variables the MLflow client reads); None when unset.
     shared_data_dir : Path or None
         ``../shared/data/real`` (internal-only data: ISMN gauges, ...), if present
         (``SMFLOW_SHARED_DATA``).
@@ -72,6 +87,39 @@ class Settings:
     mlflow_tracking_uri: str
     shared_data_dir: Path | None
     sample_data_dir: Path
+    s3_role_keys: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    mlflow_username: str | None = None
+    mlflow_password: str | None = field(default=None, repr=False)
+
+    def s3_keys(self, role: str | None = None) -> tuple[str, str]:
+        """``(access key, secret key)`` of S3 identity ``role``.
+
+        Parameters
+        ----------
+        role : str or None
+            One of :data:`S3_ROLES`; None for the default identity.
+
+        Returns
+        -------
+        tuple of str
+            The role's keys when they are set, else the default keys (a deployment with one
+            identity keeps working).
+
+        Raises
+        ------
+        ValueError
+            When ``role`` is not one of :data:`S3_ROLES`.
+        """
+        if role is None:
+            return self.s3_access_key, self.s3_secret_key
+        if role not in S3_ROLES:
+            raise ValueError(f"unknown S3 role {role!r}; choose from {', '.join(S3_ROLES)} (smflow.config.S3_ROLES)")
+        return self.s3_role_keys.get(role, (self.s3_access_key, self.s3_secret_key))
+
+    def as_s3_role(self, role: str) -> "Settings":
+        """These settings with ``role``'s keys as the default S3 identity (see :meth:`s3_keys`)."""
+        access, secret = self.s3_keys(role)
+        return dataclasses.replace(self, s3_access_key=access, s3_secret_key=secret)
 
     @classmethod
     def load(cls) -> "Settings":
@@ -93,4 +141,11 @@ class Settings:
             mlflow_tracking_uri=env.get("SMFLOW_MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
             shared_data_dir=shared_dir,
             sample_data_dir=Path(env.get("SMFLOW_SAMPLE_DATA", REPO_ROOT / "data" / "sample")),
+            s3_role_keys={
+                role: (env[f"SMFLOW_S3_{role.upper()}_ACCESS_KEY"], env[f"SMFLOW_S3_{role.upper()}_SECRET_KEY"])
+                for role in S3_ROLES
+                if env.get(f"SMFLOW_S3_{role.upper()}_ACCESS_KEY") and env.get(f"SMFLOW_S3_{role.upper()}_SECRET_KEY")
+            },
+            mlflow_username=env.get("MLFLOW_TRACKING_USERNAME") or None,
+            mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or None,
         )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from smflow.config import Settings
 from smflow.dates import DayLike, as_date
 from smflow.products import Product, get_product
 from smflow.s3 import BucketClient, list_keys
@@ -78,7 +79,21 @@ class LandingZone(BucketClient):
 
     :param settings: deployment settings (bucket names, S3 endpoint).
     :param s3: a boto3 S3 client (default: :func:`smflow.s3.client` for ``settings``).
+
+    The default identity (the pipelines') may only read the landing zone; the code that lands
+    granules uses :meth:`for_landing` (docs/security.md).
     """
+
+    @classmethod
+    def for_landing(cls, settings: Settings | None = None) -> "LandingZone":
+        """The landing zone with a client of the ``landing`` S3 identity, the one allowed to write it.
+
+        :param settings: deployment settings (default :meth:`Settings.load`); without
+            ``SMFLOW_S3_LANDING_*`` keys the default identity is used.
+        """
+        zone = cls(settings)
+        zone.s3_role = "landing"
+        return zone
 
     @property
     def bucket(self) -> str:

@@ -15,17 +15,23 @@ if TYPE_CHECKING:
 MISSING_OBJECT_CODES = ("404", "NoSuchKey", "NotFound")
 
 
-def client(settings: Settings | None = None):
-    """A boto3 S3 client for ``settings`` (path-style addressing, as SeaweedFS/MinIO want)."""
+def client(settings: Settings | None = None, *, role: str | None = None):
+    """A boto3 S3 client for ``settings`` (path-style addressing, as SeaweedFS/MinIO want).
+
+    :param role: the S3 identity to sign with (:data:`smflow.config.S3_ROLES`, e.g. ``"landing"``
+        for the code that lands granules); None for the default identity. See
+        :meth:`smflow.config.Settings.s3_keys`.
+    """
     import boto3
     from botocore.config import Config
 
     settings = settings or Settings.load()
+    access_key, secret_key = settings.s3_keys(role)
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
-        aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         region_name="us-east-1",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
     )
@@ -100,11 +106,15 @@ class BucketClient:
     """Base of the classes that work in one bucket of the configured S3 server.
 
     Holds the settings, creates the boto3 client on first use and the bucket on the first write.
-    Subclasses name their bucket with the :attr:`bucket` property.
+    Subclasses name their bucket with the :attr:`bucket` property, and the S3 identity of their
+    default client with :attr:`s3_role` (None: the default identity).
 
     :param settings: deployment settings (bucket names, S3 endpoint); default :meth:`Settings.load`.
     :param s3: a boto3 S3 client (default: :func:`client` for ``settings``, made on first use).
     """
+
+    #: S3 role of the client made on first use (:func:`client`'s ``role``).
+    s3_role: str | None = None
 
     def __init__(self, settings: Settings | None = None, s3=None) -> None:
         self.settings = settings or Settings.load()
@@ -115,7 +125,7 @@ class BucketClient:
     def s3(self):
         """The boto3 S3 client."""
         if self._s3 is None:
-            self._s3 = client(self.settings)
+            self._s3 = client(self.settings, role=self.s3_role)
         return self._s3
 
     @property

@@ -1,7 +1,9 @@
 """Shared fixtures: the real local stack, started with the repo's own ``infra/stack.py``.
 
-- ``stack``: S3 + MLflow up (a running stack is reused), returns ``smflow.config.Settings``.
-- ``s3_client``: boto3 client for that S3 server.
+- ``stack``: S3 + MLflow up (a running stack is reused), returns ``smflow.config.Settings`` whose
+  default S3 identity is the stack's ``admin`` (tests make and empty scratch buckets, fill the
+  landing zone); the code under test that names a role (``landing``) still uses that role.
+- ``s3_client``: boto3 client for that S3 server (admin).
 - ``airflow_env``: environment for ``airflow ...`` CLI subprocesses (``airflow dags test``)
   against the stack's AIRFLOW_HOME, metadata DB migrated.
 
@@ -80,7 +82,7 @@ def stack():
     # Decided under the stack's lock: "<service>: <url> started (...)" vs "... already running".
     started = [name for name in services if re.search(rf"^{name}: \S+ started", result.stdout, re.MULTILINE)]
     try:
-        yield Settings.load()
+        yield Settings.load().as_s3_role("admin")
     finally:
         lease.unlink(missing_ok=True)
         if started and not _other_live_sessions(leases):
@@ -89,7 +91,7 @@ def stack():
 
 @pytest.fixture(scope="session")
 def s3_client(stack):
-    """boto3 S3 client for the stack's S3 server (path-style, the stack's generated keys)."""
+    """boto3 S3 client for the stack's S3 server (path-style, the stack's ``admin`` keys)."""
     from smflow import s3
 
     return s3.client(stack)

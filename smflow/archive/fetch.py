@@ -343,7 +343,8 @@ def fetch_to_landing(
     granule : ProviderGranule
         From :func:`find_granule`.
     zone : smflow.landing.LandingZone, optional
-        Where to land (default: the deployment's).
+        Where to land (default: the deployment's, with the ``landing`` S3 identity:
+        :meth:`smflow.landing.LandingZone.for_landing`).
     client : optional
         The archive client (default: :func:`fetch_client` on the kind's connection).
     attempts : int
@@ -369,7 +370,7 @@ def fetch_to_landing(
     """
     from smflow.landing import LandingZone
 
-    zone = zone or LandingZone()
+    zone = zone or LandingZone.for_landing()
     client = client or fetch_client(granule.provider)
     ref = zone.ref(granule.product, granule.day)
     with tempfile.TemporaryDirectory(prefix="smflow-fetch-") as tmp:

@@ -35,11 +35,19 @@ class ModelRef:
 
 
 def configure(settings: Settings | None = None) -> Settings:
-    """Point the mlflow client at the configured tracking server."""
+    """Point the mlflow client at the configured tracking server, with its basic-auth user.
+
+    The MLflow client reads the user from ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` only: when ``settings`` has them (e.g. from ``stack.env``) they
+    are put into this process's environment.
+    """
     import mlflow
 
     settings = settings or Settings.load()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    if settings.mlflow_username and settings.mlflow_password:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.mlflow_username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_password
     return settings
 
 

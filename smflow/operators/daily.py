@@ -63,7 +63,7 @@ def fetch_granule(found: dict[str, Any], *, settings: Settings | None = None) ->
     granule = ProviderGranule.from_dict(found["granule"])
     client = s3mod.client(settings)
     try:
-        return fetch_to_landing(granule, zone=LandingZone(settings, s3=client))
+        return fetch_to_landing(granule, zone=LandingZone.for_landing(settings))  # the one landing writer
     except (FetchFailed, UnexpectedGranule) as exc:
         reason = str(exc)
         record = {"product": granule.product, "day": granule.day.isoformat(), "reason": reason,

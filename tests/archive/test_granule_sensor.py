@@ -14,10 +14,17 @@ from smflow.operators.triggers import GranuleAvailableTrigger, deadline_after
 
 
 @pytest.fixture
-def landing(stack, s3_client):
-    """A fresh landing bucket (deleted afterwards) and a function putting a granule into it."""
+def landing(stack, s3_client, monkeypatch):
+    """A fresh landing bucket (deleted afterwards) and a function putting a granule into it.
+
+    The sensors and triggers load their settings themselves: here they sign as the stack's admin
+    (the pipelines identity may read only the deployment's landing bucket; docs/security.md).
+    """
     from smflow import s3 as s3mod
     from smflow.landing import LandingZone
+
+    monkeypatch.setenv("SMFLOW_S3_ACCESS_KEY", stack.s3_access_key)
+    monkeypatch.setenv("SMFLOW_S3_SECRET_KEY", stack.s3_secret_key)
 
     bucket = f"sm-landing-test-{uuid.uuid4().hex[:8]}"
     s3mod.ensure_bucket(s3_client, bucket)
@@ -132,7 +139,11 @@ def test_airflow_dags_test_defers_and_the_run_goes_on_without_the_late_granule(
     bundle.mkdir()
     dagfile = bundle / "granule_sensor_probe.py"
     dagfile.write_text((Path(__file__).parent / "dags" / "granule_sensor_probe.py").read_text())
-    env = {**airflow_env, "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([{
+    # The scratch landing bucket is the test's: its tasks sign as admin (the pipelines identity
+    # may read only the deployment's landing bucket and write none; docs/security.md).
+    env = {**airflow_env, "SMFLOW_S3_ACCESS_KEY": airflow_env["SMFLOW_S3_ADMIN_ACCESS_KEY"],
+           "SMFLOW_S3_SECRET_KEY": airflow_env["SMFLOW_S3_ADMIN_SECRET_KEY"],
+           "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([{
         "name": "smflow-test-probes", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
         "kwargs": {"path": str(bundle), "refresh_interval": 0}}]),
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), airflow_env.get("PYTHONPATH", "")])}
