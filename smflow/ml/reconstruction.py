@@ -745,6 +745,127 @@ def validate_hawaii(start: date = date(2017, 1, 1), end: date = date(2018, 12, 3
     return Validation(rec, inputs, split, withheld, insitu, hid)
 
 
+# --------------------------------------------------------------------------------- daily product
+
+#: CF attributes of the product variables (the flag's values / meanings are :data:`SOURCE_FLAGS`).
+PRODUCT_ATTRS = {
+    "smap_reconstructed": {
+        "standard_name": "volume_fraction_of_condensed_water_in_soil", "units": "m3 m-3",
+        "long_name": "seamless SMAP soil moisture: SMAP L3 where observed, else the ANN reconstruction",
+        "comment": "Wang & Xu 2021 (Remote Sens. 13, 5156), Sect. 3.1: per-cell one-hidden-layer network "
+                   "trained on the days SMAP exists; see smap_source and smap_reconstructed_uncertainty",
+        "ancillary_variables": "smap_source smap_reconstructed_uncertainty"},
+    "smap_reconstructed_uncertainty": {
+        "units": "m3 m-3",
+        "long_name": "uncertainty of the reconstructed SMAP soil moisture (RMSE of the cell's network on its "
+                     "validation blocks)",
+        "comment": "NaN where SMAP is observed or nothing is reconstructed"},
+    "smap_source": {
+        "long_name": "source of smap_reconstructed",
+        "comment": "reconstructed_extrapolated: a predictor outside the cell's training range (value not "
+                   "clipped); none_cell_not_reconstructed: fewer than 50 matched training pairs in the cell; "
+                   "none_predictor_missing: a predictor of the model is missing that day (see the "
+                   "smap_reconstruction_missing_predictors attribute)"},
+}
+
+
+def reconstruct_day(day: date, *, store, grid, model: GridParameters, missing: Mapping[str, str]) -> dict[str, Any]:
+    """The day's seamless SMAP from the store: observed where SMAP is, else the reconstruction.
+
+    Parameters
+    ----------
+    day : date
+    store : smflow.store.TimeSeriesStore
+        Holds ``smap`` and the gridded predictors (store fields named as the predictors).
+    grid : DomainGrid
+    model : GridParameters
+        ``models:/smap_reconstruction@champion``.
+    missing : dict of str to str
+        Inputs this run rejected or did not receive (product -> reason): their store objects of
+        the day (auxiliary fields included) are never used.
+
+    Returns
+    -------
+    dict
+        ``value``, ``uncertainty`` [m3 m-3] and ``flag`` (:data:`SOURCE_FLAGS`, NaN off land), each
+        (lat, lon); ``missing_predictors``: list of ``"<predictor>: <reason>"`` for the predictors
+        absent that day on some land cell.
+    """
+    rec = Reconstruction.from_grid(model)
+    land = grid.land_mask.ravel()
+
+    def today(field: str) -> np.ndarray:
+        product = PREDICTORS[field][0] if field in PREDICTORS else field
+        if product in missing:
+            return np.full(land.size, np.nan)
+        return store.window(field, day, 1).values[-1].ravel()
+
+    smap = today(TARGET)
+    times = np.array([np.datetime64(day.isoformat(), "ns")])
+    s, c = seasonal_predictors(times)
+    cols = {"doy_sin": np.full(land.size, s[0]), "doy_cos": np.full(land.size, c[0])}
+    unknown = [p for p in rec.predictors if p not in cols and p not in PREDICTORS]
+    if unknown:
+        raise ValueError(f"smap_reconstruction needs predictors {unknown} that the daily store does not hold "
+                         f"(known: {sorted(PREDICTORS)} and {list(SEASONAL)})")
+    for p in rec.predictors:
+        if p not in cols:
+            cols[p] = today(p)
+    x = np.stack([cols[p] for p in rec.predictors], axis=-1)[:, None]  # (cells, 1, n_in)
+    value, flag, absent = rec.predict(x)
+    value, flag, absent = value[:, 0], flag[:, 0], absent[:, 0]
+    observed = np.isfinite(smap)
+    uncertainty = np.where(flag <= EXTRAPOLATED, rec.uncertainty, np.nan)
+    value = np.where(observed, smap, value)
+    uncertainty = np.where(observed, np.nan, uncertainty)
+    flag = np.where(observed, OBSERVED, flag).astype(float)
+    needs = land & ~observed & (rec.status == 0)
+    reasons = []
+    for k, p in enumerate(rec.predictors):
+        if (absent[:, k] & needs).any():
+            product = PREDICTORS.get(p, (p,))[0]
+            reasons.append(f"{p}: {missing.get(product, 'no value in the store for the day')}")
+    shape = grid.shape
+    return {"value": np.where(land, value, np.nan).reshape(shape),
+            "uncertainty": np.where(land, uncertainty, np.nan).reshape(shape),
+            "flag": np.where(land, flag, np.nan).reshape(shape), "missing_predictors": reasons,
+            "predictors": rec.predictors}
+
+
+def add_to_product(ds: xr.Dataset, day: date, *, store, grid, model: GridParameters, ref,
+                   missing: Mapping[str, str]) -> dict[str, Any]:
+    """Add ``smap_reconstructed``, ``smap_reconstructed_uncertainty`` and ``smap_source`` to the day's
+    product dataset ``ds`` (in place) and return the provenance entries to add.
+
+    The one call :func:`smflow.daily.compute_daily_product` makes; ``ref`` is the
+    ``smap_reconstruction`` version applied (its label goes into the lineage).
+    """
+    got = reconstruct_day(day, store=store, grid=grid, model=model, missing=missing)
+    predictors = " ".join(got["predictors"])
+    grid3 = ("time", "lat", "lon")
+    ds["smap_reconstructed"] = (grid3, got["value"][None],
+                                {**PRODUCT_ATTRS["smap_reconstructed"], "predictors": predictors,
+                                 "model": ref.label()})
+    ds["smap_reconstructed_uncertainty"] = (grid3, got["uncertainty"][None],
+                                            dict(PRODUCT_ATTRS["smap_reconstructed_uncertainty"]))
+    ds["smap_source"] = (grid3, got["flag"][None].astype("float32"),
+                         {**PRODUCT_ATTRS["smap_source"], "flag_values": np.array(sorted(SOURCE_FLAGS), dtype="i1"),
+                          "flag_meanings": " ".join(SOURCE_FLAGS[k] for k in sorted(SOURCE_FLAGS))})
+    return {"smap_reconstruction_model": ref.label(), "smap_reconstruction_predictors": predictors,
+            "smap_reconstruction_missing_predictors": got["missing_predictors"]}
+
+
+def load_reconstruction_champion():
+    """``models:/smap_reconstruction@champion`` as (GridParameters, ModelRef), or (None, reason) when
+    no version was promoted (the product then says so in its lineage)."""
+    from smflow.ml.registry import load_champion
+
+    try:
+        return load_champion(RECONSTRUCTION_MODEL)
+    except LookupError as exc:
+        return None, str(exc)
+
+
 def choose(withheld) -> tuple[bool, str]:
     """Gate: the reconstruction's median ubRMSE on the withheld test blocks beats the baseline's.
 
@@ -860,6 +981,24 @@ def train_reconstruction(train: tuple[date, date], evaluate: tuple[date, date], 
     log.info("smap_reconstruction v%s: %s\n%s", ref.version, gate, table)
     small = {k: v for k, v in metrics.items() if not k.endswith(("_lower", "_upper"))}
     return TrainingResult(RECONSTRUCTION_MODEL, ref.version, ref.run_id, passed, gate, small)
+
+
+def champion_summary() -> list[str]:
+    """The champion's withheld-day skill as printed by the main job (``infra/main.py``)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from smflow.ml.registry import champion_ref
+
+    try:
+        ref = champion_ref(RECONSTRUCTION_MODEL)
+    except LookupError as exc:
+        return [f"  {RECONSTRUCTION_MODEL}: none promoted ({exc})"]
+    run = MlflowClient().get_run(ref.run_id).data
+    lines = [f"  {ref.label()} predictors {run.params.get('predictors', '')}: {run.tags.get('evaluation_gate', '')}",
+             "  SMAP reconstruction on withheld SMAP days (test blocks; champion's training run):"]
+    table = mlflow.artifacts.load_text(f"runs:/{ref.run_id}/withheld.txt")
+    return lines + ["    " + line for line in table.rstrip().splitlines()]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -205,8 +205,8 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     """Build the day's product dataset (:func:`smflow.daily.compute_daily_product`) and stage it.
 
     Loads ``models:/soil_moisture_merging@champion`` (TC least squares or an ML ensemble),
-    ``models:/sm2rain@champion`` and ``models:/tc_merging@champion`` (whose triplet the TC
-    diagnostics describe); writes the dataset to the store's staging prefix and returns its key
+    ``models:/sm2rain@champion``, ``models:/tc_merging@champion`` (whose triplet the TC
+    diagnostics describe) and ``models:/smap_reconstruction@champion`` (seamless SMAP); writes the dataset to the store's staging prefix and returns its key
     with the provenance the published files carry. When none of the merged inputs (the
     pipeline's parents) was stored for the day, nothing is computed: the outcome "no product: all
     inputs missing" is recorded (:func:`no_product`) and returned with ``status`` ``no_product``.
@@ -229,13 +229,16 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     merging = load_merging_champion()
     rain_model, rain_ref = load_champion("sm2rain")
     _, tc_ref = load_champion("tc_merging")
+    from smflow.ml.reconstruction import load_reconstruction_champion
+
     ds, provenance = compute_daily_product(
         d, store=TimeSeriesStore(settings, s3=client), grid=load_domain(), merging=merging,
         rain_model=rain_model, rain_ref=rain_ref, tc_ref=tc_ref, missing=missing,
         input_granules=[r.get("provenance", {}).get("url") or r["source"]
                         for r in ingested if r["status"] == "stored" and r.get("source")],
         input_provenance=[{**r["provenance"], "landed": r["source"]}
-                          for r in ingested if r["status"] == "stored" and r.get("provenance")])
+                          for r in ingested if r["status"] == "stored" and r.get("provenance")],
+        reconstruction=load_reconstruction_champion())
     ds.attrs["provenance_json"] = json.dumps(provenance, sort_keys=True)
     key = _staging_key(d)
     client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(ds.to_netcdf(engine="h5netcdf")))

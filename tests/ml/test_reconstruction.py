@@ -137,7 +137,8 @@ def test_real_hawaii_withheld_smap_protocol():
     ismn = shared / "ismn_hawaii" if shared is not None and (shared / "ismn_hawaii").is_dir() else None
     t0 = time.monotonic()
     v = rc.validate_hawaii(date(2017, 1, 1), date(2018, 12, 31), shared_dir=ismn, sizes=(6, 12), n_resamples=50)
-    assert time.monotonic() - t0 < 60
+    # about 6 s on an idle 2-core machine; the bound leaves room for a loaded shared machine
+    assert time.monotonic() - t0 < 180
     rec = v.reconstruction
     assert rec.predictors == ["era5_land", "gldas", "gldas_soil_temperature", "doy_sin", "doy_cos"]
     assert (rec.status == 0).sum() >= 60  # most of the 84 land cells have SMAP on >= 50 days
