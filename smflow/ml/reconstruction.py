@@ -60,6 +60,7 @@ import pandas as pd
 import xarray as xr
 
 from smflow.ml.models import GridParameterModel, GridParameters
+from smflow.publish.cf_facts import SMAP_RECONSTRUCTION_ATTRS, SMAP_SOURCE_FLAGS
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,10 @@ MAX_ITER = 150
 CELL_STATUS = {0: "trained", 1: "too_few_matched_pairs", 2: "too_few_validation_pairs", 3: "not_land"}
 #: ``smap_source`` flag of the daily product (CF flag_values / flag_meanings).
 OBSERVED, RECONSTRUCTED, EXTRAPOLATED, NONE_TOO_FEW_PAIRS, NONE_PREDICTOR_MISSING = 0, 1, 2, 3, 4
-SOURCE_FLAGS = {
-    OBSERVED: "observed",
-    RECONSTRUCTED: "reconstructed",
-    EXTRAPOLATED: "reconstructed_extrapolated",
-    NONE_TOO_FEW_PAIRS: "none_cell_not_reconstructed",
-    NONE_PREDICTOR_MISSING: "none_predictor_missing",
-}
+#: The flag table and the CF attributes of the product variables are facts of the published files
+#: (:mod:`smflow.publish.cf_facts`); the codes above index that table.
+SOURCE_FLAGS = SMAP_SOURCE_FLAGS
+PRODUCT_ATTRS = SMAP_RECONSTRUCTION_ATTRS
 
 
 # --------------------------------------------------------------------------------- building blocks
@@ -746,28 +744,6 @@ def validate_hawaii(start: date = date(2017, 1, 1), end: date = date(2018, 12, 3
 
 
 # --------------------------------------------------------------------------------- daily product
-
-#: CF attributes of the product variables (the flag's values / meanings are :data:`SOURCE_FLAGS`).
-PRODUCT_ATTRS = {
-    "smap_reconstructed": {
-        "standard_name": "volume_fraction_of_condensed_water_in_soil", "units": "m3 m-3",
-        "long_name": "seamless SMAP soil moisture: SMAP L3 where observed, else the ANN reconstruction",
-        "comment": "Wang & Xu 2021 (Remote Sens. 13, 5156), Sect. 3.1: per-cell one-hidden-layer network "
-                   "trained on the days SMAP exists; see smap_source and smap_reconstructed_uncertainty",
-        "ancillary_variables": "smap_source smap_reconstructed_uncertainty"},
-    "smap_reconstructed_uncertainty": {
-        "units": "m3 m-3",
-        "long_name": "uncertainty of the reconstructed SMAP soil moisture (RMSE of the cell's network on its "
-                     "validation blocks)",
-        "comment": "NaN where SMAP is observed or nothing is reconstructed"},
-    "smap_source": {
-        "long_name": "source of smap_reconstructed",
-        "comment": "reconstructed_extrapolated: a predictor outside the cell's training range (value not "
-                   "clipped); none_cell_not_reconstructed: fewer than 50 matched training pairs in the cell; "
-                   "none_predictor_missing: a predictor of the model is missing that day (see the "
-                   "smap_reconstruction_missing_predictors attribute)"},
-}
-
 
 def reconstruct_day(day: date, *, store, grid, model: GridParameters, missing: Mapping[str, str]) -> dict[str, Any]:
     """The day's seamless SMAP from the store: observed where SMAP is, else the reconstruction.

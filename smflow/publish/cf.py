@@ -65,6 +65,8 @@ from smflow.publish.cf_facts import (
     PRODUCT_NAMES,
     REFERENCES,
     REQUIRED_PROVENANCE,
+    SMAP_RECONSTRUCTION_ATTRS,
+    SMAP_SOURCE_FLAGS,
     SOURCE_GRID,
     SOURCES,
     SUMMARIES,
@@ -463,13 +465,11 @@ def _merged_soil_moisture(product: xr.Dataset, method: str = "tc") -> dict[str, 
 
 def _smap_reconstruction(product: xr.Dataset) -> dict[str, xr.Variable]:
     """Seamless SMAP (Wang & Xu 2021 ANN reconstruction), its uncertainty and its ``smap_source`` flag."""
-    from smflow.ml.reconstruction import PRODUCT_ATTRS, SOURCE_FLAGS
-
     def attrs(name: str) -> dict[str, Any]:
-        return {**PRODUCT_ATTRS[name], **{k: v for k, v in product[name].attrs.items()
+        return {**SMAP_RECONSTRUCTION_ATTRS[name], **{k: v for k, v in product[name].attrs.items()
                                           if k in ("predictors", "model")}}
 
-    flags = _product_flags(product["smap_source"], SOURCE_FLAGS)
+    flags = _product_flags(product["smap_source"], SMAP_SOURCE_FLAGS)
     return {
         "smap_reconstructed": _float_variable(product["smap_reconstructed"], GRID, attrs("smap_reconstructed")),
         "smap_reconstructed_uncertainty": _float_variable(

@@ -156,3 +156,51 @@ def test_real_hawaii_withheld_smap_protocol():
         ins = {s.method: s for s in v.insitu}
         assert ins["reconstructed_days"].n_samples > 500 and ins["observed_days_smap"].n_samples > 500
         assert np.isfinite(ins["reconstructed_days"].r.median)
+
+
+def test_daily_reconstruction_from_the_store_names_a_rejected_predictor(stack, s3_client):
+    """The daily path on the real store: SMAP kept where observed; a rejected GLDAS granule of the day
+    (soil moisture and its soil temperature) gives no reconstruction, with the reason in the lineage."""
+    import xarray as xr
+
+    from smflow.domain import load_domain
+    from smflow.ingest import gridded_series
+    from smflow.ml.registry import ModelRef
+    from smflow.store import TimeSeriesStore
+
+    grid = load_domain()
+    inputs = rc.build_inputs(date(2017, 1, 1), date(2018, 12, 31), grid)
+    rec = rc.fit_reconstruction(inputs.target, inputs.x, rc.block_split(inputs.times), predictors=inputs.predictors,
+                                rain_mm=inputs.rain, land=inputs.land)
+    day = date(2017, 3, 16)  # SMAP on 55 of the 84 land cells
+    store = TimeSeriesStore(stack, s3=s3_client)
+    for field, (product, variable) in {"smap": ("smap", None), **rc.PREDICTORS}.items():
+        store.put(field, day, gridded_series(product, day, day, grid, variable=variable).isel(time=0, drop=True))
+    smap = store.window("smap", day, 1).values[-1]
+    land = grid.land_mask
+    assert 0 < np.isfinite(smap[land]).sum() < land.sum()  # a day with gaps
+    ref = ModelRef(rc.RECONSTRUCTION_MODEL, "7", "run-of-the-test")
+
+    def product(missing):
+        ds = xr.Dataset(coords={"time": [np.datetime64(day.isoformat(), "ns")], "lat": grid.lat, "lon": grid.lon})
+        return ds, rc.add_to_product(ds, day, store=store, grid=grid, model=rec.to_grid(grid.shape), ref=ref,
+                                     missing=missing)
+
+    ds, prov = product({})
+    flag, value = ds["smap_source"].values[0], ds["smap_reconstructed"].values[0]
+    observed = np.isfinite(smap) & land
+    assert (flag[observed] == rc.OBSERVED).all() and np.array_equal(value[observed], smap[observed])
+    gaps = land & ~observed & (rec.status.reshape(grid.shape) == 0)
+    assert gaps.any() and np.isin(flag[gaps], (rc.RECONSTRUCTED, rc.EXTRAPOLATED)).all()
+    assert np.isfinite(ds["smap_reconstructed_uncertainty"].values[0][gaps]).all()
+    assert prov["smap_reconstruction_missing_predictors"] == []
+    assert prov["smap_reconstruction_predictors"] == "era5_land gldas gldas_soil_temperature doy_sin doy_cos"
+    assert np.isnan(flag[~land]).all()
+
+    ds, prov = product({"gldas": "refused (failed its quality suite)"})
+    flag, value = ds["smap_source"].values[0], ds["smap_reconstructed"].values[0]
+    assert (flag[observed] == rc.OBSERVED).all()  # retrievals do not need the predictors
+    assert (flag[gaps] == rc.NONE_PREDICTOR_MISSING).all() and np.isnan(value[gaps]).all()
+    assert prov["smap_reconstruction_missing_predictors"] == [
+        "gldas: refused (failed its quality suite)", "gldas_soil_temperature: refused (failed its quality suite)"]
+    assert ds["smap_source"].attrs["flag_meanings"].split()[rc.NONE_PREDICTOR_MISSING] == "none_predictor_missing"
