@@ -127,10 +127,11 @@ def predictor_names(fields: tuple[str, ...] | None = None) -> list[str]:
 
 
 def seasonal_predictors(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``doy_sin``, ``doy_cos`` of each day, shape (time,) (as :func:`smflow.ml.features.feature_cube`)."""
-    doy = pd.DatetimeIndex(times).day_of_year.to_numpy()
-    angle = 2 * np.pi * (doy - 1) / 365.25
-    return np.sin(angle), np.cos(angle)
+    """``doy_sin``, ``doy_cos`` of each day, shape (time,): those of the merging features
+    (:func:`smflow.ml.features.day_of_year_sin_cos`)."""
+    from smflow.ml.features import day_of_year_sin_cos
+
+    return day_of_year_sin_cos(times)
 
 
 def heavy_rain_days(rain_mm: np.ndarray, threshold_mm: float = HEAVY_RAIN_MM_PER_DAY) -> np.ndarray:
@@ -267,6 +268,14 @@ class Reconstruction:
             else:
                 out[str(c)] = CELL_STATUS[code]
         return out
+
+    def take(self, cells: np.ndarray) -> "Reconstruction":
+        """The networks of ``cells`` (flat indices, repeats allowed), in that order."""
+        cells = np.asarray(cells, dtype=int)
+        per_cell = ("w1", "b1", "w2", "b2", "x_min", "x_max", "y_min", "y_max", "uncertainty", "status",
+                    "n_pairs", "n_train", "n_validation", "n_test", "n_heavy_rain")
+        return Reconstruction(self.predictors, self.hidden, self.seed,
+                              *(getattr(self, k)[cells] for k in per_cell), metadata=self.metadata)
 
     # -- prediction -------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -428,16 +437,14 @@ class ReconstructionModel(GridParameterModel):
         predictors = list(self.parameters.metadata["predictors"])
         if not set(predictors) <= set(frame.columns):
             return super().predict(context, model_input, params)
-        rec = Reconstruction.from_grid(self.parameters)
         shape = self.parameters.arrays["status"].shape
         cell = frame["lat_index"].to_numpy(int) * shape[1] + frame["lon_index"].to_numpy(int)
-        x = np.full((rec.status.size, len(frame), len(predictors)), np.nan)
-        x[cell, np.arange(len(frame))] = frame[predictors].to_numpy(float)
-        value, flag, _ = rec.predict(x)
-        rows = np.arange(len(frame))
-        unc = np.where(flag[cell, rows] <= EXTRAPOLATED, rec.uncertainty[cell], np.nan)
-        return pd.DataFrame({"smap_reconstructed": value[cell, rows], "smap_reconstructed_uncertainty": unc,
-                             "smap_source": flag[cell, rows].astype(np.int8)})
+        rows = Reconstruction.from_grid(self.parameters).take(cell)  # one "cell" per input row
+        value, flag, _ = rows.predict(frame[predictors].to_numpy(float)[:, None, :])
+        value, flag = value[:, 0], flag[:, 0]
+        unc = np.where(flag <= EXTRAPOLATED, rows.uncertainty, np.nan)
+        return pd.DataFrame({"smap_reconstructed": value, "smap_reconstructed_uncertainty": unc,
+                             "smap_source": flag.astype(np.int8)})
 
 
 # --------------------------------------------------------------------------------- data of a domain
