@@ -390,6 +390,23 @@ def fit_reconstruction(target: np.ndarray, x: np.ndarray, split: np.ndarray, *, 
     x_min, x_max = np.full((n_cells, n_in), nan), np.full((n_cells, n_in), nan)
     status = np.full(n_cells, 3, dtype=np.int8)
     counts = {k: np.zeros(n_cells, dtype=int) for k in ("n_pairs", "n_train", "n_validation", "n_test", "n_heavy_rain")}
+    from threadpoolctl import threadpool_limits
+
+    # Small per-cell problems: one BLAS thread is faster than several fighting over the cores.
+    with threadpool_limits(limits=1):
+        _fit_cells(target, x, split, heavy, land, hidden, seed, alpha, min_pairs,
+                   (w1, b1, w2, b2, x_min, x_max, y_min, y_max, unc, status), counts)
+    meta = {"min_pairs": min_pairs, "heavy_rain_mm_per_day": threshold_mm, "block_days": BLOCK_DAYS,
+            "split": "80/10/10 by contiguous blocks (train x8, validation, test)",
+            "activation": "tanh", "solver": "lbfgs", "l2_penalty": alpha, "max_iter": MAX_ITER,
+            **(metadata or {})}
+    return Reconstruction(list(predictors), hidden, seed, w1, b1, w2, b2, x_min, x_max, y_min, y_max, unc, status,
+                          **counts, metadata=meta)
+
+
+def _fit_cells(target, x, split, heavy, land, hidden, seed, alpha, min_pairs, out, counts) -> None:
+    """The per-cell loop of :func:`fit_reconstruction`; fills ``out`` and ``counts`` in place."""
+    w1, b1, w2, b2, x_min, x_max, y_min, y_max, unc, status = out
     for c in np.flatnonzero(land):
         matched = np.isfinite(target[c]) & np.isfinite(x[c]).all(-1)
         counts["n_heavy_rain"][c] = int((matched & heavy[c]).sum())
@@ -413,12 +430,6 @@ def fit_reconstruction(target: np.ndarray, x: np.ndarray, split: np.ndarray, *, 
         pred = _forward((x[c, va] - lo) / span, net.w1, net.b1, net.w2, np.asarray(net.b2)) * yspan + ylo
         unc[c] = float(np.sqrt(np.mean((pred - target[c, va]) ** 2)))
         status[c] = 0
-    meta = {"min_pairs": min_pairs, "heavy_rain_mm_per_day": threshold_mm, "block_days": BLOCK_DAYS,
-            "split": "80/10/10 by contiguous blocks (train x8, validation, test)",
-            "activation": "tanh", "solver": "lbfgs", "l2_penalty": alpha, "max_iter": MAX_ITER,
-            **(metadata or {})}
-    return Reconstruction(list(predictors), hidden, seed, w1, b1, w2, b2, x_min, x_max, y_min, y_max, unc, status,
-                          **counts, metadata=meta)
 
 
 class ReconstructionModel(GridParameterModel):
@@ -984,6 +995,69 @@ def champion_summary() -> list[str]:
     return lines + ["    " + line for line in table.rstrip().splitlines()]
 
 
+def downstream_effect(v: Validation, grid, shared_dir: Path, train: tuple[date, date], evaluate: tuple[date, date], *,
+                      seed: int = SEED, n_resamples: int = 300) -> tuple[list, dict[str, float]]:
+    """Merged soil moisture and SM2RAIN skill with SMAP as is and with the seamless SMAP as parent.
+
+    TC least squares (Ming et al. 2022, Eqs. 11-17) is fitted on ``train`` with either SMAP series as
+    the first parent and applied to ``evaluate``; the merges are scored against the ISMN stations on
+    ``evaluate`` (:func:`smflow.ml.evaluation.score_candidates`), and SM2RAIN (the shipped parameter
+    set, saturation bounds frozen on each merge's ``train`` period) against the gauges' daily sums.
+    An experiment of docs/reconstruction.md: the daily product still merges SMAP as observed.
+
+    Returns
+    -------
+    (list of CandidateScores, dict)
+        Merged-soil-moisture scores (``merged_smap``, ``merged_seamless_smap``) and the median R of
+        SM2RAIN against the gauges on ``evaluate`` per variant (``sm2rain_r_<variant>``).
+    """
+    from smflow.insitu import load_gauges, load_insitu_soil_moisture
+    from smflow.ml.evaluation import score_candidates
+    from smflow.ml.models import sm2rain_parameters
+    from smflow.ml.train import _parents_series, fit_merging_parameters, load_shipped_sm2rain, merge_series
+    from smflow.science.metrics import pearson_r
+    from smflow.science.sm2rain import apply_sm2rain, relative_saturation
+
+    start, end = v.inputs.times[0], v.inputs.times[-1]
+    parents = _parents_series(pd.Timestamp(start).date(), pd.Timestamp(end).date(), grid)
+    value, flag, _ = v.reconstruction.predict(v.inputs.x)
+    seamless = np.where(np.isfinite(v.inputs.target), v.inputs.target, value)  # (cells, time)
+    t = pd.DatetimeIndex(v.inputs.times)
+    in_train = np.asarray((t >= pd.Timestamp(train[0])) & (t <= pd.Timestamp(train[1])))
+    in_eval = np.asarray((t >= pd.Timestamp(evaluate[0])) & (t <= pd.Timestamp(evaluate[1])))
+    variants = {"smap": parents, "seamless_smap": np.concatenate([seamless.T.reshape(1, t.size, *grid.shape),
+                                                                  parents[1:]])}
+    merged = {}
+    for name, p in variants.items():
+        tc = fit_merging_parameters(p[:, in_train], grid)
+        merged[name] = _cells(merge_series(tc, p)[0])  # (cells, time)
+    insitu = load_insitu_soil_moisture(shared_dir, evaluate[0], evaluate[1])
+    iy, ix = grid.cell_index(insitu["lat"].values, insitu["lon"].values)
+    cells = np.asarray(iy) * grid.shape[1] + np.asarray(ix)
+    obs = insitu["soil_moisture"].transpose("station", "time").values
+    s_idx, t_idx = np.nonzero(np.isfinite(obs))
+    days = np.flatnonzero(in_eval)
+    preds = {f"merged_{k}": m[cells][:, days][s_idx, t_idx] for k, m in merged.items()}
+    scores = score_candidates(preds, obs[s_idx, t_idx], insitu["station"].values.astype(str)[s_idx],
+                              insitu["time"].values[t_idx], folds="insitu-eval", seed=seed,
+                              n_resamples=n_resamples, block_days=BOOTSTRAP_BLOCK_DAYS)
+    rain_params, _ = load_shipped_sm2rain()
+    gauges = load_gauges(shared_dir, evaluate[0], evaluate[1])
+    gy, gx = grid.cell_index(gauges["lat"].values, gauges["lon"].values)
+    gcells = np.asarray(gy) * grid.shape[1] + np.asarray(gx)
+    gauge_rain = gauges["precipitation_amount"].transpose("station", "time").values
+    rain_r = {}
+    for name, m in merged.items():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanpercentile(m[:, in_train], 1, axis=1), np.nanpercentile(m[:, in_train], 99, axis=1)
+        rain = apply_sm2rain(relative_saturation(m, lo[:, None], hi[:, None]), sm2rain_parameters(rain_params))
+        rain_r[f"sm2rain_r_{name}"] = float(np.nanmedian(pearson_r(rain[gcells][:, days], gauge_rain, min_samples=30)))
+    return scores, rain_r
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the validation numbers of docs/reconstruction.md."""
     import argparse
@@ -995,12 +1069,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden", type=int, default=HIDDEN)
     parser.add_argument("--sizes", type=int, nargs="*", default=[6, 12, 24])
     parser.add_argument("--penalties", type=float, nargs="*", default=[0.001, 0.01, 0.1])
+    parser.add_argument("--downstream", action="store_true",
+                        help="also score the TC merge and SM2RAIN with SMAP and with the seamless SMAP (2017 fit, 2018 test)")
     args = parser.parse_args(argv)
     shared = Settings.load().shared_data_dir
     ismn = shared / "ismn_hawaii" if shared is not None and (shared / "ismn_hawaii").is_dir() else None
     v = validate_hawaii(date.fromisoformat(args.period[0]), date.fromisoformat(args.period[1]), shared_dir=ismn,
                         hidden=args.hidden, sizes=tuple(args.sizes) or None, penalties=tuple(args.penalties))
     print(v.report())
+    if args.downstream and ismn is not None:
+        from smflow.domain import load_domain
+        from smflow.ml.evaluation import format_candidates
+
+        scores, rain = downstream_effect(v, load_domain(), ismn, (date(2017, 1, 1), date(2017, 12, 31)),
+                                         (date(2018, 1, 1), date(2018, 12, 31)))
+        print("\ndownstream (TC merge fitted on 2017, scored on 2018 against the ISMN stations):")
+        print(format_candidates(scores))
+        print("SM2RAIN (shipped parameters) median R against the gauges in 2018: "
+              + ", ".join(f"{k} {x:.3f}" for k, x in rain.items()))
 
 
 if __name__ == "__main__":

@@ -156,6 +156,14 @@ def test_real_hawaii_withheld_smap_protocol():
         ins = {s.method: s for s in v.insitu}
         assert ins["reconstructed_days"].n_samples > 500 and ins["observed_days_smap"].n_samples > 500
         assert np.isfinite(ins["reconstructed_days"].r.median)
+        # downstream: TC merge (2017 fit, 2018 test) with SMAP and with the seamless SMAP, and SM2RAIN on both
+        from smflow.domain import load_domain
+
+        merged, rain = rc.downstream_effect(v, load_domain(), ismn, (date(2017, 1, 1), date(2017, 12, 31)),
+                                            (date(2018, 1, 1), date(2018, 12, 31)), n_resamples=50)
+        assert [s.method for s in merged] == ["merged_smap", "merged_seamless_smap"]
+        assert all(s.n_stations >= 5 and np.isfinite(s.ubrmse.median) for s in merged)
+        assert set(rain) == {"sm2rain_r_smap", "sm2rain_r_seamless_smap"} and all(np.isfinite(list(rain.values())))
 
 
 def test_daily_reconstruction_from_the_store_names_a_rejected_predictor(stack, s3_client):
