@@ -206,15 +206,17 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
 
     Loads ``models:/soil_moisture_merging@champion`` (TC least squares or an ML ensemble),
     ``models:/sm2rain@champion``, ``models:/tc_merging@champion`` (whose triplet the TC
-    diagnostics describe) and ``models:/smap_reconstruction@champion`` (seamless SMAP); writes the dataset to the store's staging prefix and returns its key
-    with the provenance the published files carry. When none of the merged inputs (the
-    pipeline's parents) was stored for the day, nothing is computed: the outcome "no product: all
-    inputs missing" is recorded (:func:`no_product`) and returned with ``status`` ``no_product``.
+    diagnostics describe) and ``models:/smap_reconstruction@champion`` (seamless SMAP); writes
+    the dataset to the store's staging prefix and returns its key with the provenance the
+    published files carry. When none of the merged inputs (the pipeline's parents) was stored
+    for the day, nothing is computed: the outcome "no product: all inputs missing" is recorded
+    (:func:`no_product`) and returned with ``status`` ``no_product``.
     """
     from smflow import s3 as s3mod
     from smflow.daily import compute_daily_product
     from smflow.domain import load_domain
     from smflow.ml.registry import configure, load_champion
+    from smflow.ml.reconstruction import load_reconstruction_champion
     from smflow.ml.registry import load_merging_champion
     from smflow.store import TimeSeriesStore
 
@@ -229,8 +231,6 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     merging = load_merging_champion()
     rain_model, rain_ref = load_champion("sm2rain")
     _, tc_ref = load_champion("tc_merging")
-    from smflow.ml.reconstruction import load_reconstruction_champion
-
     ds, provenance = compute_daily_product(
         d, store=TimeSeriesStore(settings, s3=client), grid=load_domain(), merging=merging,
         rain_model=rain_model, rain_ref=rain_ref, tc_ref=tc_ref, missing=missing,
