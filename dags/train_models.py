@@ -1,8 +1,11 @@
-"""Retrain the registry models: TC merging, the merging candidates (RF, LSTM, CNN, BMA), then SM2RAIN.
+"""Retrain the registry models: TC merging, the merging candidates (RF, LSTM, CNN, BMA), SM2RAIN, SMAP reconstruction.
 
 The merging candidates are scored against the in-situ stations leave-one-station-out and on the
 held-out period; ``soil_moisture_merging@champion`` goes to the winner if it passes its gate.
-SM2RAIN is calibrated on the champion's merged soil moisture.
+SM2RAIN is calibrated on the champion's merged soil moisture. ``smap_reconstruction`` (ANN
+gap filling of SMAP, Wang & Xu 2021) is fitted on the training blocks of the whole period and
+promoted when it beats ERA5-Land rescaled to SMAP on the withheld SMAP blocks; its heavy-rain
+filter uses the gauges, else the SM2RAIN champion's rainfall.
 
 Each task fits on the training period, evaluates on a period the fit did not see, logs to MLflow,
 registers a new version and moves the ``champion`` alias only when the evaluation gate passes.
@@ -69,7 +72,14 @@ def train_models():
                      params["evaluate_start"], params["evaluate_end"],
                      swi_filter=params.get("sm2rain_swi_filter", "none"))
 
-    train_sm2rain(train_merging_candidates(train_tc_merging()))
+    @task
+    def train_smap_reconstruction(sm2rain: dict, params: dict | None = None) -> dict:
+        from smflow.operators.training import train
+
+        return train("smap_reconstruction", params["train_start"], params["train_end"],
+                     params["evaluate_start"], params["evaluate_end"])
+
+    train_smap_reconstruction(train_sm2rain(train_merging_candidates(train_tc_merging())))
 
 
 train_models()

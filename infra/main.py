@@ -37,7 +37,7 @@ def _current_champions(settings: Settings, train: list[str], evaluate: list[str]
 
     configure(settings)
     labels = []
-    for name in ("tc_merging", "soil_moisture_merging", "sm2rain"):
+    for name in ("tc_merging", "soil_moisture_merging", "sm2rain", "smap_reconstruction"):
         try:
             ref = champion_ref(name)
         except LookupError:
@@ -78,6 +78,9 @@ def _champion_metrics(settings: Settings) -> str:
                   f"{run.params.get('evaluate_end', run.params.get('validate_end'))}")
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(run.metrics.items()))
         lines.append(f"  {ref.label()} [{period}]: {metrics}")
+    from smflow.ml.reconstruction import champion_summary
+
+    lines.extend(champion_summary())
     return "\n".join(lines)
 
 

@@ -31,7 +31,8 @@ SOIL_TEMPERATURE_FIELD = "gldas_soil_temperature"
 
 def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_ref, tc_ref,
                           missing: dict[str, str], input_granules: list[str],
-                          input_provenance: list[dict[str, Any]] | None = None) -> tuple[xr.Dataset, dict[str, Any]]:
+                          input_provenance: list[dict[str, Any]] | None = None,
+                          reconstruction=None) -> tuple[xr.Dataset, dict[str, Any]]:
     """Merged soil moisture, its uncertainty, SM2RAIN rainfall and rolling TC diagnostics for ``day``.
 
     Parameters
@@ -55,6 +56,10 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         Per fetched granule: provider, collection, version, granule id, revision, URL, checksum
         and the landing URI (``smflow.archive.fetch.ProviderGranule.provenance``); published as
         the ``input_granule_provenance`` lineage (JSON) and on the STAC ``derived_from`` links.
+    reconstruction : tuple, optional
+        ``(GridParameters, ModelRef)`` of ``models:/smap_reconstruction@champion``: adds the
+        seamless SMAP (:func:`smflow.ml.reconstruction.add_to_product`); ``(None, reason)``
+        records why there is none.
 
     Returns
     -------
@@ -182,6 +187,12 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     if merging.method != "tc":
         provenance["member_models"] = merging.member_versions
         provenance["merging_features"] = ",".join(merging.ensemble.spec.columns)
+    if reconstruction is not None:
+        from smflow.ml.reconstruction import add_to_product
+
+        model, recon_ref = reconstruction
+        provenance.update(add_to_product(ds, day, store=store, grid=grid, model=model, ref=recon_ref, missing=missing)
+                          if model is not None else {"smap_reconstruction_model": f"none: {recon_ref}"})
     return ds, provenance
 
 

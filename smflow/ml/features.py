@@ -176,11 +176,10 @@ def feature_cube(parents: xr.Dataset, static: xr.Dataset | None, spec: FeatureSp
     for p in spec.parents:
         out[..., k] = _trailing_mean((values[p] - spec.center[p]) / spec.scale[p], SMOOTHING_DAYS)
         k += 1
-    doy = pd.DatetimeIndex(first["time"].values).day_of_year.to_numpy()
-    angle = 2 * np.pi * (doy - 1) / 365.25
+    doy_sin, doy_cos = day_of_year_sin_cos(first["time"].values)
     expand = (slice(None),) + (None,) * (len(shape) - 1)
-    out[..., k] = np.broadcast_to(np.sin(angle)[expand], shape)
-    out[..., k + 1] = np.broadcast_to(np.cos(angle)[expand], shape)
+    out[..., k] = np.broadcast_to(doy_sin[expand], shape)
+    out[..., k + 1] = np.broadcast_to(doy_cos[expand], shape)
     k += 2
     for name in spec.static:
         if static is None or name not in static:
@@ -191,6 +190,12 @@ def feature_cube(parents: xr.Dataset, static: xr.Dataset | None, spec: FeatureSp
         k += 1
     coords = {d: first[d] for d in dims if d in first.coords}
     return xr.DataArray(out, dims=(*dims, "feature"), coords={**coords, "feature": spec.columns})
+
+
+def day_of_year_sin_cos(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``doy_sin``, ``doy_cos``: day of year on the unit circle, angle 2 pi (doy - 1) / 365.25; shape (time,)."""
+    angle = 2 * np.pi * (pd.DatetimeIndex(times).day_of_year.to_numpy() - 1) / 365.25
+    return np.sin(angle), np.cos(angle)
 
 
 def _trailing_mean(z: np.ndarray, days: int) -> np.ndarray:

@@ -56,10 +56,13 @@ def log_grid_model(
     parameters: GridParameters,
     *,
     registered_name: str,
+    example=None,
 ) -> ModelRef:
     """Log ``parameters`` as a pyfunc model in the active run and register a new version.
 
-    Must be called inside ``mlflow.start_run()``. Returns the new (not yet promoted) version.
+    Must be called inside ``mlflow.start_run()``. ``example`` (a :class:`pandas.DataFrame`, default
+    one row of ``lat_index``, ``lon_index``) is the input example the signature is inferred from.
+    Returns the new (not yet promoted) version.
     """
     import mlflow
     import pandas as pd
@@ -70,7 +73,8 @@ def log_grid_model(
         raise RuntimeError("log_grid_model must run inside mlflow.start_run()")
     with tempfile.TemporaryDirectory() as tmp:
         path = save_npz(Path(tmp) / "parameters.npz", parameters.arrays, parameters.metadata)
-        example = pd.DataFrame({"lat_index": [0], "lon_index": [0]})
+        if example is None:
+            example = pd.DataFrame({"lat_index": [0], "lon_index": [0]})
         model.load_context(type("Ctx", (), {"artifacts": {"parameters": str(path)}})())
         signature = infer_signature(example, model.predict(None, example))
         info = mlflow.pyfunc.log_model(

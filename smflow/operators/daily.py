@@ -205,16 +205,18 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
     """Build the day's product dataset (:func:`smflow.daily.compute_daily_product`) and stage it.
 
     Loads ``models:/soil_moisture_merging@champion`` (TC least squares or an ML ensemble),
-    ``models:/sm2rain@champion`` and ``models:/tc_merging@champion`` (whose triplet the TC
-    diagnostics describe); writes the dataset to the store's staging prefix and returns its key
-    with the provenance the published files carry. When none of the merged inputs (the
-    pipeline's parents) was stored for the day, nothing is computed: the outcome "no product: all
-    inputs missing" is recorded (:func:`no_product`) and returned with ``status`` ``no_product``.
+    ``models:/sm2rain@champion``, ``models:/tc_merging@champion`` (whose triplet the TC
+    diagnostics describe) and ``models:/smap_reconstruction@champion`` (seamless SMAP); writes
+    the dataset to the store's staging prefix and returns its key with the provenance the
+    published files carry. When none of the merged inputs (the pipeline's parents) was stored
+    for the day, nothing is computed: the outcome "no product: all inputs missing" is recorded
+    (:func:`no_product`) and returned with ``status`` ``no_product``.
     """
     from smflow import s3 as s3mod
     from smflow.daily import compute_daily_product
     from smflow.domain import load_domain
     from smflow.ml.registry import configure, load_champion
+    from smflow.ml.reconstruction import load_reconstruction_champion
     from smflow.ml.registry import load_merging_champion
     from smflow.store import TimeSeriesStore
 
@@ -235,7 +237,8 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Sett
         input_granules=[r.get("provenance", {}).get("url") or r["source"]
                         for r in ingested if r["status"] == "stored" and r.get("source")],
         input_provenance=[{**r["provenance"], "landed": r["source"]}
-                          for r in ingested if r["status"] == "stored" and r.get("provenance")])
+                          for r in ingested if r["status"] == "stored" and r.get("provenance")],
+        reconstruction=load_reconstruction_champion())
     ds.attrs["provenance_json"] = json.dumps(provenance, sort_keys=True)
     key = _staging_key(d)
     client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(ds.to_netcdf(engine="h5netcdf")))

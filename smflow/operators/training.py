@@ -54,6 +54,7 @@ def train(model: str, train_start: str, train_end: str, eval_start: str, eval_en
     `loso`, `hyper` (``soil_moisture_merging`` only): run the leave-one-station-out folds; member
     hyper-parameters (e.g. ``{"lstm": {"epochs": 5}}`` for a quick run).
     """
+    from smflow.ml.reconstruction import RECONSTRUCTION_MODEL, train_reconstruction
     from smflow.ml.train import train_sm2rain, train_tc_merging
     from smflow.ml.train_merging import MERGING_MODEL, train_merging
 
@@ -64,8 +65,11 @@ def train(model: str, train_start: str, train_end: str, eval_start: str, eval_en
         result = train_tc_merging(*period, settings=settings)
     elif model == MERGING_MODEL:
         result = train_merging(*period, settings=settings, loso=loso, hyper=hyper)
+    elif model == RECONSTRUCTION_MODEL:
+        result = train_reconstruction(*period, settings=settings)
     else:
-        raise ValueError(f"unknown model {model!r}: 'tc_merging', '{MERGING_MODEL}' or 'sm2rain'")
+        raise ValueError(f"unknown model {model!r}: 'tc_merging', '{MERGING_MODEL}', 'sm2rain' or "
+                         f"'{RECONSTRUCTION_MODEL}'")
     if not result.promoted:
         log.warning("%s v%s not promoted: %s", model, result.version, result.gate)
     return result.to_dict()

@@ -68,6 +68,8 @@ from smflow.publish.cf_facts import (
     QUALITY_VARIABLES,
     REFERENCES,
     REQUIRED_PROVENANCE,
+    SMAP_RECONSTRUCTION_ATTRS,
+    SMAP_SOURCE_FLAGS,
     SOURCE_GRID,
     SOURCES,
     SUMMARIES,
@@ -462,7 +464,24 @@ def _merged_soil_moisture(product: xr.Dataset, method: str = "tc") -> dict[str, 
     if "member_soil_moisture" in product:
         out["member_soil_moisture"] = _float_variable(
             product["member_soil_moisture"], MEMBER_GRID, attrs("member_soil_moisture"))
+    if "smap_reconstructed" in product:
+        out.update(_smap_reconstruction(product))
     return out
+
+
+def _smap_reconstruction(product: xr.Dataset) -> dict[str, xr.Variable]:
+    """Seamless SMAP (Wang & Xu 2021 ANN reconstruction), its uncertainty and its ``smap_source`` flag."""
+    def attrs(name: str) -> dict[str, Any]:
+        return {**SMAP_RECONSTRUCTION_ATTRS[name], **{k: v for k, v in product[name].attrs.items()
+                                          if k in ("predictors", "model")}}
+
+    flags = _product_flags(product["smap_source"], SMAP_SOURCE_FLAGS)
+    return {
+        "smap_reconstructed": _float_variable(product["smap_reconstructed"], GRID, attrs("smap_reconstructed")),
+        "smap_reconstructed_uncertainty": _float_variable(
+            product["smap_reconstructed_uncertainty"], GRID, attrs("smap_reconstructed_uncertainty")),
+        "smap_source": _flag_variable(product["smap_source"], GRID, flags, attrs("smap_source"), "smap_source"),
+    }
 
 
 def _sm2rain_precipitation(product: xr.Dataset) -> dict[str, xr.Variable]:

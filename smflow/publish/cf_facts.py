@@ -144,6 +144,35 @@ MEMBER_GRID: Final = ("time", "member", "lat", "lon")
 
 FROZEN_SOIL_FLAGS: Final[dict[int, str]] = {0: "not_frozen", 1: "frozen_soil_or_snow"}
 
+#: ``smap_source`` of the seamless SMAP (ANN reconstruction, Wang & Xu 2021; smflow.ml.reconstruction).
+SMAP_SOURCE_FLAGS: Final[dict[int, str]] = {
+    0: "observed",
+    1: "reconstructed",
+    2: "reconstructed_extrapolated",
+    3: "none_cell_not_reconstructed",
+    4: "none_predictor_missing",
+}
+#: Attributes of the seamless-SMAP variables of ``merged-sm`` (``predictors`` and ``model`` come with the data).
+SMAP_RECONSTRUCTION_ATTRS: Final[dict[str, dict[str, Any]]] = {
+    "smap_reconstructed": {
+        "standard_name": "volume_fraction_of_condensed_water_in_soil", "units": "m3 m-3",
+        "long_name": "seamless SMAP soil moisture: SMAP L3 where observed, else the ANN reconstruction",
+        "comment": "Wang & Xu 2021 (Remote Sens. 13, 5156), Sect. 3.1: per-cell one-hidden-layer network "
+                   "trained on the days SMAP exists; see smap_source and smap_reconstructed_uncertainty",
+        "ancillary_variables": "smap_source smap_reconstructed_uncertainty"},
+    "smap_reconstructed_uncertainty": {
+        "units": "m3 m-3",
+        "long_name": "uncertainty of the reconstructed SMAP soil moisture (RMSE of the cell's network on its "
+                     "validation blocks)",
+        "comment": "NaN where SMAP is observed or nothing is reconstructed"},
+    "smap_source": {
+        "long_name": "source of smap_reconstructed",
+        "comment": "reconstructed_extrapolated: a predictor outside the cell's training range (value not "
+                   "clipped); none_cell_not_reconstructed: fewer than 50 matched training pairs in the cell; "
+                   "none_predictor_missing: a predictor of the model is missing that day (see the "
+                   "smap_reconstruction_missing_predictors attribute)"},
+}
+
 #: Comments of the merged variables when the merge is the machine-learning ensemble (the
 #: ``comment`` of :data:`VARIABLE_ATTRS` describes the TC least-squares merge).
 ML_COMMENT: Final = (

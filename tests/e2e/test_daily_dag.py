@@ -431,3 +431,38 @@ def test_no_credential_appears_in_any_log_of_the_run(prepared, fetch_env):
     assert len(OUTPUTS) >= 3
     leaked = [t[:200] for t in texts if TOKEN in t or CDS_TOKEN in t]
     assert not leaked, leaked
+
+
+def test_daily_dag_publishes_the_seamless_smap_with_its_source_flag(prepared, s3_client, fetch_env):
+    """train_models registered smap_reconstruction (Wang & Xu 2021 ANN); the daily run applies the champion:
+    SMAP where it has a retrieval, the reconstruction with its uncertainty elsewhere, the source in a CF flag."""
+    import xarray as xr
+
+    from smflow.ml.reconstruction import SOURCE_FLAGS
+    from smflow.ml.registry import champion_ref
+
+    settings = prepared
+    ref = champion_ref("smap_reconstruction")  # promoted: it beat ERA5-Land rescaled to SMAP on withheld days
+    day = date(2018, 6, 1)  # SMAP covers most of the island; the rest is reconstructed
+    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", day.isoformat())
+    body = s3_client.get_object(Bucket=settings.products_bucket,
+                                Key=f"daily/{day:%Y/%m/%d}/smflow_merged-sm_{day:%Y%m%d}.nc")["Body"].read()
+    sm = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")
+    assert f"smap_reconstruction@champion v{ref.version}" in sm.attrs["smap_reconstruction_model"]
+    predictors = "era5_land gldas gldas_soil_temperature doy_sin doy_cos"
+    assert sm.attrs["smap_reconstruction_predictors"] == predictors
+    value, unc = sm["smap_reconstructed"], sm["smap_reconstructed_uncertainty"]
+    assert value.attrs["units"] == "m3 m-3" and unc.attrs["units"] == "m3 m-3"
+    assert value.attrs["predictors"] == predictors
+    flag = sm["smap_source"]
+    assert flag.attrs["flag_meanings"].split() == [SOURCE_FLAGS[k] for k in sorted(SOURCE_FLAGS)]
+    assert flag.attrs["flag_values"].tolist() == sorted(SOURCE_FLAGS)
+    f, v, u = flag.values[0], value.values[0], unc.values[0]
+    smap = sm["source_soil_moisture"].sel(source="smap").values[0]
+    observed, rebuilt = f == 0, np.isin(f, (1, 2))
+    assert observed.sum() >= 40 and rebuilt.sum() >= 1, np.unique(f, return_counts=True)
+    np.testing.assert_allclose(v[observed], smap[observed], rtol=1e-6)  # retrievals are kept as they are
+    assert np.isnan(smap[rebuilt]).all() and np.isfinite(v[rebuilt]).all()
+    assert np.all((u[rebuilt] > 0) & (u[rebuilt] < 0.2)) and np.isnan(u[observed]).all()
+    assert np.nanmin(v) > 0 and np.nanmax(v) < 0.7
+    assert np.isnan(v[np.isin(f, (3, 4))]).all()  # "none" carries no value
