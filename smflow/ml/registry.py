@@ -97,7 +97,7 @@ def promote(ref: ModelRef, alias: str = CHAMPION, *, reason: str | None = None) 
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from smflow.ml.lifecycle import record_alias_move
+    from smflow.ml.alias_log import record_alias_move
 
     client = MlflowClient()
     try:
