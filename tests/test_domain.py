@@ -113,3 +113,13 @@ def test_frozen_and_cached(grid):
     assert load_domain() is grid
     with pytest.raises(FileNotFoundError, match="known domains"):
         load_domain("atlantis")
+
+
+def test_eccodes_loaded_after_smflow_leaves_pyproj_working():
+    """eccodes (cfgrib) loaded first leaves PROJ without its database; importing smflow prevents it."""
+    import subprocess
+    import sys
+
+    code = "import smflow, eccodes, pyproj; print(pyproj.CRS('EPSG:4326').name)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "WGS 84", out.stderr[-2000:]
