@@ -1,4 +1,5 @@
-"""Retrain the registry models: TC merging, the merging candidates (RF, LSTM, CNN, BMA), then SM2RAIN.
+"""Retrain the registry models: TC merging, the merging candidates (RF, LSTM, CNN, BMA), then SM2RAIN;
+independently, the two downscaling models (``downscaling_nn``, ``downscaling_lstm_kriging``).
 
 The merging candidates are scored against the in-situ stations leave-one-station-out and on the
 held-out period; ``soil_moisture_merging@champion`` goes to the winner if it passes its gate.
@@ -69,6 +70,16 @@ def train_models():
                      swi_filter=params.get("sm2rain_swi_filter", "none"))
 
     train_sm2rain(train_merging_candidates(train_tc_merging()))
+
+    @task
+    def train_downscaling() -> dict:
+        # Independent of the merging chain: fitted on the CGLS 1 km SSM (Ebro-Pyrenees), promoted
+        # only if it beats bilinear interpolation (smflow.downscaling.registry).
+        from smflow.operators.training import train_downscaling as run
+
+        return run()
+
+    train_downscaling()
 
 
 train_models()
