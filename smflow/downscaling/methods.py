@@ -283,7 +283,7 @@ def fit_variogram(x: np.ndarray, y: np.ndarray, values: np.ndarray, *, max_lag_k
 
 
 def residual_kriging(coarse: np.ndarray, pred_coarse: np.ndarray, pred_fine: np.ndarray,
-                     domain: DomainGrid, fine: DomainGrid, *, tile: int = 10, halo: int = 5,
+                     domain: DomainGrid, fine: DomainGrid, *, tile: int = 4, halo: int = 3,
                      fallback_fine: np.ndarray | None = None) -> KrigingResult:
     """Ming et al. 2022 Eqs. 2-4 with tiles, then the exact block-mean correction.
 

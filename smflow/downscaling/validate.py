@@ -104,8 +104,8 @@ def coarse_samples(days: list[DayData]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(Xs), np.concatenate(ys)
 
 
-def downscale_day(method: str, model, d: DayData, domain, fine, *, tile: int = 10,
-                  halo: int = 5) -> tuple[np.ndarray, dict]:
+def downscale_day(method: str, model, d: DayData, domain, fine, *, tile: int = 4,
+                  halo: int = 3) -> tuple[np.ndarray, dict]:
     """Downscale the coarse field of ``d`` with ``method`` (``model``: a FittedRegressor)."""
     from smflow.downscaling.methods import (
         bilinear, fill_gaps, predict_fine, residual_kriging,
