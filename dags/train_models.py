@@ -1,4 +1,5 @@
-"""Retrain the registry models: TC merging, the merging candidates (RF, LSTM, CNN, BMA), SM2RAIN, SMAP reconstruction.
+"""Retrain the registry models: TC merging, the merging candidates (RF, LSTM, CNN, BMA), SM2RAIN, SMAP
+reconstruction; independently, the two downscaling models (``downscaling_nn``, ``downscaling_lstm_kriging``).
 
 The merging candidates are scored against the in-situ stations leave-one-station-out and on the
 held-out period; ``soil_moisture_merging@champion`` goes to the winner if it passes its gate.
@@ -40,6 +41,8 @@ from smflow.operators.callbacks import default_args
                               description="also score the merging candidates leave-one-station-out"),
         "merging_epochs": Param(60, type="integer", minimum=1,
                                 description="maximum epochs of the LSTM / CNN members (early stopping)"),
+        "downscaling": Param(True, type="boolean",
+                             description="also train the 1 km downscaling models (Ebro-Pyrenees CGLS 1 km)"),
     },
     tags=["smflow", "mlflow", "training"],
     doc_md=__doc__,
@@ -80,6 +83,18 @@ def train_models():
                      params["evaluate_start"], params["evaluate_end"])
 
     train_smap_reconstruction(train_sm2rain(train_merging_candidates(train_tc_merging())))
+
+    @task
+    def train_downscaling(params: dict | None = None) -> dict:
+        # Independent of the merging chain: fitted on the CGLS 1 km SSM (Ebro-Pyrenees), promoted
+        # only if it beats bilinear interpolation (smflow.downscaling.registry).
+        from smflow.operators.training import train_downscaling as run
+
+        if not params.get("downscaling", True):
+            return {"skipped": "run param downscaling = false"}
+        return run()
+
+    train_downscaling()
 
 
 train_models()

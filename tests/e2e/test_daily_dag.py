@@ -123,7 +123,8 @@ def prepared(stack, s3_client, fetch_env):
     # here; tests/ml/test_train_merging.py scores them leave-one-station-out.
     _airflow(fetch_env, "dags", "test", "train_models",
              "-c", '{"train_start": "2017-01-01", "train_end": "2017-12-31", "evaluate_start": "2018-01-01", '
-                   '"evaluate_end": "2018-12-31", "merging_loso": false, "merging_epochs": 4}', timeout=1200)
+                   '"evaluate_end": "2018-12-31", "merging_loso": false, "merging_epochs": 4, '
+                   '"downscaling": false}', timeout=1200)
     from smflow.ml.registry import champion_ref, configure
 
     configure(settings)
