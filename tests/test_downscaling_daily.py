@@ -52,7 +52,8 @@ def test_daily_product_is_a_mass_conserving_cog_with_quicklook_and_stac(stack, t
     assert s3.get_object(Bucket=stack.products_bucket, Key=png)["Body"].read()[:4] == b"\x89PNG"
     item = json.loads(s3.get_object(Bucket=stack.products_bucket, Key=item_key)["Body"].read())
     targets = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
-    assert any("merged-sm" in t for t in targets) and any("HI_topo_04" in t for t in targets)
+    # the coarse field was given in memory (not published): no link to it; the covariates are linked
+    assert not any("merged-sm" in t for t in targets) and any("HI_topo_04" in t for t in targets)
     assert item["properties"]["smflow:method"] == "nn_kriging"
     assert item["properties"]["smflow:mass_conservation"]["passed"] is True
     assert "lst" in " ".join(item["properties"]["smflow:missing_covariates"])

@@ -5,9 +5,9 @@
 ``sameday`` fit of :mod:`smflow.downscaling.validate`, the only setting that beat bilinear; see
 ``docs/downscaling.md``) and records the mass-conservation check. :func:`publish_downscaled` writes
 
-* ``daily/YYYY/MM/DD/smflow_sm-1km_YYYYMMDD.tif`` -- Cloud-Optimized GeoTIFF (rioxarray, GDAL COG
-  driver, float32, NaN nodata, EPSG:4326, north-up);
-* ``daily/YYYY/MM/DD/smflow_sm-1km_YYYYMMDD.png`` -- quicklook (:func:`render_quicklook`);
+* ``daily-1km/YYYY/MM/DD/v<version>/smflow_sm-1km_YYYYMMDD.tif`` -- Cloud-Optimized GeoTIFF
+  (rioxarray, GDAL COG driver, float32, NaN nodata, EPSG:4326, north-up);
+* ``daily-1km/YYYY/MM/DD/v<version>/smflow_sm-1km_YYYYMMDD.png`` -- quicklook (:func:`render_quicklook`);
 * ``stac/items/smflow-daily-1km-YYYYMMDD.json`` -- STAC item with ``derived_from`` links to the
   coarse product and to every covariate file, the method / model versions and the mass
   conservation record in its properties,
@@ -19,6 +19,7 @@ coarse field without any value gives no product: the day is returned as missing.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import tempfile
 from pathlib import Path
@@ -31,6 +32,8 @@ from smflow.domain import DomainGrid
 from smflow.downscaling.grid import block_mean, factor_of
 
 PRODUCT_NAME = "sm-1km"
+#: Key prefix of the 1 km files (not under ``daily/``: the coarse day's version sweep owns that).
+FINE_PREFIX = "daily-1km"
 #: Largest |block mean - coarse| allowed for the kriging variants (exact up to rounding).
 KRIGING_TOLERANCE = 1e-9
 METHODS = ("bilinear", "lstm_kriging", "nn_kriging")
@@ -120,7 +123,7 @@ def to_cog_bytes(field: np.ndarray, fine: DomainGrid, *, units: str, day: dt.dat
 
 
 def build_stac_item(day: dt.date, fine: DomainGrid, assets: dict[str, dict], *,
-                    coarse_href: str, covariate_sources: dict[str, str], record: dict,
+                    coarse_href: str | None, covariate_sources: dict[str, str], record: dict,
                     models: dict[str, str]):
     """The STAC item of the day's 0.01 deg product (pystac), linking its inputs."""
     import pystac
@@ -150,18 +153,20 @@ def build_stac_item(day: dt.date, fine: DomainGrid, assets: dict[str, dict], *,
                                          roles=spec["roles"], title=spec["title"],
                                          extra_fields={"file:checksum": spec["checksum"],
                                                        "file:size": spec["size"]}))
-    item.add_link(pystac.Link(rel="derived_from", target=coarse_href,
-                              title="coarse merged soil moisture (0.1 deg)"))
+    if coarse_href:
+        item.add_link(pystac.Link(rel="derived_from", target=coarse_href,
+                                  title="coarse merged soil moisture (0.1 deg)"))
     for name, source in covariate_sources.items():
         item.add_link(pystac.Link(rel="derived_from", target=source, title=f"covariate {name}"))
     return item
 
 
 def publish_downscaled(day: dt.date, field: np.ndarray, fine: DomainGrid, record: dict, *,
-                       publisher, coarse_href: str, covariate_sources: dict[str, str],
+                       publisher, coarse_href: str | None, covariate_sources: dict[str, str],
                        models: dict[str, str], units: str = "m3 m-3") -> dict[str, Any]:
     """Place the COG, the quicklook and the STAC item of ``day`` (see the module docstring)."""
-    from smflow.publish.publisher import daily_key
+    from smflow import s3 as s3mod
+    from smflow.publish.publisher import day_version
     from smflow.publish.quicklook import render_quicklook
     from smflow.publish.stac import multihash_sha256, to_json_bytes
 
@@ -169,15 +174,17 @@ def publish_downscaled(day: dt.date, field: np.ndarray, fine: DomainGrid, record
     finite = field[np.isfinite(field)]
     vmin, vmax = (0.0, 0.5) if units == "m3 m-3" else (0.0, 100.0)
     files = {
-        "data": (daily_key(day, PRODUCT_NAME, "tif"), to_cog_bytes(field, fine, units=units,
-                                                                   day=day),
+        "data": (f"smflow_{PRODUCT_NAME}_{day:%Y%m%d}.tif", to_cog_bytes(field, fine, units=units, day=day),
                  "image/tiff; application=geotiff; profile=cloud-optimized", ["data"],
                  f"Downscaled soil moisture, 0.01 deg (COG) [{units}]"),
-        "quicklook": (daily_key(day, PRODUCT_NAME, "png"), render_quicklook(
+        "quicklook": (f"smflow_{PRODUCT_NAME}_{day:%Y%m%d}.png", render_quicklook(
             da, title=f"Soil moisture 0.01 deg ({record['method']}) {day}", units=units,
             cmap="YlGnBu", vmin=vmin, vmax=vmax), "image/png", ["overview", "visual"],
             "Quicklook of the downscaled soil moisture"),
     }
+    # As the coarse day (smflow.publish.publisher): files under a content version, the item last.
+    version = day_version({k: s3mod.sha256_hex(f[1]) for k, f in files.items()})
+    files = {k: (f"{FINE_PREFIX}/{day:%Y/%m/%d}/v{version}/{f[0]}", *f[1:]) for k, f in files.items()}
     assets, written = {}, []
     for key, (s3_key, body, media_type, roles, title) in files.items():
         sha, changed = publisher.place(s3_key, body, media_type)
@@ -206,7 +213,7 @@ def run_day(day: dt.date, *, domain_name: str = "big_island", method: str = "lst
     from smflow.domain import load_domain
     from smflow.downscaling.covariates import build_stack
     from smflow.downscaling.grid import fine_grid
-    from smflow.publish.publisher import Publisher, daily_key
+    from smflow.publish.publisher import Publisher, published_assets
 
     settings = settings or Settings.load()
     publisher = Publisher(settings)
@@ -216,13 +223,16 @@ def run_day(day: dt.date, *, domain_name: str = "big_island", method: str = "lst
         return {"day": day.isoformat(), "status": "skipped",
                 "reason": "no ../shared/data/real: the covariates cannot be read"}
     fine = fine_grid(domain, shared_dir=shared)
-    coarse_key = daily_key(day, "merged-sm", "nc")
+    try:  # the coarse day as published (through its STAC item)
+        coarse_href = f"s3://{publisher.bucket}/{published_assets(publisher.s3, publisher.bucket, day)['merged-sm']}"
+    except FileNotFoundError:
+        if coarse is None:
+            raise
+        coarse_href = None  # a field given by the caller, not published: no link
     if coarse is None:
+        coarse_key = coarse_href.split("/", 3)[3]
         body = publisher.s3.get_object(Bucket=publisher.bucket, Key=coarse_key)["Body"].read()
-        with tempfile.NamedTemporaryFile(suffix=".nc") as fh:
-            fh.write(body)
-            fh.flush()
-            coarse = xr.load_dataset(fh.name)["soil_moisture"].squeeze(drop=True)
+        coarse = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")["soil_moisture"].squeeze(drop=True)
     if not domain.is_on_grid(coarse):
         raise ValueError(f"the coarse field of {day} is not on the {domain.name} grid")
     stack = build_stack(domain, fine, day, shared)
@@ -233,7 +243,7 @@ def run_day(day: dt.date, *, domain_name: str = "big_island", method: str = "lst
     models = {"method": method, "fit": "per day on the coarse field" if method != "bilinear"
               else "-"}
     return publish_downscaled(day, field, fine, record, publisher=publisher,
-                              coarse_href=f"s3://{publisher.bucket}/{coarse_key}",
+                              coarse_href=coarse_href,
                               covariate_sources=stack.sources, models=models,
                               units=str(coarse.attrs.get("units", "m3 m-3")))
 
