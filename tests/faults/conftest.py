@@ -155,6 +155,13 @@ class S3Outage:
         _check(run_stack("stop", "--only", "s3"), "infra/stack.py stop --only s3")
         return time.monotonic() - t0
 
+    def kill(self) -> None:
+        """SIGKILL the S3 server's process group: it stops answering at once (a crash)."""
+        import signal
+
+        pid = int((_state_home() / "run" / "s3.pid").read_text())
+        os.killpg(pid, signal.SIGKILL)
+
     def start(self) -> None:
         _check(run_stack("start", "--only", "s3"), "infra/stack.py start --only s3")
 

@@ -1,8 +1,11 @@
-"""Faults of the Airflow daemons on a real (second, small) Airflow stack: a stop while a task
-runs, and the metadata DB's connections cut (a TCP proxy in front of PostgreSQL)."""
+"""Faults of the Airflow daemons on a real (second, small) Airflow stack (``fault_airflow``): a
+stop while a task runs, the metadata DB's connections cut (a TCP proxy in front of PostgreSQL),
+a task process SIGKILLed, the scheduler SIGKILLed mid-run."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -55,6 +58,7 @@ def test_metadata_db_connections_cut_while_a_task_runs(fault_airflow, pg_proxy, 
     client = fault_airflow.client()
     run_id, marker = _trigger(client, tmp_path, seconds=25)
     wait_for(lambda: marker.is_file() and marker.read_text(), 120, "slow_step started")
+    restarts = _keepalive_restarts(fault_airflow)
     t0 = time.monotonic()
     closed = pg_proxy.cut()
     assert closed > 0, "the daemons held no connection through the proxy"
@@ -68,8 +72,54 @@ def test_metadata_db_connections_cut_while_a_task_runs(fault_airflow, pg_proxy, 
     tis = _task_instances(client, run_id)
     assert tis["slow_step"]["state"] == "success" and tis["after"]["state"] == "success"
     tries = tis["slow_step"]["try_number"]
-    log = (fault_airflow.home / "logs" / "airflow-scheduler.log").read_text(errors="replace")
-    assert "keepalive: " in log  # the scheduler did exit on the lost DB, and was restarted
+    assert _keepalive_restarts(fault_airflow) > restarts  # a daemon did exit on the lost DB, and was restarted
     fault_table.record("PostgreSQL connections cut 20 s mid-task (TCP proxy)",
                        "completed on retry" if tries > 1 else "completed", recovery_s=recovery)
 
+
+
+def _keepalive_restarts(airflow) -> int:
+    """Restarts infra/keepalive.py made so far, over the daemons' logs."""
+    return sum(path.read_text(errors="replace").count("keepalive: ")
+               for path in (airflow.home / "logs").glob("airflow-*.log"))
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_a_sigkilled_task_process_is_detected_and_completed_on_retry(fault_airflow, fault_table, tmp_path):
+    client = fault_airflow.client()
+    run_id, marker = _trigger(client, tmp_path, seconds=20)
+    line = wait_for(lambda: marker.is_file() and marker.read_text(), 120, "slow_step started")
+    pid = int(line.split()[1])
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    assert client.wait_run("fault_probe", run_id, timeout=600, poll=2) == "success"
+    recovery = time.monotonic() - t0
+    tis = _task_instances(client, run_id)
+    assert tis["slow_step"]["try_number"] == 2 and tis["after"]["state"] == "success", tis
+    assert [ln.split()[0] for ln in marker.read_text().splitlines()] == ["1", "2"]
+    fault_table.record("task process SIGKILLed mid-task", "completed on retry", recovery_s=recovery)
+
+
+def test_a_scheduler_killed_mid_run_is_restarted_and_nothing_is_lost(fault_airflow, fault_table, tmp_path):
+    """SIGKILL of the scheduler while a task runs: keepalive starts a new one, the run completes,
+    the running task's result is kept (it ran once)."""
+    client = fault_airflow.client()
+    run_id, marker = _trigger(client, tmp_path, seconds=15)
+    wait_for(lambda: marker.is_file() and marker.read_text(), 120, "slow_step started")
+    keeper = int((fault_airflow.home / "run" / "airflow-scheduler.pid").read_text())
+    (scheduler,) = _children(keeper)
+    t0 = time.monotonic()
+    os.kill(scheduler, signal.SIGKILL)
+    wait_for(lambda: _children(keeper) and _children(keeper) != [scheduler], 60, "a new scheduler")
+    assert client.wait_run("fault_probe", run_id, timeout=600, poll=2) == "success"
+    recovery = time.monotonic() - t0
+    tis = _task_instances(client, run_id)
+    assert tis["slow_step"]["state"] == "success" and tis["after"]["state"] == "success", tis
+    executions = len(marker.read_text().splitlines())
+    fault_table.record("scheduler SIGKILLed mid-run (restarted by keepalive)",
+                       "completed" if executions == 1 else "completed on retry", recovery_s=recovery)
+    assert executions == 1, f"slow_step ran {executions} times: {marker.read_text()}"
