@@ -1299,6 +1299,16 @@ def _signal_session(pid: int, sig: signal.Signals) -> None:
             os.kill(member, sig)
 
 
+def _tasks_may_run(scheduler: int) -> bool:
+    """Whether the scheduler's session may still run a task: the scheduler (its keeper, the
+    session leader) is alive, or a member is not an idle LocalExecutor worker. Idle workers left
+    once the scheduler has exited are orphans of a scheduler that died (their queue has no
+    writer any more): nothing of theirs is worth waiting for."""
+    if _alive(scheduler):
+        return True
+    return any("LocalExecutor: <idle>" not in _cmdline(member) for member in session_members(scheduler))
+
+
 def _stop_airflow(cfg: Config, pids: dict[str, int | None]) -> None:
     """Stop Airflow without losing the result of a running task.
 
@@ -1322,13 +1332,14 @@ def _stop_airflow(cfg: Config, pids: dict[str, int | None]) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(scheduler, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while session_members(scheduler) and time.monotonic() < deadline:
+        while _tasks_may_run(scheduler) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if session_members(scheduler):
+        if _tasks_may_run(scheduler):
             print(f"airflow: tasks still running after the {grace:.0f} s grace period "
                   "(SMFLOW_AIRFLOW_STOP_GRACE); terminating them (they are retried at the next start)", file=sys.stderr)
-            _signal_session(scheduler, signal.SIGTERM)
-            stop_session("airflow-scheduler", scheduler, AIRFLOW_TASK_KILL_TIMEOUT, terminate=False)
+        # What is left: tasks past the grace period, or idle workers orphaned by a dead scheduler.
+        _signal_session(scheduler, signal.SIGTERM)
+        stop_session("airflow-scheduler", scheduler, AIRFLOW_TASK_KILL_TIMEOUT, terminate=False)
         _pid_file(cfg, "airflow-scheduler").unlink(missing_ok=True)
     for name, pid in others.items():
         stop_session(name, pid, STOP_TIMEOUT["airflow"], terminate=False)
