@@ -102,7 +102,7 @@ def build_daily_dag(name: str, spec: dict):
         start_date=pendulum.parse(spec["start_date"], tz="UTC"),
         catchup=False,
         max_active_runs=3,
-        default_args=default_args(retries=2, retry_delay_seconds=30),
+        default_args=default_args(),
         deadline=_deadline(spec),
         tags=["smflow", "daily", "products", domain],
         doc_md=__doc__,
@@ -116,7 +116,8 @@ def build_daily_dag(name: str, spec: dict):
     def daily():
         granules = _wait_for_granules(spec["inputs"], spec.get("granule_wait_hours", 6), source)
         if source == "provider":
-            @task(map_index_template=MAP_LABEL, max_active_tis_per_dagrun=4, retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
+            @task(map_index_template=MAP_LABEL, max_active_tis_per_dagrun=4, retry_delay=timedelta(minutes=1),
+                  max_retry_delay=timedelta(minutes=10))
             def fetch_granule(found: dict) -> dict:
                 from airflow.sdk.exceptions import AirflowFailException
 

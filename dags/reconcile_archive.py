@@ -27,7 +27,7 @@ from smflow.operators.ui import MAP_LABEL, label_map_index
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(retries=2, retry_delay_seconds=60),
+    default_args=default_args(retry_delay_seconds=60),
     params={
         "start": Param(None, type=["null", "string"], format="date",
                        description="first day (default: lookback_days before the run)"),

@@ -19,7 +19,7 @@ from smflow.operators.callbacks import default_args
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(retries=1, retry_delay_seconds=30),
+    default_args=default_args(),
     params={
         "start": Param("2017-12-01", type="string", format="date"),
         "end": Param("2018-05-31", type="string", format="date"),

@@ -28,7 +28,7 @@ from smflow.operators.callbacks import default_args
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(retries=1, retry_delay_seconds=30),
+    default_args=default_args(),
     params={
         "train_start": Param("2017-01-01", type="string", format="date"),
         "train_end": Param("2017-12-31", type="string", format="date"),

@@ -29,7 +29,10 @@ fetch their granules as from the providers. Granules are cut on first request an
 
 Each daemon runs in its own session (``start_new_session=True``); ``stop`` sends SIGTERM to its
 process group, waits, then SIGKILLs whatever is left of the session (Airflow moves task
-processes into their own process groups, but they stay in the session).
+processes into their own process groups, but they stay in the session). Airflow stops
+gracefully: the scheduler alone gets SIGTERM, and its executor lets the running tasks finish and
+report their result through the api-server (stopped last) for up to ``SMFLOW_AIRFLOW_STOP_GRACE``
+seconds (180); only then are the tasks terminated (and retried at the next start).
 
 Settings come from the environment, then from an existing ``stack.env`` (so a port or a backend
 chosen once sticks), then from the defaults. Ports: ``SMFLOW_S3_PORT`` (8333),
@@ -95,6 +98,10 @@ SQLITE_WORDS = {"off", "none", "no", "false", "0", "sqlite"}
 #: Seconds to wait for a service to become healthy / for a process session to exit.
 HEALTH_TIMEOUT = {"s3": 60.0, "providers": 60.0, "mlflow": 120.0, "airflow": 120.0}
 STOP_TIMEOUT = {"s3": 30.0, "providers": 10.0, "mlflow": 20.0, "airflow": 45.0}
+#: Seconds the running Airflow tasks get to finish when Airflow stops (``SMFLOW_AIRFLOW_STOP_GRACE``),
+#: then seconds a terminated task gets to report its failure before it is killed.
+AIRFLOW_STOP_GRACE = 180.0
+AIRFLOW_TASK_KILL_TIMEOUT = 30.0
 
 
 class StackError(RuntimeError):
@@ -1297,7 +1304,9 @@ def _component_argv(component: str) -> list[str]:
     if component in ("scheduler", "triggerer"):
         # Task logs are local files the api-server reads directly; the log server would bind 0.0.0.0.
         argv.append("--skip-serve-logs")
-    return argv
+    # Airflow's daemons exit when the metadata DB goes away (by design: a supervisor restarts
+    # them); infra/keepalive.py is that supervisor here. Signals reach the daemon through it.
+    return [sys.executable, str(REPO_ROOT / "infra" / "keepalive.py"), "--", *argv]
 
 
 def start_airflow(cfg: Config, env: dict[str, str], db: Database) -> str:
@@ -1457,21 +1466,76 @@ def _service_pids(cfg: Config, service: str) -> dict[str, int | None]:
     return {f"airflow-{c}": running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
 
 
+def _signal_session(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to every live process of the session led by ``pid``."""
+    for member in session_members(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, sig)
+
+
+def _tasks_may_run(scheduler: int) -> bool:
+    """Whether the scheduler's session may still run a task: the scheduler (its keeper, the
+    session leader) is alive, or a member is not an idle LocalExecutor worker. Idle workers left
+    once the scheduler has exited are orphans of a scheduler that died (their queue has no
+    writer any more): nothing of theirs is worth waiting for."""
+    if _alive(scheduler):
+        return True
+    return any("LocalExecutor: <idle>" not in _cmdline(member) for member in session_members(scheduler))
+
+
+def _stop_airflow(cfg: Config, pids: dict[str, int | None]) -> None:
+    """Stop Airflow without losing the result of a running task.
+
+    SIGTERM to the scheduler's keeper (:mod:`infra.keepalive`, which forwards it to the scheduler
+    and does not restart it), not to their process group, where the LocalExecutor's
+    workers live: each forwards a SIGTERM to its task, which would then fail and run again):
+    the scheduler leaves its loop and ``LocalExecutor.end()`` lets the workers finish their
+    tasks, whose supervisors report the result through the api-server, so the api-server stops
+    last. After ``SMFLOW_AIRFLOW_STOP_GRACE`` s the tasks left are terminated (SIGTERM to the
+    whole session: Airflow records them failed, up for retry) and SIGKILLed after
+    :data:`AIRFLOW_TASK_KILL_TIMEOUT` s.
+    """
+    grace = float(os.environ.get("SMFLOW_AIRFLOW_STOP_GRACE") or AIRFLOW_STOP_GRACE)
+    scheduler = pids.get("airflow-scheduler")
+    api_server = pids.get("airflow-api-server")
+    others = {name: pid for name, pid in pids.items() if pid is not None and pid not in (scheduler, api_server)}
+    for pid in others.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    if scheduler is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(scheduler, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _tasks_may_run(scheduler) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _tasks_may_run(scheduler):
+            print(f"airflow: tasks still running after the {grace:.0f} s grace period "
+                  "(SMFLOW_AIRFLOW_STOP_GRACE); terminating them (they are retried at the next start)", file=sys.stderr)
+        # What is left: tasks past the grace period, or idle workers orphaned by a dead scheduler.
+        _signal_session(scheduler, signal.SIGTERM)
+        stop_session("airflow-scheduler", scheduler, AIRFLOW_TASK_KILL_TIMEOUT, terminate=False)
+        _pid_file(cfg, "airflow-scheduler").unlink(missing_ok=True)
+    for name, pid in others.items():
+        stop_session(name, pid, STOP_TIMEOUT["airflow"], terminate=False)
+        _pid_file(cfg, name).unlink(missing_ok=True)
+    if api_server is not None:
+        stop_session("airflow-api-server", api_server, STOP_TIMEOUT["airflow"])
+        _pid_file(cfg, "airflow-api-server").unlink(missing_ok=True)
+
+
 def _stop_service(cfg: Config, service: str) -> None:
     pids = _service_pids(cfg, service)
     if not any(pids.values()):
         print(f"{service}: not running")
         return
     t0 = time.monotonic()
-    # Components of one service stop in parallel: signal all, then wait for each.
-    for pid in pids.values():
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGTERM)
-    for name, pid in pids.items():
-        if pid is not None:
-            stop_session(name, pid, STOP_TIMEOUT[service], terminate=False)
-            _pid_file(cfg, name).unlink(missing_ok=True)
+    if service == "airflow":
+        _stop_airflow(cfg, pids)
+    else:
+        for name, pid in pids.items():
+            if pid is not None:
+                stop_session(name, pid, STOP_TIMEOUT[service])
+                _pid_file(cfg, name).unlink(missing_ok=True)
     print(f"{service}: stopped [{time.monotonic() - t0:.1f} s]")
 
 

@@ -28,6 +28,7 @@ STACK_SCRIPT = REPO_ROOT / "infra" / "stack.py"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than ~10 s (still part of the default run)")
     config.addinivalue_line("markers", "e2e: needs the running services of the local stack")
+    config.addinivalue_line("markers", "faults: fault-injection case (tests/faults; `infra/test.sh --faults` runs only these)")
 
 
 def run_stack(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from smflow.catalog.model import (
-    ArchiveSource, CatalogEntry, FlagRule, GranuleThresholds, NativeProduct, Product, RegridSpec,
+    ArchiveSource, CatalogEntry, FlagRule, GranuleThresholds, NativeGrid, NativeProduct, Product, RegridSpec,
     VariableFacts,
 )
 
@@ -177,9 +177,15 @@ def parse_entry(data: Mapping[str, Any], source_file: str = "<memory>") -> Catal
         g = qc["granule"]
         _check_keys(f"{where}: qc.granule", g,
                     set(GranuleThresholds.__dataclass_fields__) - {"product"},
-                    {"min_in_domain_fraction", "rationale"})
+                    {"min_in_domain_fraction", "native_grid", "rationale"})
+        grid = None
+        if g.get("native_grid") is not None:
+            n = g["native_grid"]
+            _check_keys(f"{where}: qc.granule.native_grid", n, set(NativeGrid.__dataclass_fields__), set())
+            grid = NativeGrid(name=str(n["name"]), crs=str(n["crs"]), cell_size=tuple(map(float, n["cell_size"])),
+                              first_centre=tuple(map(float, n["first_centre"])))
         granule = GranuleThresholds(product=name, **{
-            **g, "soil_moisture_range": tuple(g["soil_moisture_range"])})
+            **g, "soil_moisture_range": tuple(g["soil_moisture_range"]), "native_grid": grid})
     archive = []
     for k, a in enumerate(data.get("archive") or ()):
         _check_keys(f"{where}: archive[{k}]", a, {"client", "collection", "order"}, {"order"})

@@ -287,6 +287,47 @@ class RegridSpec:
 
 
 @dataclass(frozen=True)
+class NativeGrid:
+    """The regular grid a product's observations sit on (cell centres), for the wrong-grid check.
+
+    Parameters
+    ----------
+    name : str
+        Human name, used in failure reasons (e.g. ``EASE-2 global 36 km``).
+    crs : str
+        CRS of the grid axes (``EPSG:4326`` for a lat/lon grid, ``EPSG:6933`` for EASE-2 global).
+    cell_size : tuple of float
+        ``(dx, dy)`` spacing of the cell centres, in the CRS units [degrees or m].
+    first_centre : tuple of float
+        ``(x, y)`` of one cell centre, in the CRS units; every centre is ``first_centre + k * cell_size``.
+    """
+
+    name: str
+    crs: str
+    cell_size: tuple[float, float]
+    first_centre: tuple[float, float]
+
+    def offset_cells(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Distance of each point from the nearest cell centre, in cells (max over x and y) [1].
+
+        0 on the grid, up to 0.5 half-way between centres; NaN where a coordinate is NaN.
+        """
+        lat = np.asarray(lat, dtype="float64")
+        lon = np.asarray(lon, dtype="float64")
+        if self.crs.upper() in ("EPSG:4326", "OGC:CRS84"):
+            x, y = lon, lat
+        else:
+            from pyproj import Transformer
+
+            x, y = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True).transform(lon, lat)
+        dx, dy = self.cell_size
+        x0, y0 = self.first_centre
+        fx = (np.asarray(x) - x0) / dx
+        fy = (np.asarray(y) - y0) / dy
+        return np.maximum(np.abs(fx - np.round(fx)), np.abs(fy - np.round(fy)))
+
+
+@dataclass(frozen=True)
 class GranuleThresholds:
     """What a decoded granule of one input product must satisfy (its Great Expectations suite,
     :mod:`smflow.quality.suites`; the ``qc.granule`` section of the catalogue entry).
@@ -310,6 +351,9 @@ class GranuleThresholds:
         granules are whole 5 deg cells (0165 + 0166), which also hold Maui, Oahu and Kauai: 62 %
         of the ERA5-Land points, 67 % of GLDAS and 77 % of SMAP lie on the Big Island; a granule
         of another region or with broken coordinates has (almost) none.
+    native_grid : NativeGrid or None
+        The grid the product's locations lie on; a granule whose locations are off it (another
+        grid, shifted coordinates) is quarantined. None: not checked.
     rationale : str
         Where the numbers come from.
     """
@@ -320,6 +364,7 @@ class GranuleThresholds:
     min_locations_in_domain: int
     domain_margin_deg: float
     min_in_domain_fraction: float = 0.5
+    native_grid: NativeGrid | None = None
     rationale: str = ""
 
 

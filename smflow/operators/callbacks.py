@@ -43,10 +43,38 @@ def on_task_failure(context: dict[str, Any]) -> None:
         log.exception("could not write the alert record")
 
 
-def default_args(*, retries: int, retry_delay_seconds: int) -> dict[str, Any]:
-    """``default_args`` every smflow DAG uses: owner, retries and :func:`on_task_failure`.
+#: Task retry policy of every smflow DAG, sized to ride out an S3 or PostgreSQL outage of a few
+#: minutes: the n-th retry waits between ``base * 2**(n-1)`` and twice that (Airflow's
+#: deterministic jitter), capped at :data:`MAX_RETRY_DELAY_SECONDS`. With the defaults the retries
+#: start after >= 30, 60, 120, 240 and 300 s: the last attempt comes >= 750 s (12.5 min) after the
+#: first failure. Failures no retry can fix raise ``AirflowFailException`` and fail at once.
+RETRIES = 5
+RETRY_DELAY_SECONDS = 30.0
+RETRY_BACKOFF = 2.0
+MAX_RETRY_DELAY_SECONDS = 300.0
 
-    Light on purpose: DAG files import it at parse time.
+
+def min_retry_delays(retries: int = RETRIES, retry_delay_seconds: float = RETRY_DELAY_SECONDS,
+                     backoff: float = RETRY_BACKOFF,
+                     max_retry_delay_seconds: float = MAX_RETRY_DELAY_SECONDS) -> list[float]:
+    """Shortest wait [s] before each retry under Airflow's exponential backoff (jitter adds up to 1x).
+
+    Mirrors ``airflow.models.taskinstance.TaskInstance.next_retry_datetime``: before retry ``n``
+    (1-based) the delay is at least ``ceil(retry_delay_seconds * backoff**(n-1))``, capped.
+    """
+    import math
+
+    return [min(float(math.ceil(retry_delay_seconds * backoff ** (n - 1))), max_retry_delay_seconds)
+            for n in range(1, retries + 1)]
+
+
+def default_args(*, retries: int = RETRIES, retry_delay_seconds: float = RETRY_DELAY_SECONDS,
+                 max_retry_delay_seconds: float = MAX_RETRY_DELAY_SECONDS) -> dict[str, Any]:
+    """``default_args`` every smflow DAG uses: owner, the outage retry policy and :func:`on_task_failure`.
+
+    Retries back off exponentially (multiplier :data:`RETRY_BACKOFF`; note that Airflow 3 reads
+    ``retry_exponential_backoff=True`` as a multiplier of 1, i.e. no backoff) up to
+    ``max_retry_delay_seconds``. Light on purpose: DAG files import it at parse time.
     """
     from datetime import timedelta
 
@@ -54,5 +82,7 @@ def default_args(*, retries: int, retry_delay_seconds: int) -> dict[str, Any]:
         "owner": "smflow",
         "retries": retries,
         "retry_delay": timedelta(seconds=retry_delay_seconds),
+        "retry_exponential_backoff": RETRY_BACKOFF,
+        "max_retry_delay": timedelta(seconds=max_retry_delay_seconds),
         "on_failure_callback": on_task_failure,
     }

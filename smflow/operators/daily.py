@@ -292,6 +292,7 @@ def publish_products(staged: dict[str, Any], *, settings: Settings | None = None
     ds = _load_staged(staged, client)
     ds.attrs.pop("provenance_json", None)
     published = Publisher(settings, s3=client).publish_day(ds, d, staged["provenance"])
+    sweep_day_publish_staging(client, settings, (*published.keys, published.stac_key))
     client.delete_object(Bucket=staged["bucket"], Key=staged["key"])
     return {"day": d.isoformat(), "keys": list(published.keys), "stac_key": published.stac_key,
             "unchanged": published.unchanged, "summary": run_summary(staged, published.written)}
@@ -316,6 +317,27 @@ def run_summary(staged: dict[str, Any], written: tuple[str, ...] | list[str] = (
         "validation_key": staged.get("validation_key", ""),
         "objects_written": len(written),
     }
+
+
+def sweep_day_publish_staging(client, settings: Settings, final_keys) -> list[str]:
+    """Delete the publisher's staging objects of ``final_keys`` left by earlier attempts; the keys.
+
+    An attempt that S3 failed half-way could not delete its ``staging/{uuid}/{final key}`` object
+    (the publisher's cleanup needs S3 too); once a later attempt has published the day, those
+    orphans go at once rather than an hour later with the publisher's stale sweep. Only one run
+    publishes a day at a time (one run per logical date), so no live upload is among them.
+    """
+    from smflow.publish.publisher import STAGING_PREFIX as PUBLISH_STAGING
+    from smflow.s3 import list_keys
+
+    finals = set(final_keys)
+    orphans = [key for key in list_keys(client, settings.products_bucket, PUBLISH_STAGING)
+               if key.removeprefix(PUBLISH_STAGING).partition("/")[2] in finals]
+    for key in orphans:
+        client.delete_object(Bucket=settings.products_bucket, Key=key)
+    if orphans:
+        log.warning("removed %d staging objects of earlier publish attempts: %s", len(orphans), orphans)
+    return orphans
 
 
 def previous_day(day: str) -> str:

@@ -48,6 +48,11 @@ MERGED_SOURCES: tuple[str, ...] = pipeline("daily_soil_moisture").parents
 #: granules of SMAP, ERA5-Land, GLDAS and C3S: no day has any value as read outside its range.
 UNITS_MIN_INSIDE_FRACTION = 0.5
 
+#: Largest distance [cells] of a granule's location from its product's native grid (float32
+#: coordinates of the real granules are within 1e-4 cells of it); a granule on another grid or
+#: with shifted coordinates is tenths of a cell off.
+MAX_GRID_OFFSET_CELLS = 0.05
+
 CHECKS: tuple[str, ...] = (
     "schema",
     "units",
@@ -55,6 +60,7 @@ CHECKS: tuple[str, ...] = (
     "fill_fraction",
     "flag_consistency",
     "domain_coverage",
+    "grid",
     "timestamps",
     "error_variance",
     "snr",
@@ -75,6 +81,7 @@ GRANULE_COLUMNS: tuple[str, ...] = (
     "quality_ok",
     "flags_pass",
     "in_domain",
+    "grid_offset",
 )
 
 
@@ -385,6 +392,13 @@ def _granule_suite_cached(product: str, bounds: DomainBounds) -> "gx.Expectation
                 "what": f"locations inside the domain {box_text} (need at least {th.min_locations_in_domain})",
             },
         ))
+    if th.native_grid is not None:
+        add(E.ExpectColumnValuesToBeBetween(
+            column="grid_offset", min_value=0.0, max_value=MAX_GRID_OFFSET_CELLS,
+            meta={"check": "grid",
+                  "what": f"observations off the product's {th.native_grid.name} grid by more than "
+                          f"{MAX_GRID_OFFSET_CELLS:.0%} of a cell (wrong grid or shifted coordinates?)"},
+        ))
     add(E.ExpectColumnValuesToBeBetween(
         column="hours_from_day_start", min_value=0.0, max_value=24.0, strict_max=True,
         meta={"check": "timestamps", "what": "timestamps outside the day [00:00, 24:00) UTC"},
@@ -509,5 +523,7 @@ def _thresholds_meta(th: Any) -> dict[str, Any]:
             value = list(value)
         elif isinstance(value, Mapping):
             value = dict(value)
+        elif hasattr(value, "__dataclass_fields__"):  # e.g. the native grid
+            value = _thresholds_meta(value)
         out[name] = value
     return out

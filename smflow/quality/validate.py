@@ -345,7 +345,9 @@ def granule_table(
         UTC), ``hours_from_day_start`` [h] (NaN for NaT), ``soil_moisture`` [m3 m-3],
         ``quality_ok`` (bool), ``flags_pass`` (bool: the raw flag variables pass the product's
         rules in :mod:`smflow.products`; True when it has none or they are absent),
-        ``in_domain`` (bool: inside the domain + the product's margin). Location-major order.
+        ``in_domain`` (bool: inside the domain + the product's margin), ``grid_offset`` [cells]
+        (distance from the product's native grid, NaN when the catalogue gives none).
+        Location-major order.
 
     Raises
     ------
@@ -396,6 +398,7 @@ def granule_table(
     lon = per_location("lon", "float64", np.nan)
     bounds = DomainBounds.coerce(domain_bounds) if domain_bounds is not None else default_domain_bounds()
     bounds = bounds.expanded(GRANULE_THRESHOLDS[product].domain_margin_deg)
+    grid = GRANULE_THRESHOLDS[product].native_grid
     location_id = per_location("location_id", "int64", -1) if "location_id" in decoded.variables else np.repeat(np.arange(n_loc, dtype="int64"), n_time)
     return pd.DataFrame(
         {
@@ -409,6 +412,7 @@ def granule_table(
             "quality_ok": quality.ravel(),
             "flags_pass": flags_pass.ravel(),
             "in_domain": bounds.contains(lat, lon),
+            "grid_offset": grid.offset_cells(lat, lon) if grid is not None else np.full(lat.shape, np.nan),
         }
     )
 

@@ -154,6 +154,10 @@ def _decode_values(var: netCDF4.Variable, raw: np.ndarray) -> np.ndarray:
         if key in attrs:
             fill = np.asarray(var.getncattr(key)).astype(raw.dtype)
             out[np.isin(raw, fill)] = np.nan
+    if "_FillValue" not in attrs and raw.dtype.str[1:] in netCDF4.default_fillvals:
+        # Without the attribute, cells never written hold netCDF's default fill (9.97e36 for
+        # floats): missing, not a value (a granule of them is empty, not in "wrong units").
+        out[raw == np.asarray(netCDF4.default_fillvals[raw.dtype.str[1:]]).astype(raw.dtype)] = np.nan
     if packed:
         out = out * float(var.getncattr("scale_factor")) if "scale_factor" in attrs else out
         out = out + float(var.getncattr("add_offset")) if "add_offset" in attrs else out

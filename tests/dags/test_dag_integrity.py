@@ -41,6 +41,43 @@ def test_dag_has_owner_tags_retries_and_failure_callback(dagbag, dag_id):
     assert len(dag.topological_sort()) == len(dag.tasks)
 
 
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_every_task_rides_out_a_five_minute_outage_with_exponential_backoff(dagbag, dag_id):
+    """Retries sized for minutes-long S3 / PostgreSQL outages (issue 11): doubling delays, capped."""
+    from smflow.operators.callbacks import min_retry_delays
+
+    for t in dagbag.dags[dag_id].tasks:
+        name = f"{dag_id}.{t.task_id}"
+        # Airflow 3 reads True as a multiplier of 1 (constant delay): a float > 1 is needed
+        assert not isinstance(t.retry_exponential_backoff, bool) and t.retry_exponential_backoff >= 2, name
+        assert t.max_retry_delay is not None and t.max_retry_delay.total_seconds() <= 600, name
+        delays = min_retry_delays(t.retries, t.retry_delay.total_seconds(), t.retry_exponential_backoff,
+                                  t.max_retry_delay.total_seconds())
+        assert sum(delays) >= 5 * 60, f"{name}: retries span only {sum(delays):.0f} s: {delays}"
+        assert delays[0] <= 60, f"{name}: first retry after {delays[0]:.0f} s"
+
+
+def test_min_retry_delays_match_airflow_next_retry_datetime():
+    """The policy's arithmetic is Airflow's own: each retry lands in [min, 2 min) of our figures."""
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    from airflow.models.taskinstance import TaskInstance
+
+    from smflow.operators.callbacks import MAX_RETRY_DELAY_SECONDS, default_args, min_retry_delays
+
+    args = default_args()
+    task = SimpleNamespace(retry_delay=args["retry_delay"], retry_exponential_backoff=args["retry_exponential_backoff"],
+                           max_retry_delay=args["max_retry_delay"])
+    end = datetime(2018, 6, 2, tzinfo=timezone.utc)
+    for try_number, low in enumerate(min_retry_delays(), start=1):
+        ti = SimpleNamespace(task=task, retry_delay_override=None, end_date=end, try_number=try_number,
+                             dag_id="daily_soil_moisture", task_id="compute_products", logical_date=end,
+                             log=None)
+        delay = (TaskInstance.next_retry_datetime(ti) - end).total_seconds()
+        assert low <= delay <= min(2 * low, MAX_RETRY_DELAY_SECONDS), (try_number, low, delay)
+
+
 def test_daily_dag_shape_maps_over_products_and_publishes_assets(dagbag):
     dag = dagbag.dags["daily_soil_moisture"]
     ingest = dag.get_task("ingest_granule")

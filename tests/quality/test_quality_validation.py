@@ -49,8 +49,10 @@ def test_granule_table_columns(granule):
     decoded = granule("era5_land")
     table = granule_table(decoded, "era5_land", day=GOOD_DAY)
     assert list(table.columns) == ["location_id", "lat", "lon", "time", "hours_from_day_start",
-                                   "soil_moisture", "value_as_read", "quality_ok", "flags_pass", "in_domain"]
+                                   "soil_moisture", "value_as_read", "quality_ok", "flags_pass", "in_domain",
+                                   "grid_offset"]
     assert len(table) == decoded.sizes["location"] * decoded.sizes["time"]
+    assert table["grid_offset"].max() < 1e-3  # on the ERA5-Land 0.1 deg grid
     assert (table["hours_from_day_start"] == 6.0).all()  # ERA5-Land daily sample at 06 UTC
     assert table["in_domain"].sum() == 84  # the Big Island's land cells
 

@@ -132,6 +132,14 @@ def reading(path: Path, what: str = "read") -> Iterator[None]:
             path, f"cannot {what} ({type(exc).__name__}: {exc}); the file is probably truncated "
             "or corrupt, fetch it again"
         ) from exc
+    except AttributeError as exc:
+        # netCDF4 reports an unreadable HDF5 attribute as AttributeError("NetCDF: Can't open HDF5
+        # attribute"); any other AttributeError is a bug here, not a damaged file.
+        if not str(exc).startswith("NetCDF:"):
+            raise
+        raise GranuleError(
+            path, f"cannot {what} (unreadable attribute: {exc}); the file is probably corrupt, fetch it again"
+        ) from exc
 
 
 def require(path: Path, available: Sequence[str] | Mapping[str, Any], names: Sequence[str],
