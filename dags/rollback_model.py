@@ -16,7 +16,7 @@ from smflow.operators.callbacks import default_args
     schedule=None,
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
-    default_args=default_args(retries=1, retry_delay_seconds=30),
+    default_args=default_args(),
     tags=["smflow", "models", "mlflow"],
     doc_md=__doc__,
     params={
