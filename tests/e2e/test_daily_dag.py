@@ -437,8 +437,6 @@ def test_no_credential_appears_in_any_log_of_the_run(prepared, fetch_env):
 def test_daily_dag_publishes_the_seamless_smap_with_its_source_flag(prepared, s3_client, fetch_env):
     """train_models registered smap_reconstruction (Wang & Xu 2021 ANN); the daily run applies the champion:
     SMAP where it has a retrieval, the reconstruction with its uncertainty elsewhere, the source in a CF flag."""
-    import xarray as xr
-
     from smflow.ml.reconstruction import SOURCE_FLAGS
     from smflow.ml.registry import champion_ref
 
@@ -446,9 +444,7 @@ def test_daily_dag_publishes_the_seamless_smap_with_its_source_flag(prepared, s3
     ref = champion_ref("smap_reconstruction")  # promoted: it beat ERA5-Land rescaled to SMAP on withheld days
     day = date(2018, 6, 1)  # SMAP covers most of the island; the rest is reconstructed
     _airflow(fetch_env, "dags", "test", "daily_soil_moisture", day.isoformat())
-    body = s3_client.get_object(Bucket=settings.products_bucket,
-                                Key=f"daily/{day:%Y/%m/%d}/smflow_merged-sm_{day:%Y%m%d}.nc")["Body"].read()
-    sm = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")
+    sm = _published(s3_client, settings, day, "merged-sm")  # through the day's STAC item
     assert f"smap_reconstruction@champion v{ref.version}" in sm.attrs["smap_reconstruction_model"]
     predictors = "era5_land gldas gldas_soil_temperature doy_sin doy_cos"
     assert sm.attrs["smap_reconstruction_predictors"] == predictors

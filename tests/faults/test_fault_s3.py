@@ -67,7 +67,7 @@ def test_s3_stopped_while_the_day_is_published(fault_airflow, stack, s3_client, 
     """A new version of a published day: S3 is killed as soon as the publisher stages its first
     object (a graceful stop takes seconds, the publisher less); after the retries every file of
     the day is the new version (none left old) and nothing is left staged."""
-    from smflow.publish.publisher import STAGING_PREFIX
+    from smflow.publish.publisher import STAGING_PREFIX, published_assets
     from smflow.s3 import list_keys
 
     settings, day = stack, "2019-01-06"
@@ -75,6 +75,7 @@ def test_s3_stopped_while_the_day_is_published(fault_airflow, stack, s3_client, 
     old_run, _ = _run_day(client, tmp_path, day=day, wetter=0.0)
     assert client.wait_run("fault_day", old_run, timeout=600, poll=2) == "success"
     old = day_objects(s3_client, settings, day)
+    old_assets = set(published_assets(s3_client, settings.products_bucket, day).values())
 
     wetter = round(0.01 + (time.time() % 1000) / 1e5, 6)  # a version this day never had
     run_id, marker = _run_day(client, tmp_path, day=day, wetter=wetter)
@@ -102,7 +103,10 @@ def test_s3_stopped_while_the_day_is_published(fault_airflow, stack, s3_client, 
     tries = _tries(client, run_id)
     assert tries["publish"] >= 2, f"the outage missed the publish step: {tries}"
     new = day_objects(s3_client, settings, day)
-    assert set(new) == set(old) and new != old
+    new_assets = set(published_assets(s3_client, settings.products_bucket, day).values())
+    # the day's STAC item links a complete new version; the version it replaced stays readable
+    assert new_assets and new_assets.isdisjoint(old_assets) and new_assets <= set(new)
+    assert old_assets <= set(new) and new != old
     # every file is the new version: publishing it again fault-free changes nothing
     assert _publish_in_process(s3_client, settings, day, wetter)["unchanged"]
     assert day_objects(s3_client, settings, day) == new
