@@ -110,9 +110,14 @@ def fault_airflow(pg_proxy, stack):
     tasks use the S3 server of the main stack (``stack``), whose identity it is given."""
     home = _state_home() / "faults" / "airflow-stack"
     (home / "s3").mkdir(parents=True, exist_ok=True)
-    identity = home / "s3" / "credentials.json"
-    identity.write_bytes((_state_home() / "s3" / "credentials.json").read_bytes())
-    identity.chmod(0o600)
+    # the S3 identities of the main stack: admin (credentials.json) and the services' (identities.json:
+    # pipelines, landing, mlflow), so that the fault stack's tasks sign as the main S3 server expects
+    for name in ("credentials.json", "identities.json"):
+        source = _state_home() / "s3" / name
+        if source.is_file():
+            identity = home / "s3" / name
+            identity.write_bytes(source.read_bytes())
+            identity.chmod(0o600)
     port = free_port()
     env = {**os.environ,
            "SMFLOW_HOME": str(home),
