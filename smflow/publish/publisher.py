@@ -304,7 +304,8 @@ class Publisher:
         sha256, changed = self.place(stac_key, to_json_bytes(item), _GEOJSON)
         checksums[stac_key] = sha256
         written += [stac_key] if changed else []
-        self.sweep_superseded(day, {version} | ({previous} if previous else set()))
+        if changed:  # the day switched: drop the versions older than the one just replaced
+            self.sweep_superseded(day, {version} | ({previous} if previous else set()))
 
         written += self._update_catalog(bbox)
         published = PublishedDay(
