@@ -223,13 +223,9 @@ def run_day(day: dt.date, *, domain_name: str = "big_island", method: str = "lst
         return {"day": day.isoformat(), "status": "skipped",
                 "reason": "no ../shared/data/real: the covariates cannot be read"}
     fine = fine_grid(domain, shared_dir=shared)
-    try:  # the coarse day as published (through its STAC item)
+    coarse_href = None  # a field given by the caller is not the published product: no link
+    if coarse is None:  # the coarse day as published (through its STAC item)
         coarse_href = f"s3://{publisher.bucket}/{published_assets(publisher.s3, publisher.bucket, day)['merged-sm']}"
-    except FileNotFoundError:
-        if coarse is None:
-            raise
-        coarse_href = None  # a field given by the caller, not published: no link
-    if coarse is None:
         coarse_key = coarse_href.split("/", 3)[3]
         body = publisher.s3.get_object(Bucket=publisher.bucket, Key=coarse_key)["Body"].read()
         coarse = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")["soil_moisture"].squeeze(drop=True)
