@@ -8,7 +8,8 @@ waited out with backoff) and ``fetch_granule`` downloads it with verification an
 its provenance; otherwise it watches the landing zone. A granule that does not come in time, is
 refused (another day or collection) or cannot be fetched intact becomes a "missing" record with
 the reason: the day is made without it and says so. Ingest is mapped over the granule references. The work is in ``smflow.operators.daily`` (merged products) and
-``smflow.operators.native`` (regridded, QC'd native inputs), imported inside the tasks so that parsing
+``smflow.operators.native`` (regridded, QC'd native inputs) and ``smflow.operators.downscaling``
+(the 0.01 deg product of pipelines with ``downscaled`` products, after the day is published), imported inside the tasks so that parsing
 imports nothing heavy. XCom carries S3 keys and small dicts only.
 """
 
@@ -30,6 +31,7 @@ PIPELINES = Path(__file__).resolve().parents[1] / "config" / "daily_pipelines.js
 MERGED_SM = Asset(name="smflow_merged_soil_moisture", uri="s3://sm-products/daily/merged-sm")
 SM2RAIN_PRECIP = Asset(name="smflow_sm2rain_precipitation", uri="s3://sm-products/daily/sm2rain-precip")
 TC_DIAGNOSTICS = Asset(name="smflow_tc_diagnostics", uri="s3://sm-products/daily/tc-diagnostics")
+SOIL_MOISTURE_1KM = Asset(name="smflow_soil_moisture_1km", uri="s3://sm-products/daily-1km")
 
 
 def _product_day(context) -> str:
@@ -82,7 +84,8 @@ def _deadline(spec: dict):
 def _description(name: str, spec: dict) -> str:
     """One line for the DAG list of the UI: what the pipeline makes, where, from what."""
     what = {"merged": "merged soil moisture, SM2RAIN rainfall, TC diagnostics",
-            "inputs": "regridded, checked native inputs"}
+            "inputs": "regridded, checked native inputs",
+            "downscaled": f"0.01 deg soil moisture ({(spec.get('downscaling') or {}).get('method')})"}
     made = " + ".join(what[p] for p in spec["products"] if p in what)
     origin = "fetched from the providers' archives" if spec.get("fetch") == "provider" else "from the landing zone"
     return f"{made} on {spec['domain']} from {', '.join(spec['inputs'])} ({origin})"
@@ -185,7 +188,25 @@ def build_daily_dag(name: str, spec: dict):
                     context["outlet_events"][asset].extra = result["summary"]
                 return result
 
-            publish_products(validate_products(compute_products(ingest_granule.expand(ref=granules))))
+            published = publish_products(validate_products(compute_products(ingest_granule.expand(ref=granules))))
+
+            if "downscaled" in products:
+                @task(outlets=[SOIL_MOISTURE_1KM])
+                def downscale_products(published: dict, **context) -> dict:
+                    import os
+
+                    from airflow.sdk.exceptions import AirflowSkipException
+
+                    from smflow.operators.downscaling import downscale_day
+
+                    if os.environ.get("SMFLOW_DOWNSCALING", "on").lower() == "off":  # load shedding (backfills)
+                        raise AirflowSkipException("the 0.01 deg product is switched off (SMFLOW_DOWNSCALING=off)")
+                    result = downscale_day(_product_day(context), name)
+                    context["outlet_events"][SOIL_MOISTURE_1KM].extra = {
+                        k: result.get(k) for k in ("day", "status", "method", "keys")}
+                    return result
+
+                downscale_products(published)
 
         if "inputs" in products:
             @task(max_active_tis_per_dagrun=2, map_index_template=MAP_LABEL)

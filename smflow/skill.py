@@ -53,6 +53,27 @@ def _cells(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], -1).T
 
 
+def _fine_at_stations(s3, settings: Settings, days: list[date], insitu, times) -> tuple[str, np.ndarray] | None:
+    """(method, (station, time) values) of the published 0.01 deg product at the stations, or None
+    when no day of ``days`` has one."""
+    import json
+
+    from smflow.downscaling.daily import item_key_1km, open_published_1km
+
+    methods = set()
+    for d in days:
+        try:
+            item = json.loads(s3.get_object(Bucket=settings.products_bucket, Key=item_key_1km(d))["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            continue
+        methods.add(str(item["properties"].get("smflow:method")))
+    if not methods:
+        return None
+    values = open_published_1km(s3, settings.products_bucket, days, insitu["lat"].values, insitu["lon"].values)
+    by_day = pd.DataFrame(values.T, index=pd.DatetimeIndex(days)).reindex(times)
+    return ", ".join(sorted(methods)), by_day.values.T
+
+
 def skill_table(start: date, end: date, *, settings: Settings | None = None, min_samples: int = 10) -> list[SkillRow]:
     """Compute the skill rows for the published days ``start..end``."""
     from smflow import s3 as s3mod
@@ -97,6 +118,14 @@ def skill_table(start: date, end: date, *, settings: Settings | None = None, min
             rows.append(SkillRow(name, "ISMN in-situ 0-5 cm (stations)", float(np.nanmedian(r)),
                                  float(np.nanmedian(ubrmse(x, obs, min_samples=min_samples))),
                                  float(np.nanmedian(bias(x, obs, min_samples=min_samples))), int(np.isfinite(r).sum()), n_days))
+        fine = _fine_at_stations(s3, settings, days, insitu, times)
+        if fine is not None:  # the 0.01 deg product (pipelines with 'downscaled'): point vs 1 km pixel
+            method, x = fine
+            r = pearson_r(x, obs, min_samples=min_samples)
+            rows.append(SkillRow(f"merged 0.01 deg ({method})", "ISMN in-situ 0-5 cm (stations)",
+                                 float(np.nanmedian(r)), float(np.nanmedian(ubrmse(x, obs, min_samples=min_samples))),
+                                 float(np.nanmedian(bias(x, obs, min_samples=min_samples))), int(np.isfinite(r).sum()),
+                                 int(np.isfinite(x).any(axis=0).sum()), extra="station point vs its 0.01 deg pixel"))
         rain = _open_published(s3, settings, "sm2rain-precip", days)["precipitation_amount"].values
         gauges = load_gauges(shared / "ismn_hawaii", times[0].date(), times[-1].date())
         gy, gx = grid.cell_index(gauges["lat"].values, gauges["lon"].values)

@@ -70,3 +70,23 @@ def test_all_nan_coarse_field_gives_no_product(stack):
     out = run_day(dt.date(2018, 6, 4), method="bilinear", settings=stack,
                   coarse=_coarse_field(domain, value=np.nan))
     assert out["status"] == "missing" and "no value" in out["reason"] and "keys" not in out
+
+
+def test_published_fine_values_are_read_back_at_points_through_the_item(stack):
+    from smflow import s3 as s3mod
+    from smflow.domain import load_domain
+    from smflow.downscaling.daily import open_published_1km, run_day
+
+    domain = load_domain("big_island")
+    day, absent = dt.date(2018, 6, 5), dt.date(1999, 1, 1)
+    s3 = s3mod.client(stack)
+    s3mod.ensure_bucket(s3, stack.products_bucket)
+    # a uniform coarse field: bilinear keeps it uniform on land, so every land pixel reads 0.2
+    run_day(day, method="bilinear", settings=stack, coarse=_coarse_field(domain, value=0.2))
+    iy, ix = np.argwhere(domain.land_mask)[len(np.argwhere(domain.land_mask)) // 2]
+    lat, lon = domain.lat[iy], domain.lon[ix]
+    got = open_published_1km(s3, stack.products_bucket, [day, absent], [lat, 10.0], [lon, 10.0])
+    assert got.shape == (2, 2)
+    assert abs(got[0, 0] - 0.2) < 1e-6  # float32 COG
+    assert np.isnan(got[1, 0])  # a point outside the grid
+    assert np.isnan(got[:, 1]).all()  # a day with no 1 km item

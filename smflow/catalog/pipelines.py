@@ -32,7 +32,8 @@ class Pipeline:
     reference : str or None
         Product the merged product and the champions are evaluated against (not merged).
     products : tuple of str
-        What is made (``merged``, ``inputs``).
+        What is made (``merged``, ``inputs``, ``downscaled``: the day's merged soil moisture
+        downscaled to 0.01 deg, :mod:`smflow.downscaling.daily`).
     fetch : {"provider", "landing"}
         Where the daily granules are awaited: at the providers' archives (searched, fetched,
         verified and landed by the DAG: ``smflow.archive.fetch``) or in the landing zone (filled
@@ -43,6 +44,9 @@ class Pipeline:
         What happens to a product whose champion does not beat its no-skill baseline (e.g. SM2RAIN
         rainfall vs the gauges' climatology): published and flagged ``experimental`` in the file,
         the STAC item and the quicklook title, or not published at all.
+    downscaling_method : str or None
+        Method of the ``downscaled`` product (``bilinear``, ``nn_kriging``, ``lstm_kriging``:
+        :data:`smflow.downscaling.daily.METHODS`); None without that product.
     """
 
     name: str
@@ -55,6 +59,7 @@ class Pipeline:
     fetch: str = "landing"
     granule_wait_hours: float = 6.0
     experimental: str = "flag"
+    downscaling_method: str | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -75,11 +80,19 @@ def _load(path: str) -> dict[str, Pipeline]:
             reference=canonical_name(p["reference"]) if p.get("reference") else None,
             products=tuple(p.get("products", ())), fetch=p.get("fetch", "landing"),
             granule_wait_hours=float(p.get("granule_wait_hours", 6.0)),
-            experimental=p.get("experimental", "flag"))
+            experimental=p.get("experimental", "flag"),
+            downscaling_method=(p.get("downscaling") or {}).get("method"))
         if pipe.experimental not in ("flag", "withhold"):
             raise ValueError(f"{path}: pipeline {name!r} has experimental {pipe.experimental!r}; use 'flag' or 'withhold'.")
         if pipe.fetch not in ("provider", "landing"):
             raise ValueError(f"{path}: pipeline {name!r} has fetch {pipe.fetch!r}; use 'provider' or 'landing'.")
+        if "downscaled" in pipe.products:
+            from smflow.downscaling.daily import METHODS
+
+            if "merged" not in pipe.products or pipe.downscaling_method not in METHODS:
+                raise ValueError(f"{path}: pipeline {name!r} makes 'downscaled' products: it needs "
+                                 f"'merged' among its products and 'downscaling': {{'method': one of "
+                                 f"{list(METHODS)}}}, got {pipe.downscaling_method!r}.")
         stray = [x for x in (*pipe.parents, *([pipe.reference] if pipe.reference else ()))
                  if x not in pipe.inputs]
         if stray:

@@ -131,11 +131,12 @@ def day_version(checksums: Mapping[str, str]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
-def published_assets(s3: Any, bucket: str, day: dt.date | str) -> dict[str, str]:
+def published_assets(s3: Any, bucket: str, day: dt.date | str, *, key: str | None = None) -> dict[str, str]:
     """Keys of the day's published assets (asset name -> key), read from its STAC item.
 
     The item is the commit point of a day (module docstring): resolving the assets through it
-    gives one consistent version.
+    gives one consistent version. ``key`` names another item than the day's coarse one (e.g. the
+    0.01 deg item of :mod:`smflow.downscaling.daily`).
 
     Raises
     ------
@@ -144,7 +145,7 @@ def published_assets(s3: Any, bucket: str, day: dt.date | str) -> dict[str, str]
     """
     import json
 
-    key = item_key(day)
+    key = key or item_key(day)
     try:
         item = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except s3.exceptions.NoSuchKey:

@@ -114,6 +114,27 @@ def test_every_configured_pipeline_is_a_dag_on_its_domain(dagbag):
         assert spec["domain"] in dag.tags
         assert ("ingest_native_granule" in dag.task_ids) == ("inputs" in spec["products"])
         assert ("compute_products" in dag.task_ids) == ("merged" in spec["products"])
+        assert ("downscale_products" in dag.task_ids) == ("downscaled" in spec["products"])
+        if "downscaled" in spec["products"]:  # after the coarse day is published
+            assert dag.get_task("downscale_products").upstream_task_ids == {"publish_products"}
+
+
+def test_a_downscaled_product_needs_a_known_method_and_the_merged_one(tmp_path):
+    import json
+
+    from smflow.catalog.pipelines import pipeline
+
+    base = {"dag_id": "d", "domain": "big_island", "inputs": ["smap"], "products": ["merged", "downscaled"]}
+    cases = {"no_method": base, "unknown": {**base, "downscaling": {"method": "kriging_only"}},
+             "no_merged": {**base, "products": ["inputs", "downscaled"], "downscaling": {"method": "bilinear"}}}
+    for name, spec in cases.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"pipelines": {"p": spec}}))
+        with pytest.raises(ValueError, match="'downscaled' products"):
+            pipeline("p", path)
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps({"pipelines": {"p": {**base, "downscaling": {"method": "nn_kriging"}}}}))
+    assert pipeline("p", ok).downscaling_method == "nn_kriging"
 
 
 def test_dag_files_import_nothing_heavy_at_parse_time(tmp_path):

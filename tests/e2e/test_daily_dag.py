@@ -107,7 +107,9 @@ def fetch_env(airflow_env, archive):
     return {**airflow_env,
             "AIRFLOW_CONN_SMFLOW_EARTHDATA": json.dumps({"conn_type": "http", "host": archive.url, "password": TOKEN}),
             "AIRFLOW_CONN_SMFLOW_CDS": json.dumps({"conn_type": "http", "host": f"{archive.url}/api",
-                                                   "password": CDS_TOKEN})}
+                                                   "password": CDS_TOKEN}),
+            # the 0.01 deg task (a ~30 s LSTM fit per day) runs in the first test only
+            "SMFLOW_DOWNSCALING": "off"}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +139,7 @@ def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prep
     import xarray as xr
 
     settings = prepared
-    _airflow(fetch_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
+    _airflow({**fetch_env, "SMFLOW_DOWNSCALING": "on"}, "dags", "test", "daily_soil_moisture", DAY.isoformat())
     prefix = f"daily/{DAY:%Y/%m/%d}/"
     objs = _objects(s3_client, settings.products_bucket, prefix)
     names = {k.rsplit("/", 1)[-1] for k in objs}
@@ -154,8 +156,16 @@ def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prep
     inputs = ["c3s", "era5_land", "gldas", "smap"]
     for task_id in ("wait_for_granule", "fetch_granule", "ingest_granule"):
         assert ui["names"][task_id] == inputs, (task_id, ui["names"])
-    assert len(ui["extras"]) == 3
-    summary = ui["extras"][0]
+    assert len(ui["extras"]) == 4  # 3 coarse products + the 0.01 deg one
+    summary = next(e for e in ui["extras"] if "qc" in e)
+    fine = next(e for e in ui["extras"] if "method" in e)
+    from smflow.catalog import pipeline
+
+    assert fine["status"] == "ok" and fine["method"] == pipeline("daily_soil_moisture").downscaling_method
+    item = json.loads(s3_client.get_object(Bucket=settings.products_bucket, Key=fine["keys"][-1])["Body"].read())
+    coarse_links = [l["href"] for l in item["links"] if l["rel"] == "derived_from" and "merged-sm" in l["href"]]
+    assert len(coarse_links) == 1 and f"{DAY:%Y/%m/%d}" in coarse_links[0]  # the published coarse day
+    assert item["properties"]["smflow:mass_conservation"]["passed"]
     assert summary["day"] == DAY.isoformat() and summary["qc"] == "passed"
     assert set(summary["inputs_used"]) | {m.split(":")[0] for m in summary["inputs_missing"]} >= {"era5_land", "gldas"}
     assert "champion" in summary["models"]["sm2rain_model"] and "champion" in summary["models"]["tc_merging_model"]
