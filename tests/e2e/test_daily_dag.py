@@ -207,7 +207,8 @@ def test_daily_dag_publishes_products_with_right_variables_units_and_ranges(prep
     assert int(np.nansum(frozen.values == 1)) == 0
 
     stac_keys = [k for k in _objects(s3_client, settings.products_bucket, "stac/items/") if DAY.strftime("%Y%m%d") in k]
-    assert len(stac_keys) == 1
+    assert sorted(stac_keys) == [f"stac/items/smflow-daily-1km-{DAY:%Y%m%d}.json", f"stac/items/smflow-daily-{DAY:%Y%m%d}.json"]
+    stac_keys = [k for k in stac_keys if "-1km-" not in k]
 
     # Fetched from the providers: landed with their provenance, named in the lineage and the STAC links.
     from smflow.landing import LandingZone
