@@ -441,6 +441,23 @@ class Publisher:
             self._delete_quietly(staging_key)
         return sha256, True
 
+    def withdraw_day(self, day: dt.date | str) -> list[str]:
+        """Take a published day out of the catalogue: its STAC item first (readers stop finding
+        it), then every version of its assets; the collection is rebuilt. Model cards stay (other
+        days may link them). Returns the deleted keys; ``[]`` when the day was not published.
+        """
+        import json
+
+        stac_key = item_key(day)
+        if self._head(stac_key) is None:
+            return []
+        self.s3.delete_object(Bucket=self.bucket, Key=stac_key)
+        deleted = [stac_key, *self.sweep_superseded(day, set())]
+        collection = json.loads(self.s3.get_object(Bucket=self.bucket, Key=COLLECTION_KEY)["Body"].read())
+        self._update_catalog(collection["extent"]["spatial"]["bbox"][0])
+        log.info("withdrew %s from s3://%s (%d objects deleted)", product_day(day), self.bucket, len(deleted))
+        return deleted
+
     def sweep_superseded(self, day: dt.date | str, keep: set[str]) -> list[str]:
         """Delete the day's assets of every version not in ``keep`` (versions, without the ``v``).
 
