@@ -6,7 +6,7 @@ Airflow's own backfill (each day's run searches the providers for its granules, 
 verification and lands them with their provenance: the stack's ``providers`` service stands in for
 NASA CMR / Earthdata and the Copernicus CDS, serving the bundled Hawaii sample through their
 protocols; nothing here writes the landing zone), then print the granules fetched, the products
-written, the skill table and the UI addresses. Run it through ``infra/main.sh`` (installs and
+written, the skill table, the UI addresses and the address of the public catalogue page. Run it through ``infra/main.sh`` (installs and
 starts the stack first).
 """
 
@@ -252,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
           f"MLFLOW_TRACKING_PASSWORD in {settings.home / 'stack.env'}   (models soil_moisture_merging@champion, "
           f"tc_merging@champion, sm2rain@champion)")
     print(f"S3:         {settings.s3_endpoint_url}   (credentials in {settings.home / 'stack.env'})")
+    from smflow.publish.publisher import CATALOG_KEY, catalogue_page_url
+
+    print(f"Catalogue:  {catalogue_page_url(settings)}   (no login: the products bucket is read-only to "
+          f"anyone; STAC root {settings.products_url(CATALOG_KEY)})")
     return 1 if failed else 0
 
 
