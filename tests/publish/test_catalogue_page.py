@@ -129,3 +129,19 @@ def test_a_stac_client_and_xarray_read_the_catalogue_over_http_without_credentia
     key = asset_s3_uri(asset.to_dict()).split("/", 3)[3]
     assert publisher.href(key) == asset.href
     assert {link.rel for link in item.links} >= {"self", "root", "parent", "collection", "smflow:model"}
+
+
+def test_the_main_job_prints_the_catalogue_address_and_it_answers_without_credentials(published_days, tmp_path):
+    import urllib.request
+
+    from infra.main import addresses
+
+    lines = addresses(published_days.settings, "http://127.0.0.1:8080", tmp_path)
+    catalogue = [line for line in lines if line.startswith("Catalogue:")]
+    assert len(catalogue) == 1, lines
+    url = catalogue[0].split()[1]
+    assert url == catalogue_page_url(published_days.settings)
+    with urllib.request.urlopen(url, timeout=10) as response:  # no credentials
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert b"stac/catalog.json" in response.read()
+    assert not any(published_days.settings.s3_secret_key in line for line in lines)
