@@ -1469,6 +1469,9 @@ def cmd_start(cfg: Config, services: list[str]) -> int:
             print(f"{service}: {url} {message} [{time.monotonic() - t0:.1f} s]")
             if service == "airflow":
                 print(login_message(cfg))
+            if service == "s3":
+                print(f"catalogue: {cfg.s3_url}/{cfg.buckets['SMFLOW_PRODUCTS_BUCKET']}/index.html  (no login, "
+                      "read-only; the page is placed with the first published day)")
     print(f"stack.env: {cfg.stack_env_path}")
     return 0
 
