@@ -27,7 +27,6 @@ CHROMIUM = Path(os.environ.get("SMFLOW_CHROMIUM", "/usr/bin/chromium"))
 #: Days far from every other test's (the bucket is the stack's real products bucket).
 DAYS = (dt.date(2000, 1, 1), dt.date(2000, 1, 2))
 N_QUICKLOOKS = 6
-DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "catalogue.png"
 
 
 def _browser_or_skip():
@@ -57,12 +56,17 @@ def sync_playwright():
 @pytest.fixture(scope="module")
 def published_days(stack, s3_client):
     """Two days published to the stack's products bucket; withdrawn afterwards."""
+    from smflow.s3 import list_keys
+
     publisher = Publisher(stack, s3=s3_client)
+    cards_before = set(list_keys(s3_client, publisher.bucket, "models/", empty_if_no_bucket=True))
     for n, day in enumerate(DAYS):
         publisher.publish_day(synthetic.daily_product(day, seed=n), day, synthetic.provenance(day))
     yield publisher
     for day in DAYS:
         publisher.withdraw_day(day)
+    for key in set(list_keys(s3_client, publisher.bucket, "models/")) - cards_before:  # the synthetic models' cards
+        s3_client.delete_object(Bucket=publisher.bucket, Key=key)
 
 
 def test_catalogue_page_lists_the_days_and_opens_an_item_with_its_quicklooks(sync_playwright, published_days,
@@ -102,8 +106,6 @@ def test_catalogue_page_lists_the_days_and_opens_an_item_with_its_quicklooks(syn
                 assert "1220" + hashlib.sha256(body).hexdigest() == asset["file:checksum"], key
             assert page.locator('a:has-text("smflow-tc-merging v3")').count() == 1  # the model card link
             page.screenshot(path=str(tmp_path / "catalogue.png"), full_page=False)
-            if os.environ.get("SMFLOW_DOCS_SCREENSHOT") == "1":  # renew the user guide's picture
-                page.screenshot(path=str(DOCS_SCREENSHOT), full_page=False)
         finally:
             browser.close()
     assert not failed, failed
