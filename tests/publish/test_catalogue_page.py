@@ -9,6 +9,7 @@ except on CI (``CI=true``), where it fails.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -55,16 +56,23 @@ def sync_playwright():
 
 @pytest.fixture(scope="module")
 def published_days(stack, s3_client):
-    """Two days published to the stack's products bucket; withdrawn afterwards."""
+    """Two days published to the stack's products bucket; withdrawn afterwards.
+
+    Published with a public base URL that names the gateway as ``localhost``
+    (``SMFLOW_PUBLIC_BASE_URL``, as behind a proxy), while the page is loaded from ``127.0.0.1``:
+    the page must follow the STAC links whatever host name serves it.
+    """
     from smflow.s3 import list_keys
 
-    publisher = Publisher(stack, s3=s3_client)
+    public = f"{stack.s3_endpoint_url.replace('127.0.0.1', 'localhost')}/{stack.products_bucket}"
+    publisher = Publisher(dataclasses.replace(stack, public_base_url=public), s3=s3_client)
     cards_before = set(list_keys(s3_client, publisher.bucket, "models/", empty_if_no_bucket=True))
     for n, day in enumerate(DAYS):
         publisher.publish_day(synthetic.daily_product(day, seed=n), day, synthetic.provenance(day))
     yield publisher
+    default = Publisher(stack, s3=s3_client)  # the collection left behind names the default URLs again
     for day in DAYS:
-        publisher.withdraw_day(day)
+        default.withdraw_day(day)
     for key in set(list_keys(s3_client, publisher.bucket, "models/")) - cards_before:  # the synthetic models' cards
         s3_client.delete_object(Bucket=publisher.bucket, Key=key)
 
@@ -72,7 +80,8 @@ def published_days(stack, s3_client):
 def test_catalogue_page_lists_the_days_and_opens_an_item_with_its_quicklooks(sync_playwright, published_days,
                                                                               tmp_path):
     publisher = published_days
-    url = catalogue_page_url(publisher.settings)
+    url = catalogue_page_url(dataclasses.replace(publisher.settings, public_base_url=None))  # 127.0.0.1
+    assert "localhost" in publisher.href("") and "localhost" not in url
     failed: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
@@ -100,8 +109,8 @@ def test_catalogue_page_lists_the_days_and_opens_an_item_with_its_quicklooks(syn
             # every file link of the item downloads, anonymously, the bytes its checksum names
             item = page.request.get(publisher.href(item_key(DAYS[-1]))).json()
             for key, asset in item["assets"].items():
-                link = page.locator(f'tr[data-asset="{key}"] a')
-                assert link.get_attribute("href") == asset["href"]
+                link = page.locator(f'tr[data-asset="{key}"] a')  # mapped onto the page's own host
+                assert link.get_attribute("href") == asset["href"].replace(publisher.href(""), url.rsplit("/", 1)[0] + "/")
                 body = page.request.get(asset["href"]).body()
                 assert "1220" + hashlib.sha256(body).hexdigest() == asset["file:checksum"], key
             assert page.locator('a:has-text("smflow-tc-merging v3")').count() == 1  # the model card link
@@ -133,17 +142,18 @@ def test_a_stac_client_and_xarray_read_the_catalogue_over_http_without_credentia
     assert {link.rel for link in item.links} >= {"self", "root", "parent", "collection", "smflow:model"}
 
 
-def test_the_main_job_prints_the_catalogue_address_and_it_answers_without_credentials(published_days, tmp_path):
+def test_the_main_job_prints_the_catalogue_address_and_it_answers_without_credentials(stack, published_days,
+                                                                                   tmp_path):
     import urllib.request
 
     from infra.main import addresses
 
-    lines = addresses(published_days.settings, "http://127.0.0.1:8080", tmp_path)
+    lines = addresses(stack, "http://127.0.0.1:8080", tmp_path)
     catalogue = [line for line in lines if line.startswith("Catalogue:")]
     assert len(catalogue) == 1, lines
     url = catalogue[0].split()[1]
-    assert url == catalogue_page_url(published_days.settings)
+    assert url == catalogue_page_url(stack) == f"{stack.s3_endpoint_url}/{stack.products_bucket}/index.html"
     with urllib.request.urlopen(url, timeout=10) as response:  # no credentials
         assert response.headers["Content-Type"].startswith("text/html")
         assert b"stac/catalog.json" in response.read()
-    assert not any(published_days.settings.s3_secret_key in line for line in lines)
+    assert not any(stack.s3_secret_key in line for line in lines)

@@ -181,3 +181,18 @@ def test_model_cards_from_the_registry_labels():
         "registry_uri": "models:/tc_merging/7",
         "registry": "MLflow model registry of the smflow deployment (not public)"}
     assert cards["sm2rain_model"]["skill_status"] == "operational"
+
+
+def test_public_base_url_setting(monkeypatch, tmp_path):
+    import dataclasses
+
+    from smflow.config import Settings
+
+    monkeypatch.setenv("SMFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("SMFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:8333")
+    monkeypatch.delenv("SMFLOW_PUBLIC_BASE_URL", raising=False)
+    settings = Settings.load()
+    assert settings.products_url("stac/catalog.json") == "http://127.0.0.1:8333/sm-products/stac/catalog.json"
+    assert dataclasses.replace(settings, products_bucket="b").products_url("k") == "http://127.0.0.1:8333/b/k"
+    monkeypatch.setenv("SMFLOW_PUBLIC_BASE_URL", "https://data.example.org/sm-products/")
+    assert Settings.load().products_url("index.html") == "https://data.example.org/sm-products/index.html"
