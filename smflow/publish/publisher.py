@@ -84,12 +84,15 @@ __all__ = [
     "PublishError",
     "PublishedDay",
     "Publisher",
+    "catalogue_page",
+    "catalogue_page_url",
     "daily_key",
     "day_prefix",
     "day_version",
-    "catalogue_page_url",
+    "item_assets_definition",
     "item_key",
     "model_card_key",
+    "model_cards",
     "published_assets",
 ]
 
@@ -404,7 +407,7 @@ class Publisher:
             written=tuple(written),
         )
         log.info("published %s to s3://%s: %d of %d objects written", day, self.bucket,
-                 len(written), len(files) + 3)
+                 len(written), len(files) + len(cards) + 4)  # + item, collection, catalog, page
         return published
 
     def place(self, key: str, body: bytes, content_type: str) -> tuple[str, bool]:
