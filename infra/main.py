@@ -6,7 +6,7 @@ Airflow's own backfill (each day's run searches the providers for its granules, 
 verification and lands them with their provenance: the stack's ``providers`` service stands in for
 NASA CMR / Earthdata and the Copernicus CDS, serving the bundled Hawaii sample through their
 protocols; nothing here writes the landing zone), then print the granules fetched, the products
-written, the skill table and the UI addresses. Run it through ``infra/main.sh`` (installs and
+written, the skill table, the UI addresses and the address of the public catalogue page. Run it through ``infra/main.sh`` (installs and
 starts the stack first).
 """
 
@@ -246,13 +246,26 @@ def main(argv: list[str] | None = None) -> int:
     print("\nModel evaluation (champions in the MLflow registry, on periods their fit did not see):")
     print(_champion_metrics(settings))
 
-    pw_file = airflow_home / "simple_auth_manager_passwords.json.generated"
-    print("\nAirflow UI: %s   user: admin   password: in %s" % (args.api, pw_file))
-    print(f"MLflow UI:  {settings.mlflow_tracking_uri}   user: {settings.mlflow_username or '-'}   password: "
-          f"MLFLOW_TRACKING_PASSWORD in {settings.home / 'stack.env'}   (models soil_moisture_merging@champion, "
-          f"tc_merging@champion, sm2rain@champion)")
-    print(f"S3:         {settings.s3_endpoint_url}   (credentials in {settings.home / 'stack.env'})")
+    print()
+    print("\n".join(addresses(settings, args.api, airflow_home)))
     return 1 if failed else 0
+
+
+def addresses(settings: Settings, airflow_url: str, airflow_home: Path) -> list[str]:
+    """The summary's last lines: the UIs (where their passwords are, never the passwords) and the
+    public catalogue page (no login)."""
+    from smflow.publish.publisher import CATALOG_KEY, catalogue_page_url
+
+    pw_file = airflow_home / "simple_auth_manager_passwords.json.generated"
+    return [
+        f"Airflow UI: {airflow_url}   user: admin   password: in {pw_file}",
+        f"MLflow UI:  {settings.mlflow_tracking_uri}   user: {settings.mlflow_username or '-'}   password: "
+        f"MLFLOW_TRACKING_PASSWORD in {settings.home / 'stack.env'}   (models soil_moisture_merging@champion, "
+        f"tc_merging@champion, sm2rain@champion)",
+        f"S3:         {settings.s3_endpoint_url}   (credentials in {settings.home / 'stack.env'})",
+        f"Catalogue:  {catalogue_page_url(settings)}   (no login: the products bucket is read-only to anyone; "
+        f"STAC root {settings.products_url(CATALOG_KEY)})",
+    ]
 
 
 if __name__ == "__main__":

@@ -332,6 +332,10 @@ def s3_credentials(cfg: Config) -> dict[str, str]:
 S3_SERVICE_ROLES = ("pipelines", "landing", "mlflow")
 
 
+#: SeaweedFS's name for the identity of unsigned requests: read-only on the products bucket.
+ANONYMOUS_IDENTITY = "anonymous"
+
+
 def s3_identities(cfg: Config) -> dict[str, dict[str, str]]:
     """``role -> {"access_key", "secret_key"}`` of every S3 identity, generated at first use.
 
@@ -355,6 +359,9 @@ def s3_identity_config(cfg: Config, identities: dict[str, dict[str, str]]) -> di
     ``Write`` includes delete (no separate delete action), so the landing zone's writer is an
     identity of its own and the pipelines only read it. Every authenticated identity may list
     the bucket names.
+
+    The identity named ``anonymous`` (no credentials) is what SeaweedFS applies to unsigned
+    requests: it may read and list the products bucket only (the public catalogue), nothing else.
     """
     b = cfg.buckets
     landing, store, products, mlflow_bucket = (b["SMFLOW_LANDING_BUCKET"], b["SMFLOW_STORE_BUCKET"],
@@ -367,9 +374,10 @@ def s3_identity_config(cfg: Config, identities: dict[str, dict[str, str]]) -> di
         "mlflow": [f"Read:{mlflow_bucket}", f"List:{mlflow_bucket}", f"Write:{mlflow_bucket}/{MLFLOW_ARTIFACT_PREFIX}/*"],
     }
     return {"identities": [
-        {"name": role, "credentials": [{"accessKey": keys["access_key"], "secretKey": keys["secret_key"]}],
-         "actions": actions[role]}
-        for role, keys in identities.items()
+        *({"name": role, "credentials": [{"accessKey": keys["access_key"], "secretKey": keys["secret_key"]}],
+           "actions": actions[role]}
+          for role, keys in identities.items()),
+        {"name": ANONYMOUS_IDENTITY, "actions": [f"Read:{products}", f"List:{products}"]},
     ]}
 
 
@@ -906,12 +914,21 @@ def filer_closed(cfg: Config) -> bool:
     return status == 401
 
 
+def products_public(cfg: Config) -> bool:
+    """An unsigned listing of the products bucket is not refused (200, or 404 before the bucket
+    exists): the server runs the ``anonymous`` identity of :func:`s3_identity_config`. False for
+    a server started by an older stack without it (``start`` then restarts it)."""
+    status, _ = http_get(f"{cfg.s3_url}/{cfg.buckets['SMFLOW_PRODUCTS_BUCKET']}?list-type=2&max-keys=1")
+    return status in (200, 404)
+
+
 def s3_healthy(cfg: Config) -> bool:
     """An authenticated ``ListBuckets`` succeeds (admin and pipelines identities), a small object
-    is written and read back, and the filer port is closed to anonymous reads (:func:`filer_closed`)."""
+    is written and read back, the filer port is closed to anonymous reads (:func:`filer_closed`)
+    and the products bucket is open to them (:func:`products_public`)."""
     if not (cfg.s3_dir / "identities.json").is_file() or not port_in_use(cfg.s3_port):
         return False
-    if not filer_closed(cfg):
+    if not filer_closed(cfg) or not products_public(cfg):
         return False
     try:
         client = _s3_client(cfg)
@@ -1452,6 +1469,9 @@ def cmd_start(cfg: Config, services: list[str]) -> int:
             print(f"{service}: {url} {message} [{time.monotonic() - t0:.1f} s]")
             if service == "airflow":
                 print(login_message(cfg))
+            if service == "s3":
+                print(f"catalogue: {cfg.s3_url}/{cfg.buckets['SMFLOW_PRODUCTS_BUCKET']}/index.html  (no login, "
+                      "read-only; the page is placed with the first published day)")
     print(f"stack.env: {cfg.stack_env_path}")
     return 0
 

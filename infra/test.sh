@@ -5,6 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/install.sh
+# The catalogue page's browser test (tests/publish/test_catalogue_page.py) drives Debian's chromium
+# through playwright (never `playwright install`: it downloads a browser build). Installed here when
+# missing (~15 s); without apt-get as root the test skips, except on CI (CI=true), where it fails.
+if ! [ -x "${SMFLOW_CHROMIUM:-/usr/bin/chromium}" ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing chromium with apt-get (the catalogue page's browser test)..."
+    apt_log=$(mktemp)
+    started=$SECONDS
+    if { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >"$apt_log" 2>&1; then
+      echo "chromium installed in $((SECONDS - started)) s"
+    else
+      echo "apt-get could not install chromium (the browser test will skip, or fail on CI):"; tail -5 "$apt_log"
+    fi
+    rm -f "$apt_log"
+  else
+    echo "no chromium, and no apt-get as root to install it: the catalogue page's browser test will skip"
+  fi
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 args=()
 for arg in "$@"; do

@@ -74,6 +74,10 @@ class Settings:
         (``SMFLOW_SHARED_DATA``).
     sample_data_dir : Path
         The bundled, redistributable sample data (``data/sample``).
+    public_base_url : str or None
+        URL under which anonymous users read the products bucket's keys (``SMFLOW_PUBLIC_BASE_URL``,
+        e.g. ``https://data.example.org/sm-products`` behind a proxy or CDN); None: the S3 gateway
+        itself, ``<s3_endpoint_url>/<products_bucket>`` (see :meth:`products_url`).
     """
 
     home: Path
@@ -90,6 +94,16 @@ class Settings:
     s3_role_keys: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     mlflow_username: str | None = None
     mlflow_password: str | None = field(default=None, repr=False)
+    public_base_url: str | None = None
+
+    def products_url(self, key: str = "") -> str:
+        """Public HTTP(S) URL of ``key`` in the products bucket (anonymous read, docs/security.md).
+
+        ``SMFLOW_PUBLIC_BASE_URL`` when set, else the S3 gateway's path-style URL of the bucket:
+        ``products_url("stac/catalog.json")`` -> ``http://127.0.0.1:8333/sm-products/stac/catalog.json``.
+        """
+        base = (self.public_base_url or f"{self.s3_endpoint_url.rstrip('/')}/{self.products_bucket}").rstrip("/")
+        return f"{base}/{key.lstrip('/')}"
 
     def s3_keys(self, role: str | None = None) -> tuple[str, str]:
         """``(access key, secret key)`` of S3 identity ``role``.
@@ -148,4 +162,5 @@ class Settings:
             },
             mlflow_username=env.get("MLFLOW_TRACKING_USERNAME") or None,
             mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or None,
+            public_base_url=env.get("SMFLOW_PUBLIC_BASE_URL") or None,
         )

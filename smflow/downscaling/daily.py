@@ -148,11 +148,16 @@ def build_stac_item(day: dt.date, fine: DomainGrid, assets: dict[str, dict], *,
             "smflow:variogram": record.get("variogram"),
             "proj:code": "EPSG:4326", "proj:shape": list(fine.shape),
         })
+    from smflow.publish.stac import ALTERNATE_SCHEMA, s3_alternate
+
+    if any(spec.get("s3_href") for spec in assets.values()):
+        item.stac_extensions.append(ALTERNATE_SCHEMA)
     for key, spec in assets.items():
+        extra = {"file:checksum": spec["checksum"], "file:size": spec["size"]}
+        if spec.get("s3_href"):  # the public URL is the href; the s3:// URI its alternate
+            extra["alternate"] = s3_alternate(spec["s3_href"])
         item.add_asset(key, pystac.Asset(href=spec["href"], media_type=spec["media_type"],
-                                         roles=spec["roles"], title=spec["title"],
-                                         extra_fields={"file:checksum": spec["checksum"],
-                                                       "file:size": spec["size"]}))
+                                         roles=spec["roles"], title=spec["title"], extra_fields=extra))
     if coarse_href:
         item.add_link(pystac.Link(rel="derived_from", target=coarse_href,
                                   title="coarse merged soil moisture (0.1 deg)"))
@@ -237,12 +242,14 @@ def publish_downscaled(day: dt.date, field: np.ndarray, fine: DomainGrid, record
     for key, (s3_key, body, media_type, roles, title) in files.items():
         sha, changed = publisher.place(s3_key, body, media_type)
         written += [s3_key] if changed else []
-        assets[key] = {"href": f"s3://{publisher.bucket}/{s3_key}", "media_type": media_type,
+        assets[key] = {"href": publisher.href(s3_key), "s3_href": f"s3://{publisher.bucket}/{s3_key}",
+                       "media_type": media_type,
                        "roles": roles, "title": title, "checksum": multihash_sha256(sha),
                        "size": len(body)}
     item = build_stac_item(day, fine, assets, coarse_href=coarse_href,
                            covariate_sources=covariate_sources, record=record, models=models)
     stac_key = item_key_1km(day)
+    item.set_self_href(publisher.href(stac_key))
     _, changed = publisher.place(stac_key, to_json_bytes(item), "application/geo+json")
     written += [stac_key] if changed else []
     return {"day": day.isoformat(), "keys": [f[0] for f in files.values()] + [stac_key],
@@ -273,8 +280,8 @@ def run_day(day: dt.date, *, domain_name: str = "big_island", method: str = "lst
     fine = fine_grid(domain, shared_dir=shared)
     coarse_href = None  # a field given by the caller is not the published product: no link
     if coarse is None:  # the coarse day as published (through its STAC item)
-        coarse_href = f"s3://{publisher.bucket}/{published_assets(publisher.s3, publisher.bucket, day)['merged-sm']}"
-        coarse_key = coarse_href.split("/", 3)[3]
+        coarse_key = published_assets(publisher.s3, publisher.bucket, day)["merged-sm"]
+        coarse_href = publisher.href(coarse_key)
         body = publisher.s3.get_object(Bucket=publisher.bucket, Key=coarse_key)["Body"].read()
         coarse = xr.load_dataset(io.BytesIO(body), engine="h5netcdf")["soil_moisture"].squeeze(drop=True)
     if not domain.is_on_grid(coarse):

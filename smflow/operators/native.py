@@ -165,13 +165,13 @@ def publish_inputs(ingested: list[dict[str, Any]], day: str, domain: str, *,
             keys.append(key)
             written += [key] if changed else []
             assets.append((f"{r['product']}-{'data' if extension == 'nc' else 'quicklook'}",
-                           f"s3://{publisher.bucket}/{key}", media_type, sha256,
-                           f"{r['product']} on the {domain} grid ({extension})"))
+                           publisher.href(key), media_type, sha256,
+                           f"{r['product']} on the {domain} grid ({extension})", f"s3://{publisher.bucket}/{key}"))
     south, north = grid.lat_first - grid.resolution / 2, grid.lat_last + grid.resolution / 2
     west, east = grid.lon_first - grid.resolution / 2, grid.lon_last + grid.resolution / 2
     item_key = input_item_key(domain, d)
     item = build_inputs_item(domain, d, assets, bbox=[round(v, 6) for v in (west, south, east, north)],
-                             missing=missing, self_href=f"s3://{publisher.bucket}/{item_key}")
+                             missing=missing, self_href=publisher.href(item_key))
     _, changed = publisher.place(item_key, to_json_bytes(item), "application/geo+json")
     keys.append(item_key)
     written += [item_key] if changed else []

@@ -24,7 +24,7 @@ import xarray as xr
 
 from smflow.publish.cf import code_version, to_netcdf_bytes
 from smflow.publish.quicklook import render_quicklook
-from smflow.publish.stac import multihash_sha256
+from smflow.publish.stac import ALTERNATE_SCHEMA, multihash_sha256, s3_alternate
 
 INPUTS_PREFIX: Final = "inputs"
 _NETCDF: Final = "application/netcdf"
@@ -139,9 +139,10 @@ def render_input_quicklook(ds: xr.Dataset, product: str) -> bytes:
                             cmap=cmap, vmin=vmin, vmax=vmax)
 
 
-def build_inputs_item(domain: str, day: dt.date, assets: Sequence[tuple[str, str, str, str, str]],
+def build_inputs_item(domain: str, day: dt.date, assets: Sequence[tuple[str, ...]],
                       *, bbox: Sequence[float], missing: Sequence[str], self_href: str) -> pystac.Item:
-    """STAC item of a domain's inputs for one day; assets ``(key, href, media type, sha256, title)``."""
+    """STAC item of a domain's inputs for one day; assets ``(key, href, media type, sha256, title[,
+    s3 URI])``: the public URL as href, the ``s3://`` URI as the ``s3`` alternate when given."""
     west, south, east, north = bbox
     item = pystac.Item(
         id=f"smflow-inputs-{domain}-{day:%Y%m%d}",
@@ -153,10 +154,15 @@ def build_inputs_item(domain: str, day: dt.date, assets: Sequence[tuple[str, str
         end_datetime=dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.timezone.utc),
         properties={"smflow:domain": domain, "smflow:missing_inputs": list(missing)},
     )
-    for key, href, media_type, sha256, title in assets:
+    for key, href, media_type, sha256, title, *s3_href in assets:
+        extra: dict[str, Any] = {"file:checksum": multihash_sha256(sha256)}
+        if s3_href:
+            extra["alternate"] = s3_alternate(s3_href[0])
         item.add_asset(key, pystac.Asset(href=href, media_type=media_type, title=title,
                                          roles=["data"] if media_type == _NETCDF else ["overview"],
-                                         extra_fields={"file:checksum": multihash_sha256(sha256)}))
+                                         extra_fields=extra))
+    if any(len(asset) > 5 for asset in assets):
+        item.stac_extensions.append(ALTERNATE_SCHEMA)
     item.set_self_href(self_href)
     return item
 

@@ -8,7 +8,13 @@ Layout (``s3://{products_bucket}/``)::
     stac/items/smflow-daily-{YYYYMMDD}.json       the day's STAC item: the commit point of the day
     stac/collections/smflow-daily.json            static collection (links every item)
     stac/catalog.json                             root catalog
+    models/{name}/v{version}.json                 public card of each model version a day used
+    index.html                                    the catalogue page (lists the days, opens an item)
     staging/{uuid}/...                            transient, empty after every call
+
+The bucket is read anonymously (``docs/security.md``): STAC hrefs and links are the public HTTP(S)
+URLs of the objects (:meth:`smflow.config.Settings.products_url`), every asset keeping its
+``s3://`` URI as its ``s3`` alternate (alternate-assets extension).
 
 A day switches atomically: its assets are written under a version prefix that is a digest of their
 contents (:func:`day_version`), and the STAC item (a stable key, one PUT) is written last and is the
@@ -63,6 +69,7 @@ from smflow.publish.quicklook import QUICKLOOKS, render_day_quicklooks
 from smflow.publish.stac import (
     COLLECTION_ID,
     AssetSpec,
+    asset_s3_uri,
     build_catalog,
     build_collection,
     build_item,
@@ -70,16 +77,22 @@ from smflow.publish.stac import (
 )
 
 __all__ = [
+    "CATALOGUE_PAGE_KEY",
     "CATALOG_KEY",
     "COLLECTION_KEY",
     "STAGING_PREFIX",
     "PublishError",
     "PublishedDay",
     "Publisher",
+    "catalogue_page",
+    "catalogue_page_url",
     "daily_key",
     "day_prefix",
     "day_version",
+    "item_assets_definition",
     "item_key",
+    "model_card_key",
+    "model_cards",
     "published_assets",
 ]
 
@@ -92,6 +105,14 @@ STALE_STAGING: Final = dt.timedelta(hours=1)
 ITEMS_PREFIX: Final = "stac/items/"
 COLLECTION_KEY: Final = f"stac/collections/{COLLECTION_ID}.json"
 CATALOG_KEY: Final = "stac/catalog.json"
+MODELS_PREFIX: Final = "models/"
+#: The catalogue page (``smflow/publish/catalogue.html``), at the bucket root.
+CATALOGUE_PAGE_KEY: Final = "index.html"
+_HTML: Final = "text/html; charset=utf-8"
+#: A registry label as the products record it: ``name[@alias] vN (run R)`` or ``models:/name/N``.
+_MODEL_LABEL: Final = re.compile(
+    r"^(?:models:/(?P<uri_name>[\w.-]+)/(?P<uri_version>\d+)"
+    r"|(?P<name>[\w.-]+)(?:@[\w-]+)? v(?P<version>\d+)(?: \(run (?P<run>\w+)\))?)$")
 
 _NETCDF: Final = "application/netcdf"
 _PNG: Final = "image/png"
@@ -151,8 +172,71 @@ def published_assets(s3: Any, bucket: str, day: dt.date | str, *, key: str | Non
     except s3.exceptions.NoSuchKey:
         raise FileNotFoundError(f"s3://{bucket}/{key}: day {product_day(day)} is not published") from None
     prefix = f"s3://{bucket}/"
-    return {name: asset["href"][len(prefix):] for name, asset in item["assets"].items()
-            if asset["href"].startswith(prefix)}
+    uris = {name: asset_s3_uri(asset) for name, asset in item["assets"].items()}
+    return {name: uri[len(prefix):] for name, uri in uris.items() if uri.startswith(prefix)}
+
+
+def catalogue_page_url(settings: Settings) -> str:
+    """Public address of the catalogue page (anonymous; lists the days, opens an item)."""
+    return settings.products_url(CATALOGUE_PAGE_KEY)
+
+
+def model_card_key(name: str, version: str) -> str:
+    """``models/{name}/v{version}.json``: the public card of a registered model version."""
+    return f"{MODELS_PREFIX}{name}/v{version}.json"
+
+
+def model_cards(lineage: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Provenance key -> public card of the model version it names (registry labels only).
+
+    A card says what a reader outside may know of a model version: its registry name, version,
+    training run and registry URI (the registry itself is private). Only facts fixed for the
+    version are written (no alias: it moves), so the card of a version never changes.
+    """
+    cards: dict[str, dict[str, Any]] = {}
+    for role in sorted(lineage):
+        if not (role.endswith("_model") or role == "member_models"):
+            continue
+        value = lineage[role]
+        labels = [value] if isinstance(value, str) else (
+            [value[k] for k in sorted(value)] if isinstance(value, Mapping)
+            else list(value) if isinstance(value, list | tuple) else [])
+        for n, label in enumerate(labels):
+            match = _MODEL_LABEL.match(str(label).strip())
+            if not match:
+                continue
+            name = match.group("name") or match.group("uri_name")
+            version = match.group("version") or match.group("uri_version")
+            card = {"type": "smflow-model-card", "name": name, "version": version,
+                    "registry_uri": f"models:/{name}/{version}",
+                    "registry": "MLflow model registry of the smflow deployment (not public)"}
+            if match.group("run"):
+                card["run_id"] = match.group("run")
+            if role == "sm2rain_model":
+                for key in ("sm2rain_parameters_source", "sm2rain_skill_status", "sm2rain_skill",
+                            "sm2rain_variant"):
+                    if lineage.get(key):
+                        card[key.removeprefix("sm2rain_")] = str(lineage[key])
+            cards[role if len(labels) == 1 else f"{role}[{n}]"] = card
+    return cards
+
+
+def item_assets_definition() -> dict[str, dict[str, Any]]:
+    """The collection's ``item_assets``: every asset a day's item may carry (the rainfall file and
+    map are absent on a day whose experimental rainfall is withheld)."""
+    assets = {name: {"title": _NETCDF_TITLES[name], "type": _NETCDF, "roles": ["data"]}
+              for name in PRODUCT_NAMES}
+    for spec in QUICKLOOKS:
+        assets[f"quicklook-{spec.name}"] = {"title": f"Quicklook: {spec.title} [{spec.units}]",
+                                            "type": _PNG, "roles": ["overview", "visual"]}
+    return assets
+
+
+def catalogue_page() -> bytes:
+    """The catalogue page's bytes (``smflow/publish/catalogue.html``)."""
+    from importlib.resources import files
+
+    return files("smflow.publish").joinpath("catalogue.html").read_bytes()
 
 
 def item_key(day: dt.date | str) -> str:
@@ -288,16 +372,21 @@ class Publisher:
             checksums[key] = sha256
             written += [key] if changed else []
             assets[asset_key] = AssetSpec(
-                href=self._uri(key), media_type=media_type, roles=roles, checksum=sha256,
-                title=title, size=len(body), description=description,
+                href=self.href(key), media_type=media_type, roles=roles, checksum=sha256,
+                title=title, size=len(body), description=description, s3_href=self._uri(key),
             )
+        cards = {}
+        for role, card in model_cards(lineage).items():
+            key = model_card_key(card["name"], card["version"])
+            written += [key] if self.place(key, to_card_bytes(card), _JSON)[1] else []
+            cards[role] = (self.href(key), f"{card['name']} v{card['version']}")
 
         bbox, geometry, shape = _footprint(datasets["merged-sm"])
         item = build_item(
             day, assets, bbox=bbox, geometry=geometry, provenance=lineage,
-            self_href=self._uri(item_key(day)),
-            collection_href=self._uri(COLLECTION_KEY), root_href=self._uri(CATALOG_KEY),
-            proj_shape=shape,
+            self_href=self.href(item_key(day)),
+            collection_href=self.href(COLLECTION_KEY), root_href=self.href(CATALOG_KEY),
+            proj_shape=shape, model_cards=cards,
         )
         # The commit point: one PUT of the item switches readers to this version.
         stac_key = item_key(day)
@@ -319,7 +408,7 @@ class Publisher:
             written=tuple(written),
         )
         log.info("published %s to s3://%s: %d of %d objects written", day, self.bucket,
-                 len(written), len(files) + 3)
+                 len(written), len(files) + len(cards) + 4)  # + item, collection, catalog, page
         return published
 
     def place(self, key: str, body: bytes, content_type: str) -> tuple[str, bool]:
@@ -355,6 +444,23 @@ class Publisher:
         finally:
             self._delete_quietly(staging_key)
         return sha256, True
+
+    def withdraw_day(self, day: dt.date | str) -> list[str]:
+        """Take a published day out of the catalogue: its STAC item first (readers stop finding
+        it), then every version of its assets; the collection is rebuilt. Model cards stay (other
+        days may link them). Returns the deleted keys; ``[]`` when the day was not published.
+        """
+        import json
+
+        stac_key = item_key(day)
+        if self._head(stac_key) is None:
+            return []
+        self.s3.delete_object(Bucket=self.bucket, Key=stac_key)
+        deleted = [stac_key, *self.sweep_superseded(day, set())]
+        collection = json.loads(self.s3.get_object(Bucket=self.bucket, Key=COLLECTION_KEY)["Body"].read())
+        self._update_catalog(collection["extent"]["spatial"]["bbox"][0])
+        log.info("withdrew %s from s3://%s (%d objects deleted)", product_day(day), self.bucket, len(deleted))
+        return deleted
 
     def sweep_superseded(self, day: dt.date | str, keep: set[str]) -> list[str]:
         """Delete the day's assets of every version not in ``keep`` (versions, without the ``v``).
@@ -394,6 +500,10 @@ class Publisher:
 
     def _uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    def href(self, key: str) -> str:
+        """Public HTTP(S) URL of ``key`` (what STAC hrefs and links say)."""
+        return self.settings.products_url(key)
 
     def _head(self, key: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
@@ -444,7 +554,8 @@ class Publisher:
                         exc_info=True)
 
     def _update_catalog(self, bbox: list[float]) -> list[str]:
-        """Rebuild the collection from the items present and place it and the root catalog.
+        """Rebuild the collection from the items present and place it, the root catalog and the
+        catalogue page.
 
         Built from a listing, not by editing the previous collection: the result depends only on
         which items exist, so it is idempotent and heals itself after an interrupted run.
@@ -453,20 +564,37 @@ class Publisher:
         for key in s3mod.list_keys(self.s3, self.bucket, ITEMS_PREFIX):
             match = _ITEM_KEY_PATTERN.match(key)
             if match:
-                item_hrefs[dt.datetime.strptime(match.group(1), "%Y%m%d").date()] = self._uri(key)
+                item_hrefs[dt.datetime.strptime(match.group(1), "%Y%m%d").date()] = self.href(key)
         collection = build_collection(
-            item_hrefs, bbox=bbox, self_href=self._uri(COLLECTION_KEY),
-            root_href=self._uri(CATALOG_KEY),
+            item_hrefs, bbox=bbox, self_href=self.href(COLLECTION_KEY),
+            root_href=self.href(CATALOG_KEY), item_assets=item_assets_definition(),
+            summaries=_SUMMARIES,
         )
-        catalog = build_catalog(self._uri(COLLECTION_KEY), self_href=self._uri(CATALOG_KEY))
+        catalog = build_catalog(self.href(COLLECTION_KEY), self_href=self.href(CATALOG_KEY))
         written = []
         for key, body, media_type in (
             (COLLECTION_KEY, to_json_bytes(collection), _JSON),
             (CATALOG_KEY, to_json_bytes(catalog), _JSON),
+            (CATALOGUE_PAGE_KEY, catalogue_page(), _HTML),
         ):
             if self.place(key, body, media_type)[1]:
                 written.append(key)
         return written
+
+
+#: The collection's summaries: the values every item's properties take (fixed by the product).
+_SUMMARIES: Final = {
+    "proj:code": ["EPSG:4326"],
+    "processing:level": ["L4"],
+    "smflow:parents": ["ERA5-Land", "GLDAS Noah 2.1", "SMAP L3"],
+}
+
+
+def to_card_bytes(card: Mapping[str, Any]) -> bytes:
+    """Deterministic JSON of a model card (sorted keys, trailing newline)."""
+    import json
+
+    return (json.dumps(dict(card), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _domain_of(product: xr.Dataset):

@@ -34,8 +34,12 @@ __all__ = [
     "build_catalog",
     "build_collection",
     "build_item",
+    "ALTERNATE_SCHEMA",
+    "MODEL_REL",
+    "asset_s3_uri",
     "item_id",
     "multihash_sha256",
+    "s3_alternate",
     "to_json_bytes",
 ]
 
@@ -44,6 +48,9 @@ CATALOG_ID: Final = "smflow"
 
 _PROCESSING_SCHEMA: Final = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 _SCIENTIFIC_SCHEMA: Final = "https://stac-extensions.github.io/scientific/v1.0.0/schema.json"
+ALTERNATE_SCHEMA: Final = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
+#: ``rel`` of an item's links to the public card of each model version that made it.
+MODEL_REL: Final = "smflow:model"
 _PUBLICATIONS: Final = (
     {"citation": REFERENCES[0]},
     {"citation": REFERENCES[1], "doi": "10.3390/rs14215355"},
@@ -63,7 +70,7 @@ class AssetSpec:
     Attributes
     ----------
     href : str
-        Where the file is (absolute URI, e.g. ``s3://bucket/daily/...``).
+        Where the file is: its public HTTP(S) URL (any STAC client resolves it), or an ``s3://`` URI.
     media_type : str
         IANA media type, e.g. ``application/netcdf`` or ``image/png``.
     roles : tuple of str
@@ -76,6 +83,9 @@ class AssetSpec:
         Size in bytes (``file:size``).
     description : str or None
         Longer description (variables, units).
+    s3_href : str or None
+        The same file as an ``s3://bucket/key`` URI, written as the ``s3`` alternate of the asset
+        (alternate-assets extension): what S3 clients and :func:`asset_s3_uri` read.
     """
 
     href: str
@@ -86,6 +96,7 @@ class AssetSpec:
     size: int | None = None
     description: str | None = None
     extra_fields: Mapping[str, Any] = field(default_factory=dict)
+    s3_href: str | None = None
 
     @classmethod
     def coerce(cls, value: AssetSpec | Sequence[Any]) -> AssetSpec:
@@ -111,6 +122,22 @@ def multihash_sha256(sha256_hex: str) -> str:
     return "1220" + digest
 
 
+def s3_alternate(s3_href: str) -> dict[str, Any]:
+    """``alternate`` field of an asset whose file is also ``s3_href`` (alternate-assets extension)."""
+    return {"s3": {"href": s3_href, "title": "S3 URI (the products bucket on the S3 endpoint; "
+                                            "anonymous read, unsigned requests)"}}
+
+
+def asset_s3_uri(asset: Mapping[str, Any]) -> str:
+    """The ``s3://`` URI of an asset dictionary: its ``s3`` alternate, else its ``href`` (items
+    written before the public hrefs had ``s3://`` hrefs); ``""`` when it has neither."""
+    alternate = (asset.get("alternate") or {}).get("s3") or {}
+    for href in (alternate.get("href"), asset.get("href")):
+        if isinstance(href, str) and href.startswith("s3://"):
+            return href
+    return ""
+
+
 def item_id(day: dt.date | str) -> str:
     """``smflow-daily-YYYYMMDD``."""
     return f"{COLLECTION_ID}-{product_day(day):%Y%m%d}"
@@ -127,6 +154,7 @@ def build_item(
     collection_href: str | None = None,
     root_href: str | None = None,
     proj_shape: Sequence[int] | None = None,
+    model_cards: Mapping[str, tuple[str, str]] | None = None,
 ) -> pystac.Item:
     """The STAC item of one published day.
 
@@ -150,6 +178,9 @@ def build_item(
         when given).
     proj_shape : sequence of int, optional
         ``[n_lat, n_lon]`` of the grid (projection extension).
+    model_cards : mapping of str to (str, str), optional
+        Provenance key (e.g. ``tc_merging_model``) -> ``(href, title)`` of the public card of the
+        model version it names: one ``smflow:model`` link each.
 
     Returns
     -------
@@ -207,15 +238,20 @@ def build_item(
     projection.bbox = [float(v) for v in bbox]
 
     FileExtension.add_to(item)
-    for key in sorted(assets):
-        spec = AssetSpec.coerce(assets[key])
+    specs = {key: AssetSpec.coerce(assets[key]) for key in sorted(assets)}
+    if any(spec.s3_href for spec in specs.values()):
+        item.stac_extensions.append(ALTERNATE_SCHEMA)
+    for key, spec in specs.items():
+        extra = dict(spec.extra_fields)
+        if spec.s3_href:
+            extra["alternate"] = s3_alternate(spec.s3_href)
         asset = pystac.Asset(
             href=spec.href,
             title=spec.title,
             description=spec.description,
             media_type=spec.media_type,
             roles=list(spec.roles),
-            extra_fields=dict(spec.extra_fields),
+            extra_fields=extra,
         )
         item.add_asset(key, asset)
         file_info = FileExtension.ext(asset)
@@ -233,6 +269,10 @@ def build_item(
             pystac.Link(rel="derived_from", target=granule,
                         title=record.get("granule_id") or granule.rsplit("/", 1)[-1], extra_fields=extra)
         )
+    for role in sorted(model_cards or {}):
+        href, title = (model_cards or {})[role]
+        item.add_link(pystac.Link(rel=MODEL_REL, target=href, media_type="application/json",
+                                  title=f"{role}: {title}"))
     _add_structure_links(item, self_href, collection_href, root_href)
     return item
 
@@ -243,11 +283,15 @@ def build_collection(
     bbox: Sequence[float],
     self_href: str | None = None,
     root_href: str | None = None,
+    item_assets: Mapping[str, Mapping[str, Any]] | None = None,
+    summaries: Mapping[str, Sequence[Any]] | None = None,
 ) -> pystac.Collection:
     """The static collection of all published days, with one ``item`` link per day, by date.
 
     The temporal extent spans the first to the last day; built from the full set of items each
-    time, so it is the same whatever order the days were published in.
+    time, so it is the same whatever order the days were published in. ``item_assets`` (asset key
+    -> title, type, roles, description: what every item carries, STAC 1.1 core) and ``summaries``
+    (property -> the values the items take) are written when given.
     """
     days = sorted(item_hrefs)
     if days:
@@ -273,7 +317,10 @@ def build_collection(
         providers=[pystac.Provider(name="smflow", roles=[pystac.ProviderRole.PROCESSOR,
                                                          pystac.ProviderRole.HOST])],
         stac_extensions=[_SCIENTIFIC_SCHEMA],
-        extra_fields={"sci:publications": [dict(p) for p in _PUBLICATIONS]},
+        summaries=pystac.Summaries({key: list(values) for key, values in sorted((summaries or {}).items())}),
+        extra_fields={"sci:publications": [dict(p) for p in _PUBLICATIONS],
+                      **({"item_assets": {key: dict(item_assets[key]) for key in sorted(item_assets)}}
+                         if item_assets else {})},
     )
     collection.clear_links()
     if root_href:

@@ -1,7 +1,8 @@
 """The stack's doors, tried as an outsider and as each service identity (docs/security.md).
 
 Against the running stack of the fixtures (``stack``: S3 + MLflow): MLflow answers no REST call
-without a user; S3, the filer and the volume server serve nothing anonymously; each S3 identity
+without a user; S3 serves the products bucket (the public catalogue) to anonymous readers, read
+only, and nothing else; the filer and the volume server serve nothing anonymously; each S3 identity
 can do its job and nothing more (the pipelines cannot delete or overwrite the landing zone nor
 touch MLflow's bucket, MLflow's identity reads no data bucket); every file of the state home
 that holds a secret is 0600 and no secret value is in a daemon log.
@@ -21,6 +22,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from smflow.s3 import list_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,19 +135,79 @@ def test_mlflow_client_logs_through_the_artifact_proxy_without_s3_keys(stack, s3
 # --- S3, filer, volume server ---------------------------------------------------------------------
 
 
-def test_s3_refuses_anonymous_requests(stack, landed):
+def _anonymous_client(stack):
+    import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
-    import boto3
+
+    return boto3.client("s3", endpoint_url=stack.s3_endpoint_url, region_name="us-east-1",
+                        config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"},
+                                      retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def published_probe(stack, s3_client):
+    """An object in the products bucket, put by the admin; removed at the end."""
+    key = f"security-probe/{uuid.uuid4().hex}.json"
+    body = b'{"public": true}\n'
+    s3_client.put_object(Bucket=stack.products_bucket, Key=key, Body=body, ContentType="application/json")
+    yield key, body
+    s3_client.delete_object(Bucket=stack.products_bucket, Key=key)
+
+
+def test_anonymous_callers_read_and_list_the_products_bucket_but_cannot_change_it(stack, s3_client, published_probe):
+    """The public catalogue: unsigned S3 calls and plain HTTP GETs read and list the products
+    bucket; every write, delete, ACL or tag change, and bucket operation is refused."""
+    key, body = published_probe
+    bucket = stack.products_bucket
+    anonymous = _anonymous_client(stack)
+    assert anonymous.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    assert anonymous.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"
+    listed = anonymous.list_objects_v2(Bucket=bucket, Prefix="security-probe/")["Contents"]
+    assert key in [o["Key"] for o in listed]
+    assert _http("GET", stack.products_url(key)) == (200, body)  # a browser, curl, xarray over HTTP
+    # the only bucket an anonymous caller sees
+    assert [b["Name"] for b in anonymous.list_buckets()["Buckets"]] == [bucket]
+
+    assert _denied(lambda: anonymous.put_object(Bucket=bucket, Key=key, Body=b"defaced")) == "AccessDenied"
+    assert _denied(lambda: anonymous.put_object(Bucket=bucket, Key=key + ".new", Body=b"x")) == "AccessDenied"
+    assert _denied(lambda: anonymous.delete_object(Bucket=bucket, Key=key)) == "AccessDenied"
+    assert _denied(lambda: anonymous.copy_object(Bucket=bucket, Key=key + ".copy",
+                                                 CopySource={"Bucket": bucket, "Key": key})) == "AccessDenied"
+    assert _denied(lambda: anonymous.put_object_acl(Bucket=bucket, Key=key, ACL="public-read-write")) \
+        == "AccessDenied"
+    assert _denied(lambda: anonymous.put_object_tagging(
+        Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})) == "AccessDenied"
+    assert _denied(lambda: anonymous.delete_bucket(Bucket=bucket)) == "AccessDenied"
+    assert _denied(lambda: anonymous.create_bucket(Bucket=f"sm-anon-{uuid.uuid4().hex[:8]}")) == "AccessDenied"
+    assert _http("PUT", stack.products_url(key), data=b"defaced")[0] == 403
+    assert _http("DELETE", stack.products_url(key))[0] == 403
+    assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == body  # untouched
+    assert list_keys(s3_client, bucket, key + ".") == []
+
+
+def test_anonymous_callers_get_nothing_from_the_other_buckets(stack, s3_client, landed):
+    """Landing, store, MLflow and the health bucket stay private: no read, listing or write."""
+    from smflow.s3 import ensure_bucket
 
     key, _ = landed
-    anonymous = boto3.client("s3", endpoint_url=stack.s3_endpoint_url, region_name="us-east-1",
-                             config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"},
-                                           retries={"max_attempts": 1}))
-    assert _denied(lambda: anonymous.get_object(Bucket=stack.landing_bucket, Key=key)) == "AccessDenied"
-    assert _denied(lambda: anonymous.list_objects_v2(Bucket=stack.store_bucket)) == "AccessDenied"
-    assert _denied(lambda: anonymous.put_object(Bucket=stack.landing_bucket, Key=key, Body=b"x")) == "AccessDenied"
-    assert _denied(lambda: anonymous.delete_object(Bucket=stack.landing_bucket, Key=key)) == "AccessDenied"
+    anonymous = _anonymous_client(stack)
+    probe = f"security-probe/{uuid.uuid4().hex}"
+    for bucket in (stack.store_bucket, stack.mlflow_bucket):
+        ensure_bucket(s3_client, bucket)
+        s3_client.put_object(Bucket=bucket, Key=probe, Body=b"private")
+    try:
+        for bucket, object_key in ((stack.landing_bucket, key), (stack.store_bucket, probe),
+                                   (stack.mlflow_bucket, probe), ("sm-health", "probe")):
+            assert _denied(lambda: anonymous.get_object(Bucket=bucket, Key=object_key)) == "AccessDenied", bucket
+            assert _denied(lambda: anonymous.head_object(Bucket=bucket, Key=object_key)) in ("403", "AccessDenied")
+            assert _denied(lambda: anonymous.list_objects_v2(Bucket=bucket)) == "AccessDenied", bucket
+            assert _denied(lambda: anonymous.put_object(Bucket=bucket, Key=object_key, Body=b"x")) == "AccessDenied"
+            assert _denied(lambda: anonymous.delete_object(Bucket=bucket, Key=object_key)) == "AccessDenied"
+            assert _http("GET", f"{stack.s3_endpoint_url}/{bucket}/{object_key}")[0] == 403
+    finally:
+        for bucket in (stack.store_bucket, stack.mlflow_bucket):
+            s3_client.delete_object(Bucket=bucket, Key=probe)
 
 
 def test_filer_and_volume_ports_serve_nothing_without_the_stacks_token(stack, landed):

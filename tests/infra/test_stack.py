@@ -211,6 +211,42 @@ def test_private_stack_start_and_stop_leaves_nothing(tmp_path):
     assert run_stack("stop", env=env).returncode == 0
 
 
+@pytest.mark.slow
+def test_an_s3_server_started_without_the_public_catalogue_is_restarted_with_it(tmp_path, monkeypatch):
+    """A SeaweedFS started by an older stack (no ``anonymous`` identity) is not healthy to this
+    one: the next ``start`` restarts it, and the products bucket becomes readable anonymously."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from infra import stack as stack_module
+
+    for key in [k for k in os.environ if k.startswith(("SMFLOW_", "AIRFLOW", "MLFLOW_", "AWS_"))]:
+        monkeypatch.delenv(key)
+    for key, value in _private_env(tmp_path / "home").items():
+        monkeypatch.setenv(key, value)
+    cfg = stack_module.Config.load()
+    identity_config, products_public = stack_module.s3_identity_config, stack_module.products_public
+
+    def older_identity_config(cfg, identities):
+        config = identity_config(cfg, identities)
+        config["identities"] = [i for i in config["identities"] if i["name"] != stack_module.ANONYMOUS_IDENTITY]
+        return config
+
+    monkeypatch.setattr(stack_module, "s3_identity_config", older_identity_config)
+    monkeypatch.setattr(stack_module, "products_public", lambda cfg: True)  # the older health check
+    try:
+        assert stack_module.cmd_start(cfg, ["s3"]) == 0
+        older = stack_module.running_pid(cfg, "s3", "weed")
+        assert older and not products_public(cfg)  # unsigned listing refused
+        monkeypatch.setattr(stack_module, "s3_identity_config", identity_config)
+        monkeypatch.setattr(stack_module, "products_public", products_public)
+        assert stack_module.cmd_start(cfg, ["s3"]) == 0
+        restarted = stack_module.running_pid(cfg, "s3", "weed")
+        assert restarted and restarted != older and products_public(cfg)
+    finally:  # a private server of this test only: no need to wait out SeaweedFS's slow exit
+        pid = stack_module.running_pid(cfg, "s3", "weed")
+        if pid:
+            stack_module.stop_session("s3", pid, timeout=1.0)
+
+
 PROBE_DAG = """
 import os
 

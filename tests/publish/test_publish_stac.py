@@ -148,3 +148,51 @@ def test_collection_and_catalog(day):
                                                      self_href="s3://b/stac/catalog.json")))
     assert [link["href"] for link in catalog["links"] if link["rel"] == "child"] == [
         "s3://b/stac/collections/smflow-daily.json"]
+
+
+def test_public_hrefs_keep_the_s3_uri_as_alternate(day, provenance):
+    from smflow.publish.stac import ALTERNATE_SCHEMA, asset_s3_uri
+
+    base = "http://127.0.0.1:8333/sm-products/daily/2024/01/02/v0123/smflow_merged-sm_20240102.nc"
+    uri = "s3://sm-products/daily/2024/01/02/v0123/smflow_merged-sm_20240102.nc"
+    spec = AssetSpec(base, "application/netcdf", ("data",), _sha("a"), "Merged", 10, s3_href=uri)
+    item = build_item(day, {"merged-sm": spec}, bbox=BBOX, geometry=GEOMETRY, provenance=provenance)
+    asset = item.to_dict(transform_hrefs=False)["assets"]["merged-sm"]
+    assert asset["href"] == base and asset["alternate"]["s3"]["href"] == uri
+    assert ALTERNATE_SCHEMA in item.stac_extensions
+    assert asset_s3_uri(asset) == uri
+    assert asset_s3_uri({"href": uri}) == uri  # an item of the earlier s3:// form
+    assert asset_s3_uri({"href": base}) == ""
+
+
+def test_model_cards_from_the_registry_labels():
+    from smflow.publish.publisher import model_cards
+
+    cards = model_cards({
+        "tc_merging_model": "tc_merging@champion v7 (run 0a1b2c)",
+        "sm2rain_model": "models:/sm2rain/4",
+        "smap_reconstruction_model": "none: no champion",
+        "sm2rain_skill_status": "operational",
+        "input_granules": ["x v1 (run y)"],
+    })
+    assert set(cards) == {"tc_merging_model", "sm2rain_model"}
+    assert cards["tc_merging_model"] == {
+        "type": "smflow-model-card", "name": "tc_merging", "version": "7", "run_id": "0a1b2c",
+        "registry_uri": "models:/tc_merging/7",
+        "registry": "MLflow model registry of the smflow deployment (not public)"}
+    assert cards["sm2rain_model"]["skill_status"] == "operational"
+
+
+def test_public_base_url_setting(monkeypatch, tmp_path):
+    import dataclasses
+
+    from smflow.config import Settings
+
+    monkeypatch.setenv("SMFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("SMFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:8333")
+    monkeypatch.delenv("SMFLOW_PUBLIC_BASE_URL", raising=False)
+    settings = Settings.load()
+    assert settings.products_url("stac/catalog.json") == "http://127.0.0.1:8333/sm-products/stac/catalog.json"
+    assert dataclasses.replace(settings, products_bucket="b").products_url("k") == "http://127.0.0.1:8333/b/k"
+    monkeypatch.setenv("SMFLOW_PUBLIC_BASE_URL", "https://data.example.org/sm-products/")
+    assert Settings.load().products_url("index.html") == "https://data.example.org/sm-products/index.html"

@@ -15,6 +15,7 @@ import synthetic
 from smflow.publish.publisher import (
     CATALOG_KEY,
     COLLECTION_KEY,
+    CATALOGUE_PAGE_KEY,
     PublishError,
     Publisher,
     daily_key,
@@ -22,6 +23,7 @@ from smflow.publish.publisher import (
     item_key,
     published_assets,
 )
+from smflow.publish.stac import ALTERNATE_SCHEMA, MODEL_REL, asset_s3_uri
 from smflow.s3 import list_keys
 
 DAY_PREFIX = "daily/2024/01/02/"
@@ -70,8 +72,9 @@ def test_layout_and_content(publisher, s3_client, product, day, provenance):
     assert published.stac_key == "stac/items/smflow-daily-20240102.json" == item_key(day)
     assert daily_key(day, "merged-sm", "nc", version) == expected_assets[0]
     assert published_assets(s3_client, bucket, day) == dict(zip(ASSETS, expected_assets, strict=True))
+    cards = ["models/smflow-sm2rain/v2.json", "models/smflow-tc-merging/v3.json"]
     assert list_keys(s3_client, bucket) == sorted(
-        expected_assets + [published.stac_key, COLLECTION_KEY, CATALOG_KEY])
+        expected_assets + [published.stac_key, COLLECTION_KEY, CATALOG_KEY, CATALOGUE_PAGE_KEY, *cards])
     assert not published.unchanged
     assert list_keys(s3_client, bucket, "staging/") == []
 
@@ -100,10 +103,15 @@ def test_stac_item_links_assets_granules_and_models(publisher, s3_client, produc
     bucket = publisher.bucket
     item = json.loads(_body(s3_client, bucket, published.stac_key))
 
+    # hrefs: the public HTTP URLs; the s3:// URI of each is its `s3` alternate
+    base = publisher.settings.products_url()
+    assert base == f"{publisher.settings.s3_endpoint_url}/{bucket}/"
     hrefs = {asset["href"]: asset for asset in item["assets"].values()}
-    assert set(hrefs) == {f"s3://{bucket}/{key}" for key in published.keys}
+    assert set(hrefs) == {base + key for key in published.keys}
+    assert ALTERNATE_SCHEMA in item["stac_extensions"]
     for key in published.keys:
-        asset = hrefs[f"s3://{bucket}/{key}"]
+        asset = hrefs[base + key]
+        assert asset["alternate"]["s3"]["href"] == asset_s3_uri(asset) == f"s3://{bucket}/{key}"
         body = _body(s3_client, bucket, key)
         assert asset["file:checksum"] == "1220" + hashlib.sha256(body).hexdigest()
         assert asset["file:size"] == len(body)
@@ -118,11 +126,27 @@ def test_stac_item_links_assets_granules_and_models(publisher, s3_client, produc
     assert item["properties"]["proj:code"] == "EPSG:4326"
     assert item["bbox"] == [-156.05, 18.95, -155.05, 20.25]
     links = {link["rel"]: link["href"] for link in item["links"] if link["rel"] != "derived_from"}
-    assert links["self"] == f"s3://{bucket}/{published.stac_key}"
-    assert links["collection"] == f"s3://{bucket}/{COLLECTION_KEY}"
+    assert links["self"] == base + published.stac_key
+    assert links["collection"] == base + COLLECTION_KEY
+    # the model versions: one public card each, in the products bucket
+    models = {link["title"]: link["href"] for link in item["links"] if link["rel"] == MODEL_REL}
+    assert models == {"sm2rain_model: smflow-sm2rain v2": base + "models/smflow-sm2rain/v2.json",
+                      "tc_merging_model: smflow-tc-merging v3": base + "models/smflow-tc-merging/v3.json"}
+    card = json.loads(_body(s3_client, bucket, "models/smflow-tc-merging/v3.json"))
+    assert (card["name"], card["version"], card["registry_uri"]) == ("smflow-tc-merging", "3",
+                                                                     "models:/smflow-tc-merging/3")
 
     collection = json.loads(_body(s3_client, bucket, COLLECTION_KEY))
     assert [l["href"] for l in collection["links"] if l["rel"] == "item"] == [links["self"]]
+    # item_assets describe every asset the items carry; summaries the fixed properties
+    assert set(item["assets"]) <= set(collection["item_assets"]) == set(ASSETS)
+    for key, asset in item["assets"].items():
+        assert collection["item_assets"][key]["type"] == asset["type"]
+        assert collection["item_assets"][key]["roles"] == asset["roles"]
+    assert collection["summaries"]["proj:code"] == [item["properties"]["proj:code"]]
+    assert collection["summaries"]["processing:level"] == [item["properties"]["processing:level"]]
+    page = s3_client.get_object(Bucket=bucket, Key=CATALOGUE_PAGE_KEY)
+    assert page["ContentType"].startswith("text/html") and b"stac/catalog.json" in page["Body"].read()
     catalog = json.loads(_body(s3_client, bucket, CATALOG_KEY))
     assert [l["href"] for l in catalog["links"] if l["rel"] == "child"] == [links["collection"]]
 
@@ -154,9 +178,9 @@ class _CommitWatchingClient:
             return
         prefix = f"s3://{self.bucket}/"
         complete = all(
-            "1220" + hashlib.sha256(_body(self._client, self.bucket, a["href"][len(prefix):])).hexdigest()
+            "1220" + hashlib.sha256(_body(self._client, self.bucket, asset_s3_uri(a)[len(prefix):])).hexdigest()
             == a["file:checksum"] for a in item["assets"].values())
-        self.views.append((item["assets"]["merged-sm"]["href"], complete))
+        self.views.append((asset_s3_uri(item["assets"]["merged-sm"]), complete))
 
     def put_object(self, **kwargs):
         out = self._client.put_object(**kwargs)
@@ -215,7 +239,7 @@ def test_collection_lists_every_published_day(publisher, s3_client, provenance):
         publisher.publish_day(synthetic.daily_product(day), day, synthetic.provenance(day))
     collection = json.loads(_body(s3_client, publisher.bucket, COLLECTION_KEY))
     items = [l["href"] for l in collection["links"] if l["rel"] == "item"]
-    assert items == [f"s3://{publisher.bucket}/{item_key(d)}" for d in sorted(days)]
+    assert items == [publisher.settings.products_url(item_key(d)) for d in sorted(days)]
     assert collection["extent"]["temporal"]["interval"] == [["2024-01-01T00:00:00Z",
                                                              "2024-01-03T23:59:59Z"]]
 
@@ -321,12 +345,12 @@ def test_an_experimental_rainfall_is_flagged_or_withheld_as_configured(publisher
         assert "sm2rain-precip" not in item["assets"] and "quicklook-precipitation_amount" not in item["assets"]
         assert not [k for k in published.keys if "precip" in k]
         return
-    rain = xr.load_dataset(io.BytesIO(_body(s3_client, publisher.bucket, item["assets"]["sm2rain-precip"]["href"]
+    rain = xr.load_dataset(io.BytesIO(_body(s3_client, publisher.bucket, asset_s3_uri(item["assets"]["sm2rain-precip"])
                                             .split("/", 3)[3])), engine="h5netcdf")
     assert rain.attrs["product_status"] == "experimental" and rain.attrs["title"].startswith("EXPERIMENTAL: ")
     assert "does NOT beat it" in rain.attrs["product_status_reason"]
     assert item["assets"]["sm2rain-precip"]["title"].startswith("EXPERIMENTAL: ")
     assert "(EXPERIMENTAL)" in item["assets"]["quicklook-precipitation_amount"]["title"]
-    merged = xr.load_dataset(io.BytesIO(_body(s3_client, publisher.bucket, item["assets"]["merged-sm"]["href"]
+    merged = xr.load_dataset(io.BytesIO(_body(s3_client, publisher.bucket, asset_s3_uri(item["assets"]["merged-sm"])
                                               .split("/", 3)[3])), engine="h5netcdf")
     assert merged.attrs["product_status"] == "operational"
