@@ -436,7 +436,13 @@ def evaluate(model: str, version: str | int | None = None, *, gate: Gate | None 
     from smflow.ml.registry import CHALLENGER, CHAMPION, ModelRef, champion_ref, configure, promote
 
     configure(settings)
-    gate = gate or load_gate(model)
+    no_gate = None
+    if gate is None:
+        try:
+            gate = load_gate(model)
+        except KeyError as exc:  # a model nobody configured is never promoted by this path
+            no_gate = str(exc).strip("'\"")
+            gate = Gate(model, None, "none", "higher", 0.0, None)
     if version in (None, ""):
         challenger = champion_ref(model, CHALLENGER)
     else:
@@ -457,6 +463,8 @@ def evaluate(model: str, version: str | int | None = None, *, gate: Gate | None 
     if champion is None:
         reason = (f"no champion of {model} to compare with: not promoted (the first champion comes from the "
                   f"training gate, train_models, or an operator's promotion)")
+    elif no_gate:
+        reason = f"{no_gate}: challenger v{challenger.version} not promoted"
     elif gate.evaluator is None:
         reason = (f"no evaluator for {model} yet (config/model_gates.json): challenger v{challenger.version} is not "
                   f"promoted automatically; an operator may promote it after review")
