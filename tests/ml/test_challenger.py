@@ -121,3 +121,29 @@ def test_gates_config_names_every_registry_model():
     assert load_gate("sm2rain").direction == "higher" and load_gate("soil_moisture_merging").direction == "lower"
     with pytest.raises(KeyError, match="add an entry"):
         load_gate("no_such_model")
+
+
+@pytest.mark.e2e
+def test_evaluate_challenger_dag_records_its_decision(stack, airflow_env, tc_versions):
+    """``airflow dags test evaluate_challenger`` (what the webhook starts): a model with no gate in
+    config/model_gates.json is refused with that reason, recorded by the DAG's task."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from smflow.ml.lifecycle import history
+    from smflow.ml.registry import champion_ref, configure, promote
+
+    configure(stack)
+    name = f"challenger_probe_{uuid.uuid4().hex[:8]}"
+    promote(_register(name, tc_versions["gldas"], "first"))
+    v2 = _register(name, tc_versions["fit"], "second")
+    out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test", "evaluate_challenger", "-c",
+                          json.dumps({"model": name, "version": v2.version})],
+                         env=airflow_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    last = history(name)[-1]
+    assert (last.kind, last.to_version) == ("refused", v2.version)
+    assert "has no gate" in last.reason and "evaluate_challenger" in last.actor
+    assert champion_ref(name).version != v2.version
