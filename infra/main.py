@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
           f"MLFLOW_TRACKING_PASSWORD in {settings.home / 'stack.env'}   (models soil_moisture_merging@champion, "
           f"tc_merging@champion, sm2rain@champion)")
     print(f"S3:         {settings.s3_endpoint_url}   (credentials in {settings.home / 'stack.env'})")
+    print(f"Lifecycle:  every new model version is evaluated against its champion by the evaluate_challenger DAG "
+          f"(MLflow webhook -> receiver, log {settings.home / 'logs' / 'webhooks.log'}); request retraining "
+          f"with the tag retrain=requested on a model version; docs/lifecycle.md")
     return 1 if failed else 0
 
 
