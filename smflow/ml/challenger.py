@@ -73,6 +73,9 @@ class Gate:
         Held-out period (inclusive) both versions are scored on.
     units : str
         Units of the metric (for the table).
+    options : dict
+        Evaluator settings (``sm2rain``: ``soil_moisture_from``, the merging model whose champion
+        gives the soil moisture; default ``soil_moisture_merging``).
     """
 
     model: str
@@ -82,6 +85,7 @@ class Gate:
     margin: float
     evaluate: tuple[date, date] | None
     units: str = ""
+    options: dict = field(default_factory=dict)
 
     def improvement(self, challenger: float, champion: float) -> float:
         """How much better the challenger is (positive: better), in the metric's units."""
@@ -110,7 +114,8 @@ def load_gate(model: str, path: Path = GATES) -> Gate:
     if e["direction"] not in ("higher", "lower"):
         raise ValueError(f"{path}: {model}.direction is {e['direction']!r}; use 'higher' or 'lower'")
     period = None if not e.get("evaluate") else (date.fromisoformat(e["evaluate"][0]), date.fromisoformat(e["evaluate"][1]))
-    return Gate(model, e.get("evaluator"), e["metric"], e["direction"], float(e["margin"]), period, e.get("units", ""))
+    return Gate(model, e.get("evaluator"), e["metric"], e["direction"], float(e["margin"]), period, e.get("units", ""),
+                dict(e.get("options") or {}))
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ def score_tc_merging(refs: dict[str, Any], gate: Gate) -> dict[str, VersionScore
 
 def score_sm2rain(refs: dict[str, Any], gate: Gate) -> dict[str, VersionScores]:
     """Each version's rainfall at the gauge cells from the same merged soil moisture (the merging
-    champion's), against the gauges' daily sums on ``gate.evaluate``: median over gauges of Pearson
+    champion's; ``gate.options["soil_moisture_from"]`` names another merging model), against the gauges' daily sums on ``gate.evaluate``: median over gauges of Pearson
     R, RMSE [mm/day] and KGE (the validation of :func:`smflow.ml.train.calibrate_sm2rain_at_gauges`).
     The filters get 90 days of spin-up before the period."""
     import pandas as pd
@@ -220,7 +225,7 @@ def score_sm2rain(refs: dict[str, Any], gate: Gate) -> dict[str, VersionScores]:
     params = {role: load_parameters(ref) for role, ref in refs.items()}
     grid = load_domain(_domain_of(next(iter(params.values()))))
     start, end = gate.evaluate[0] - timedelta(days=90), gate.evaluate[1]
-    merged, merging_ref = champion_merged_series(start, end, grid)
+    merged, merging_ref = champion_merged_series(start, end, grid, gate.options.get("soil_moisture_from"))
     times = pd.date_range(start, end, freq="D")
     temperature = gridded_series("gldas", start, end, grid, variable="soil_temperature").values
     gauges = load_gauges(shared / "ismn_hawaii", gate.evaluate[0], gate.evaluate[1])

@@ -112,6 +112,40 @@ def test_worse_challenger_is_refused_with_the_reason_and_a_better_one_is_promote
     assert (record.kind, record.to_version) == ("refused", v4.version) and "no evaluator" in record.reason
 
 
+def test_sm2rain_challenger_is_scored_against_the_gauges_on_the_same_soil_moisture(stack, tc_versions):
+    """The SM2RAIN evaluator on the real 2018 gauges: the project's shipped parameter set (the
+    README's median R 0.354 on the 2017 TC merge) against the same set with Z x 4 (0.416)."""
+    import mlflow
+
+    from smflow.ml.challenger import Gate, evaluate
+    from smflow.ml.models import GridParameters, SM2RAINModel
+    from smflow.ml.registry import champion_ref, configure, log_grid_model, promote
+    from smflow.ml.train import load_shipped_sm2rain
+
+    settings = configure(stack)
+    if settings.shared_data_dir is None or not (settings.shared_data_dir / "ismn_hawaii").is_dir():
+        pytest.skip("needs the rain gauges of ../shared/data/real/ismn_hawaii")
+    merging = f"merging_probe_{uuid.uuid4().hex[:8]}"
+    promote(_register(merging, tc_versions["fit"], "least-squares fit 2017"))
+    name = f"sm2rain_probe_{uuid.uuid4().hex[:8]}"
+    shipped, _ = load_shipped_sm2rain()
+    steeper = GridParameters({**shipped.arrays, "Z": shipped.arrays["Z"] * 4.0}, {})
+    mlflow.set_experiment("challenger_probe")
+    refs = []
+    for params in (shipped, steeper):
+        with mlflow.start_run():
+            refs.append(log_grid_model(SM2RAINModel(), params, registered_name=name))
+    promote(refs[0], reason="shipped set")
+    gate = Gate(name, "sm2rain", "median_r_vs_gauges", "higher", 0.01, EVALUATE, "1",
+                {"soil_moisture_from": merging})
+    result = evaluate(name, gate=gate)
+    champion, challenger = (result.metrics[role]["median_r_vs_gauges"] for role in ("champion", "challenger"))
+    assert 0.33 < champion < 0.38 and challenger > champion + 0.01, (champion, challenger)
+    assert result.metrics["champion"]["gauges_scored"] == 5
+    assert result.promoted and champion_ref(name).version == refs[1].version
+    assert f"{champion:.4f}" in _record_of(name, result.evaluation_run).reason
+
+
 def test_gates_config_names_every_registry_model():
     from smflow.ml.challenger import EVALUATORS, load_gate
 
