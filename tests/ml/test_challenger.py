@@ -112,9 +112,11 @@ def test_worse_challenger_is_refused_with_the_reason_and_a_better_one_is_promote
     assert (record.kind, record.to_version) == ("refused", v4.version) and "no evaluator" in record.reason
 
 
-def test_sm2rain_challenger_is_scored_against_the_gauges_on_the_same_soil_moisture(stack, tc_versions):
-    """The SM2RAIN evaluator on the real 2018 gauges: the project's shipped parameter set (the
-    README's median R 0.354 on the 2017 TC merge) against the same set with Z x 4 (0.416)."""
+def test_sm2rain_and_merging_challengers_are_scored_against_the_gauges_and_stations(stack, tc_versions):
+    """The evaluators that need ``../shared``, on the real 2018 data. SM2RAIN against the gauges: the
+    project's shipped parameter set (the README's median R 0.354 on the 2017 TC merge) against the
+    same set with Z x 4 (0.416: promoted). Merging against the 8 ISMN stations: the 2017 TC fit (the
+    README's held-out ubRMSE 0.046) against a SMAP-dominant version (0.093: refused)."""
     import mlflow
 
     from smflow.ml.challenger import Gate, evaluate
@@ -144,6 +146,14 @@ def test_sm2rain_challenger_is_scored_against_the_gauges_on_the_same_soil_moistu
     assert result.metrics["champion"]["gauges_scored"] == 5
     assert result.promoted and champion_ref(name).version == refs[1].version
     assert f"{champion:.4f}" in _record_of(name, result.evaluation_run).reason
+
+    weak = _register(merging, tc_versions["smap"], "smap-dominant")
+    result = evaluate(merging, gate=Gate(merging, "soil_moisture_merging", "median_ubrmse_vs_insitu", "lower", 0.001,
+                                         EVALUATE, "m3 m-3"))
+    champion, challenger = (result.metrics[role]["median_ubrmse_vs_insitu"] for role in ("champion", "challenger"))
+    assert 0.040 < champion < 0.052 and challenger > champion, (champion, challenger)
+    assert result.metrics["champion"]["stations_scored"] == 8
+    assert not result.promoted and champion_ref(merging).version != weak.version
 
 
 def test_gates_config_names_every_registry_model():
