@@ -184,3 +184,27 @@ def _stack_value(key: str) -> str:
     from smflow.config import Settings, _read_env_file
 
     return _read_env_file(Settings.load().home / "stack.env")[key]
+
+
+@pytest.mark.e2e
+def test_the_stack_registers_one_mlflow_webhook_idempotently(stack, airflow_services):
+    """A second start reuses the receiver and updates the MLflow webhook in place."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    from smflow.ml.registry import configure
+
+    configure(stack)
+    script = Path(__file__).resolve().parents[2] / "infra" / "stack.py"
+    again = subprocess.run([sys.executable, str(script), "start", "--only", "webhooks"], capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0 and "already running" in again.stdout and "updated" in again.stdout, again.stdout
+    hooks = [w for w in MlflowClient().list_webhooks(max_results=100) if w.name == "smflow-airflow"]
+    assert len(hooks) == 1
+    (hook,) = hooks
+    assert hook.url == _stack_value("SMFLOW_WEBHOOKS_URL") + webhooks.PATH and hook.status.is_active()
+    assert {f"{e.entity.value}.{e.action.value}" for e in hook.events} >= {"model_version.created",
+                                                                           "model_version_tag.set"}
