@@ -362,10 +362,9 @@ def comparison_plot(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionS
 def _verdict(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionScores]) -> tuple[bool, str]:
     c, p = scores["challenger"].metrics[gate.metric], scores["champion"].metrics[gate.metric]
     won = gate.wins(c, p)
-    better = "higher" if gate.direction == "higher" else "lower"
     period = f"{gate.evaluate[0]}..{gate.evaluate[1]}" if gate.evaluate else "the evaluator's data"
     text = (f"challenger v{refs['challenger'].version} {gate.metric} {c:.4f} vs champion v{refs['champion'].version} "
-            f"{p:.4f} on {period} ({better} is better, margin {gate.margin:g}): "
+            f"{p:.4f} on {period} ({gate.direction} is better, margin {gate.margin:g}): "
             + (f"wins by {gate.improvement(c, p):.4f}: promoted" if won else
                ("not scored (NaN): not promoted" if not (math.isfinite(c) and math.isfinite(p)) else
                 f"improvement {gate.improvement(c, p):+.4f} <= margin: not promoted")))
