@@ -4,7 +4,8 @@
   default S3 identity is the stack's ``admin`` (tests make and empty scratch buckets, fill the
   landing zone); the code under test that names a role (``landing``) still uses that role.
 - ``s3_client``: boto3 client for that S3 server (admin).
-- ``airflow_services``: the Airflow daemons + the MLflow webhook receiver up; an Airflow REST client.
+- ``airflow_services`` (per module): the Airflow daemons + the MLflow webhook receiver up; an Airflow
+  REST client.
 - ``airflow_env``: environment for ``airflow ...`` CLI subprocesses (``airflow dags test``)
   against the stack's AIRFLOW_HOME, metadata DB migrated.
 
@@ -113,10 +114,12 @@ def stack():
         yield Settings.load().as_s3_role("admin")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def airflow_services(stack):
     """The stack's Airflow daemons and MLflow webhook receiver, healthy (after S3 + MLflow); yields
-    an :class:`infra.airflow_client.AirflowClient` logged in as the stack's admin."""
+    an :class:`infra.airflow_client.AirflowClient` logged in as the stack's admin. Module-scoped:
+    what it started is stopped after the module, so the rest of the session does not share the two
+    cores with a live scheduler (and with the evaluations every model registration would start)."""
     from infra.airflow_client import AirflowClient
     from smflow.config import _read_env_file
 
