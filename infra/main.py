@@ -265,6 +265,9 @@ def addresses(settings: Settings, airflow_url: str, airflow_home: Path) -> list[
         f"S3:         {settings.s3_endpoint_url}   (credentials in {settings.home / 'stack.env'})",
         f"Catalogue:  {catalogue_page_url(settings)}   (no login: the products bucket is read-only to anyone; "
         f"STAC root {settings.products_url(CATALOG_KEY)})",
+        f"Lifecycle:  every new model version is evaluated against its champion by the evaluate_challenger DAG "
+        f"(MLflow webhook -> receiver, log {settings.home / 'logs' / 'webhooks.log'}); request retraining "
+        f"with the tag retrain=requested on a model version; docs/lifecycle.md",
     ]
 
 

@@ -17,6 +17,8 @@ Everything lives under one state directory, ``$SMFLOW_HOME`` (default ``<repo>/.
     mlflow/    SQLite backend store when no PostgreSQL is used, the basic-auth config
                (basic_auth.ini, derived) and its secrets (secrets.json: admin password, ...)
     airflow/   AIRFLOW_HOME: airflow.cfg (derived, rewritten at each start), secrets, task logs
+    webhooks/  the MLflow webhook secret and MLflow's key for stored webhook secrets (secrets.json),
+               the delivery ids the receiver handled (deliveries.sqlite)
     logs/      one log per daemon: s3.log, providers.log, mlflow.log, airflow-<component>.log
     run/       pid files, the lock that serialises start/stop, the DB the Airflow daemons run on
     stack.env  KEY=VALUE lines for clients: endpoints, keys, database URLs in use, and the
@@ -26,6 +28,12 @@ The service ``providers`` is ``python -m infra.providers serve``: development st
 NASA CMR / Earthdata and Copernicus CDS archives (:mod:`infra.providers.hawaii`) that speak their
 real protocols and serve the daily inputs cut from the bundled Hawaii sample, so that the DAGs
 fetch their granules as from the providers. Granules are cut on first request and cached.
+
+The service ``webhooks`` is ``python -m smflow.operators.webhooks serve``: the receiver of MLflow's
+registry webhooks (HMAC-verified, replays ignored), which starts Airflow DAG runs through the REST
+API. Its start also registers the MLflow webhook ``smflow-airflow`` (created, or updated in place)
+with the secret generated into ``webhooks/secrets.json`` (0600); the MLflow server is started with
+the settings webhooks to a loopback receiver need (:func:`mlflow_webhook_env`).
 
 Each daemon runs in its own session (``start_new_session=True``); ``stop`` sends SIGTERM to its
 process group, waits, then SIGKILLs whatever is left of the session (Airflow moves task
@@ -38,7 +46,7 @@ Settings come from the environment, then from an existing ``stack.env`` (so a po
 chosen once sticks), then from the defaults. Ports: ``SMFLOW_S3_PORT`` (8333),
 ``SMFLOW_S3_MASTER_PORT`` (9333), ``SMFLOW_S3_VOLUME_PORT`` (8081, not 8080, which is Airflow's),
 ``SMFLOW_S3_FILER_PORT`` (8888), ``SMFLOW_PROVIDERS_PORT`` (8765), ``SMFLOW_MLFLOW_PORT`` (5000),
-``SMFLOW_AIRFLOW_PORT`` (8080).
+``SMFLOW_AIRFLOW_PORT`` (8080), ``SMFLOW_WEBHOOKS_PORT`` (8790).
 ``SMFLOW_AIRFLOW_DAGS_FOLDER`` (``<repo>/dags``).
 Databases: ``SMFLOW_POSTGRES_URL`` (a server URL, or ``off`` for SQLite); when unset, a
 PostgreSQL server on 127.0.0.1:5432 is used if one answers, else SQLite files. Airflow 3 also
@@ -80,7 +88,7 @@ DEFAULT_HOME = REPO_ROOT / ".smflow"
 VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 
-SERVICES = ("s3", "providers", "mlflow", "airflow")  # dependency order
+SERVICES = ("s3", "providers", "mlflow", "airflow", "webhooks")  # dependency order
 #: Key prefix of the MLflow artifacts in the MLflow bucket (``--artifacts-destination``).
 MLFLOW_ARTIFACT_PREFIX = "artifacts"
 #: The MLflow basic-auth user the stack's clients use (the server's admin).
@@ -96,8 +104,13 @@ AUTODETECT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
 SQLITE_WORDS = {"off", "none", "no", "false", "0", "sqlite"}
 
 #: Seconds to wait for a service to become healthy / for a process session to exit.
-HEALTH_TIMEOUT = {"s3": 60.0, "providers": 60.0, "mlflow": 120.0, "airflow": 120.0}
-STOP_TIMEOUT = {"s3": 30.0, "providers": 10.0, "mlflow": 20.0, "airflow": 45.0}
+HEALTH_TIMEOUT = {"s3": 60.0, "providers": 60.0, "mlflow": 120.0, "airflow": 120.0, "webhooks": 30.0}
+STOP_TIMEOUT = {"s3": 30.0, "providers": 10.0, "mlflow": 20.0, "airflow": 45.0, "webhooks": 10.0}
+#: Name of the MLflow registry webhook the stack registers (one per MLflow server; updated in place).
+MLFLOW_WEBHOOK_NAME = "smflow-airflow"
+#: Registry events posted to the receiver (smflow.operators.webhooks routes them).
+MLFLOW_WEBHOOK_EVENTS = ("model_version.created", "model_version_tag.set", "model_version_alias.created",
+                         "model_version_alias.deleted")
 #: Seconds the running Airflow tasks get to finish when Airflow stops (``SMFLOW_AIRFLOW_STOP_GRACE``),
 #: then seconds a terminated task gets to report its failure before it is killed.
 AIRFLOW_STOP_GRACE = 180.0
@@ -156,6 +169,7 @@ class Config:
     providers_port: int
     mlflow_port: int
     airflow_port: int
+    webhooks_port: int
     mlflow_workers: int
     airflow_api_workers: int
     buckets: dict[str, str]
@@ -188,6 +202,7 @@ class Config:
             providers_port=port("SMFLOW_PROVIDERS_PORT", 8765),
             mlflow_port=port("SMFLOW_MLFLOW_PORT", 5000),
             airflow_port=port("SMFLOW_AIRFLOW_PORT", 8080),
+            webhooks_port=port("SMFLOW_WEBHOOKS_PORT", 8790),
             # 2 cores: one worker each is enough for a single-user stack (uvicorn is async).
             mlflow_workers=port("SMFLOW_MLFLOW_WORKERS", 1),
             airflow_api_workers=port("SMFLOW_AIRFLOW_API_WORKERS", 1),
@@ -216,6 +231,10 @@ class Config:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
+
+    @property
+    def webhooks_dir(self) -> Path:
+        return self.home / "webhooks"
 
     @property
     def logs_dir(self) -> Path:
@@ -250,13 +269,17 @@ class Config:
     def airflow_url(self) -> str:
         return f"http://{HOST}:{self.airflow_port}"
 
+    @property
+    def webhooks_url(self) -> str:
+        return f"http://{HOST}:{self.webhooks_port}"
+
     def ensure_dirs(self) -> None:
         """Create the state directories; the state home is private (0700): it holds keys, tokens,
         the Airflow admin password and logs that may quote them."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o700)
         for path in (self.s3_dir / "data", self.providers_dir, self.mlflow_dir, self.airflow_home, self.logs_dir,
-                     self.run_dir):
+                     self.run_dir, self.webhooks_dir):
             path.mkdir(parents=True, exist_ok=True)
         private_files(self)
 
@@ -266,7 +289,7 @@ class Config:
 SECRET_FILES = ("airflow/simple_auth_manager_passwords.json.generated", "stack.env", "s3/credentials.json",
                 "s3/identities.json", "s3/s3.json", "s3/jwt-keys.json", "s3/security.toml",
                 "providers/credentials.json", "airflow/secrets.json", "airflow/airflow.cfg",
-                "mlflow/secrets.json", "mlflow/basic_auth.ini")
+                "mlflow/secrets.json", "mlflow/basic_auth.ini", "webhooks/secrets.json")
 
 
 def private_files(cfg: "Config") -> list[Path]:
@@ -407,6 +430,17 @@ def mlflow_secrets(cfg: Config) -> dict[str, str]:
     return _load_or_create_json(
         cfg.mlflow_dir / "secrets.json",
         lambda: {"admin_password": secrets.token_urlsafe(24), "flask_secret_key": secrets.token_urlsafe(32)},
+    )
+
+
+def webhook_secrets(cfg: Config) -> dict[str, str]:
+    """The MLflow webhook's HMAC secret (``secret``, shared by MLflow and the receiver) and the
+    Fernet key MLflow encrypts stored webhook secrets with (``mlflow_encryption_key``; MLflow makes a
+    new one at every start without it, and could then no longer read the stored secret)."""
+    return _load_or_create_json(
+        cfg.webhooks_dir / "secrets.json",
+        lambda: {"secret": secrets.token_urlsafe(32),
+                 "mlflow_encryption_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()},
     )
 
 
@@ -643,6 +677,8 @@ def stack_env(cfg: Config, db: Database) -> dict[str, str]:
         "SMFLOW_PROVIDERS_PORT": str(cfg.providers_port),
         "SMFLOW_MLFLOW_PORT": str(cfg.mlflow_port),
         "SMFLOW_AIRFLOW_PORT": str(cfg.airflow_port),
+        "SMFLOW_WEBHOOKS_PORT": str(cfg.webhooks_port),
+        "SMFLOW_WEBHOOKS_URL": cfg.webhooks_url,
         "SMFLOW_DB_BACKEND": db.backend,
         "SMFLOW_MLFLOW_DB": cfg.mlflow_db_name,
         "SMFLOW_AIRFLOW_DB": cfg.airflow_db_name,
@@ -1112,7 +1148,35 @@ def mlflow_auth_config(cfg: Config, db: Database) -> Path:
     return path
 
 
+def mlflow_webhook_env(cfg: Config) -> dict[str, str]:
+    """Environment of the MLflow server for registry webhooks to the stack's receiver.
+
+    MLflow posts only to public https addresses unless told otherwise; the receiver is on the
+    loopback, so plain http and private addresses are allowed (docs/security.md: only MLflow's
+    admin may create webhooks). The stored secrets are encrypted with a stable key, and the list of
+    webhooks is cached 5 s (default 60 s) so a webhook registered at start is used at once.
+    """
+    return {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": webhook_secrets(cfg)["mlflow_encryption_key"],
+            "MLFLOW_WEBHOOK_CACHE_TTL": "5"}
+
+
+def _mlflow_settings_stamp(cfg: Config) -> str:
+    """What a running MLflow server must have been started with (its webhook settings): a server of
+    an older start without them is restarted once."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(mlflow_webhook_env(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
+    stamp_file = cfg.run_dir / "mlflow.settings"
+    stamp = _mlflow_settings_stamp(cfg)
+    pid = running_pid(cfg, "mlflow", "mlflow")
+    if pid is not None and (not stamp_file.is_file() or stamp_file.read_text().strip() != stamp):
+        print("mlflow: running without the webhook settings of this version; restarting it", file=sys.stderr)
+        stop_session("mlflow", pid, STOP_TIMEOUT["mlflow"])
+        _pid_file(cfg, "mlflow").unlink(missing_ok=True)
     pid = healthy_pid(cfg, "mlflow", "mlflow", mlflow_healthy)
     if pid is not None:
         return f"already running (pid {pid})"
@@ -1144,11 +1208,13 @@ def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": mlflow_secrets(cfg)["flask_secret_key"],
+        **mlflow_webhook_env(cfg),
         # The artifact proxy writes with the `mlflow` identity: its prefix of the MLflow bucket only.
         "AWS_ACCESS_KEY_ID": artifacts["access_key"],
         "AWS_SECRET_ACCESS_KEY": artifacts["secret_key"],
     }
     proc = spawn(cfg, "mlflow", argv, mlflow_env, cwd=cfg.mlflow_dir)
+    stamp_file.write_text(stamp + "\n")
     wait_healthy(cfg, "mlflow", lambda: mlflow_healthy(cfg), {"mlflow": proc}, HEALTH_TIMEOUT["mlflow"])
     status, body = http_get(cfg.mlflow_url + MLFLOW_PROBE_PATH, timeout=10,
                             auth=(MLFLOW_ADMIN_USER, mlflow_secrets(cfg)["admin_password"]))
@@ -1161,6 +1227,75 @@ def start_mlflow(cfg: Config, env: dict[str, str], db: Database) -> str:
             f"that file, or empty the user store so that the admin is created again."
         )
     return f"started (pid {proc.pid})"
+
+
+# --------------------------------------------------------------------------------------------
+# Webhook receiver (smflow.operators.webhooks): MLflow registry events -> Airflow DAG runs
+# --------------------------------------------------------------------------------------------
+
+
+def webhooks_healthy(cfg: Config) -> bool:
+    """``/health`` answers and an unsigned delivery is refused (401)."""
+    status, _ = http_get(cfg.webhooks_url + "/health")
+    if status != 200:
+        return False
+    request = urllib.request.Request(cfg.webhooks_url + "/mlflow", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=3):
+            return False
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def register_mlflow_webhook(cfg: Config) -> str:
+    """Create, or update in place, the MLflow webhook :data:`MLFLOW_WEBHOOK_NAME` that posts
+    :data:`MLFLOW_WEBHOOK_EVENTS` to the receiver, signed with the stack's secret (idempotent)."""
+    if not mlflow_healthy(cfg):
+        return "MLflow is not running: webhook not registered (start mlflow, then webhooks again)"
+    os.environ.update({"MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN_USER,
+                       "MLFLOW_TRACKING_PASSWORD": mlflow_secrets(cfg)["admin_password"]})
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=cfg.mlflow_url, registry_uri=cfg.mlflow_url)
+    url = cfg.webhooks_url + "/mlflow"
+    wanted = {"url": url, "events": list(MLFLOW_WEBHOOK_EVENTS), "secret": webhook_secrets(cfg)["secret"],
+              "description": "smflow: registry events -> Airflow (infra/stack.py; smflow.operators.webhooks)"}
+    existing, token = [], None
+    while True:
+        page = client.list_webhooks(max_results=100, page_token=token)
+        existing += [w for w in page if w.name == MLFLOW_WEBHOOK_NAME]
+        token = page.token
+        if not token:
+            break
+    if existing:
+        client.update_webhook(existing[0].webhook_id, status="ACTIVE", **wanted)
+        for extra in existing[1:]:
+            client.delete_webhook(extra.webhook_id)
+        return f"MLflow webhook {MLFLOW_WEBHOOK_NAME} -> {url} updated"
+    client.create_webhook(MLFLOW_WEBHOOK_NAME, status="ACTIVE", **wanted)
+    return f"MLflow webhook {MLFLOW_WEBHOOK_NAME} -> {url} created"
+
+
+def start_webhooks(cfg: Config, env: dict[str, str]) -> str:
+    pid = healthy_pid(cfg, "webhooks", "smflow.operators.webhooks", webhooks_healthy)
+    if pid is not None:
+        message = f"already running (pid {pid})"
+    else:
+        require_free_ports("webhooks", {"SMFLOW_WEBHOOKS_PORT": cfg.webhooks_port})
+        webhook_secrets(cfg)
+        argv = [executable("python"), "-m", "smflow.operators.webhooks", "serve", "--port", str(cfg.webhooks_port),
+                "--state-dir", str(cfg.webhooks_dir), "--secret-file", str(cfg.webhooks_dir / "secrets.json"),
+                "--airflow-url", cfg.airflow_url, "--airflow-password-file", str(cfg.password_file)]
+        # The receiver needs no S3 key nor MLflow password: only the Airflow login (password file).
+        receiver_env = {key: value for key, value in env.items()
+                        if not key.startswith(("SMFLOW_S3_", "AWS_", "MLFLOW_TRACKING_"))}
+        proc = spawn(cfg, "webhooks", argv, receiver_env, cwd=cfg.webhooks_dir)
+        wait_healthy(cfg, "webhooks", lambda: webhooks_healthy(cfg), {"webhooks": proc}, HEALTH_TIMEOUT["webhooks"])
+        message = f"started (pid {proc.pid})"
+    return f"{message}; {register_mlflow_webhook(cfg)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -1463,6 +1598,9 @@ def cmd_start(cfg: Config, services: list[str]) -> int:
             elif service == "mlflow":
                 message = start_mlflow(cfg, env, db)
                 url = cfg.mlflow_url
+            elif service == "webhooks":
+                message = start_webhooks(cfg, env)
+                url = cfg.webhooks_url
             else:
                 message = start_airflow(cfg, env, db)
                 url = cfg.airflow_url
@@ -1483,6 +1621,8 @@ def _service_pids(cfg: Config, service: str) -> dict[str, int | None]:
         return {"providers": running_pid(cfg, "providers", "infra.providers")}
     if service == "mlflow":
         return {"mlflow": running_pid(cfg, "mlflow", "mlflow")}
+    if service == "webhooks":
+        return {"webhooks": running_pid(cfg, "webhooks", "smflow.operators.webhooks")}
     return {f"airflow-{c}": running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
 
 
@@ -1567,8 +1707,10 @@ def cmd_stop(cfg: Config, services: list[str]) -> int:
 
 
 def cmd_status(cfg: Config, services: list[str], as_json: bool = False) -> int:
-    checks = {"s3": s3_healthy, "providers": providers_healthy, "mlflow": mlflow_healthy, "airflow": airflow_healthy}
-    urls = {"s3": cfg.s3_url, "providers": cfg.providers_url, "mlflow": cfg.mlflow_url, "airflow": cfg.airflow_url}
+    checks = {"s3": s3_healthy, "providers": providers_healthy, "mlflow": mlflow_healthy, "airflow": airflow_healthy,
+              "webhooks": webhooks_healthy}
+    urls = {"s3": cfg.s3_url, "providers": cfg.providers_url, "mlflow": cfg.mlflow_url, "airflow": cfg.airflow_url,
+            "webhooks": cfg.webhooks_url}
     report = {}
     for service in services:
         pids = _service_pids(cfg, service)

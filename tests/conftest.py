@@ -4,6 +4,8 @@
   default S3 identity is the stack's ``admin`` (tests make and empty scratch buckets, fill the
   landing zone); the code under test that names a role (``landing``) still uses that role.
 - ``s3_client``: boto3 client for that S3 server (admin).
+- ``airflow_services`` (per module): the Airflow daemons + the MLflow webhook receiver up; an Airflow
+  REST client.
 - ``airflow_env``: environment for ``airflow ...`` CLI subprocesses (``airflow dags test``)
   against the stack's AIRFLOW_HOME, metadata DB migrated.
 
@@ -81,12 +83,9 @@ def _other_live_sessions(leases: Path) -> bool:
     return False
 
 
-@pytest.fixture(scope="session")
-def stack():
-    """S3 + MLflow of the local stack, healthy; yields ``smflow.config.Settings``."""
-    from smflow.config import Settings
-
-    services = ("s3", "mlflow")
+def _services_up(services: tuple[str, ...]):
+    """Start ``services`` with ``infra/stack.py`` (running ones are reused) and yield; at the end stop
+    the ones this session started, unless another live test session still holds a lease."""
     leases = _state_home() / "run" / "leases"
     leases.mkdir(parents=True, exist_ok=True)
     lease = leases / f"{os.getpid()}.lease"
@@ -95,15 +94,38 @@ def stack():
     result = run_stack("start", "--only", ",".join(services))
     if result.returncode != 0:
         lease.unlink(missing_ok=True)
-    _check(result, "infra/stack.py start --only s3,mlflow")
+    _check(result, f"infra/stack.py start --only {','.join(services)}")
     # Decided under the stack's lock: "<service>: <url> started (...)" vs "... already running".
     started = [name for name in services if re.search(rf"^{name}: \S+ started", result.stdout, re.MULTILINE)]
     try:
-        yield Settings.load().as_s3_role("admin")
+        yield
     finally:
         lease.unlink(missing_ok=True)
         if started and not _other_live_sessions(leases):
             run_stack("stop", "--only", ",".join(started))
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """S3 + MLflow of the local stack, healthy; yields ``smflow.config.Settings``."""
+    from smflow.config import Settings
+
+    for _ in _services_up(("s3", "mlflow")):
+        yield Settings.load().as_s3_role("admin")
+
+
+@pytest.fixture(scope="module")
+def airflow_services(stack):
+    """The stack's Airflow daemons and MLflow webhook receiver, healthy (after S3 + MLflow); yields
+    an :class:`infra.airflow_client.AirflowClient` logged in as the stack's admin. Module-scoped:
+    what it started is stopped after the module, so the rest of the session does not share the two
+    cores with a live scheduler (and with the evaluations every model registration would start)."""
+    from infra.airflow_client import AirflowClient
+    from smflow.config import _read_env_file
+
+    for _ in _services_up(("airflow", "webhooks")):
+        values = _read_env_file(_state_home() / "stack.env")
+        yield AirflowClient(values["SMFLOW_AIRFLOW_URL"], Path(values["AIRFLOW_HOME"]))
 
 
 @pytest.fixture(scope="session")

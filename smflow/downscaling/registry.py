@@ -83,7 +83,7 @@ def _log_version(name: str, fitted, card: str, tags: dict[str, str]):
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from smflow.ml.registry import ModelRef
+    from smflow.ml.registry import ModelRef, mark_challenger
 
     run = mlflow.active_run()
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +112,7 @@ def _log_version(name: str, fitted, card: str, tags: dict[str, str]):
     client.update_model_version(name, ref.version, description=card)
     for k, v in tags.items():
         client.set_model_version_tag(name, ref.version, k, v)
-    return ref
+    return mark_challenger(ref)
 
 
 def _card(name: str, method: str, names: list[str], row: dict, base: dict, gate_text: str,

@@ -1,7 +1,9 @@
 """The append-only history of the registry's alias moves (see :mod:`smflow.ml.lifecycle`): MLflow
 version tags ``<alias>.promoted`` / ``<alias>.replaced`` and one immutable S3 object per move under
-``s3://{store_bucket}/registry-history/<model>/``. Imported by :func:`smflow.ml.registry.promote`;
-imports nothing of the registry."""
+``s3://{store_bucket}/registry-history/<model>/``. A challenger that is evaluated and *not* promoted
+is recorded the same way (kind ``refused``: the alias stays, the reason is kept; tag
+``<alias>.refused`` on the challenger). Imported by :func:`smflow.ml.registry.promote`; imports
+nothing of the registry."""
 
 from __future__ import annotations
 
@@ -20,7 +22,12 @@ HISTORY_PREFIX = "registry-history"
 @dataclass(frozen=True)
 class AliasMove:
     """One move of an alias: ``alias`` of ``model`` went from version ``from_version`` (None: the
-    alias was new) to ``to_version``."""
+    alias was new) to ``to_version``.
+
+    ``kind``: ``promotion`` (a gate passed), ``rollback``, ``registration`` (a new version became
+    ``challenger``) or ``refused`` (the alias did *not* move: ``to_version`` lost against
+    ``from_version``, the version holding the alias, for ``reason``).
+    """
 
     model: str
     alias: str
@@ -29,7 +36,7 @@ class AliasMove:
     reason: str
     evaluation_run: str
     actor: str
-    kind: str  # "promotion" or "rollback"
+    kind: str  # "promotion", "rollback", "registration" or "refused"
     at: str  # UTC, ISO 8601
 
 
@@ -59,8 +66,6 @@ def record_alias_move(model: str, alias: str, from_version: str | None, to_versi
         return None
     from mlflow import MlflowClient
 
-    from smflow import s3 as s3mod
-
     move = AliasMove(model=model, alias=alias, from_version=None if from_version is None else str(from_version),
                      to_version=str(to_version), reason=reason, evaluation_run=evaluation_run, actor=_actor(),
                      kind=kind, at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
@@ -69,14 +74,39 @@ def record_alias_move(model: str, alias: str, from_version: str | None, to_versi
     client.set_model_version_tag(model, move.to_version, f"{alias}.promoted", record)
     if move.from_version is not None:
         client.set_model_version_tag(model, move.from_version, f"{alias}.replaced", record)
+    _append(move, record, settings=settings, s3=s3)
+    return move
+
+
+def record_refusal(model: str, alias: str, holder: str | None, challenger: str, *, reason: str,
+                   evaluation_run: str, settings: Settings | None = None, s3: Any = None) -> AliasMove:
+    """Record that ``challenger`` was evaluated against ``holder`` (the version holding ``alias``) and
+    not promoted: tag ``<alias>.refused`` on the challenger + one immutable S3 object. Nothing is
+    deleted or moved; the challenger keeps its version, its run and this evaluation."""
+    from mlflow import MlflowClient
+
+    move = AliasMove(model=model, alias=alias, from_version=None if holder is None else str(holder),
+                     to_version=str(challenger), reason=reason, evaluation_run=evaluation_run, actor=_actor(),
+                     kind="refused", at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
+    record = json.dumps(asdict(move), sort_keys=True)
+    MlflowClient().set_model_version_tag(model, move.to_version, f"{alias}.refused", record)
+    _append(move, record, settings=settings, s3=s3)
+    return move
+
+
+def _append(move: AliasMove, record: str, *, settings: Settings | None, s3: Any) -> str:
+    """Write ``record`` as a new immutable object of the model's history; returns its key."""
+    from smflow import s3 as s3mod
+
     settings = settings or Settings.load()
     s3 = s3 or s3mod.client(settings)
     stamp = move.at.replace(":", "").replace("-", "").replace("+0000", "Z").replace("+00:00", "Z")
-    key = f"{HISTORY_PREFIX}/{model}/{stamp}-{alias}-v{move.from_version or 'none'}-v{move.to_version}.json"
+    what = "refused" if move.kind == "refused" else f"v{move.from_version or 'none'}"
+    key = f"{HISTORY_PREFIX}/{move.model}/{stamp}-{move.alias}-{what}-v{move.to_version}.json"
     s3mod.ensure_bucket(s3, settings.store_bucket)
     s3.put_object(Bucket=settings.store_bucket, Key=key, Body=record.encode(), ContentType="application/json",
                   IfNoneMatch="*")  # append-only: never overwrite a record
-    return move
+    return key
 
 
 def history(model: str, *, settings: Settings | None = None, s3: Any = None) -> list[AliasMove]:
@@ -94,8 +124,11 @@ def format_history(moves: list[AliasMove]) -> str:
     """A table of moves for a terminal."""
     if not moves:
         return "no recorded alias moves"
-    lines = [f"{'when (UTC)':<29} {'alias':<10} {'kind':<9} {'from':>5} -> {'to':<5} {'by':<40} reason"]
+    lines = [f"{'when (UTC)':<29} {'alias':<10} {'kind':<12} {'from':>5} -> {'to':<5} {'by':<40} reason"]
     for m in moves:
-        lines.append(f"{m.at:<29} {m.alias:<10} {m.kind:<9} {('v' + m.from_version) if m.from_version else '-':>5} -> "
-                     f"{'v' + m.to_version:<5} {m.actor[:40]:<40} {m.reason} (evaluation run {m.evaluation_run})")
+        # a refusal: the alias stayed on from_version; to_version is the challenger that lost
+        arrow = "kept, refused" if m.kind == "refused" else "->"
+        lines.append(f"{m.at:<29} {m.alias:<10} {m.kind:<12} {('v' + m.from_version) if m.from_version else '-':>5} "
+                     f"{arrow} {'v' + m.to_version:<5} {m.actor[:40]:<40} {m.reason} "
+                     f"(evaluation run {m.evaluation_run})")
     return "\n".join(lines)

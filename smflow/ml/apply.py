@@ -109,17 +109,17 @@ def merge_window(merging, parents: xr.Dataset, static: xr.Dataset | None) -> Mer
     return MergedWindow(got.soil_moisture.T, got.variance.T, method.T, {k: v.T for k, v in got.members.items()})
 
 
-def champion_merged_series(start: date, end: date, grid) -> tuple[np.ndarray, Any]:
+def champion_merged_series(start: date, end: date, grid, model: str | None = None) -> tuple[np.ndarray, Any]:
     """The merging champion applied to the gridded parents of ``start..end``: (time, lat, lon) [m3 m-3].
 
     What SM2RAIN is calibrated on (the same merged product the daily task makes). The sequence
-    models read ``window - 1`` days of history before ``start``.
+    models read ``window - 1`` days of history before ``start``. ``model``: the registered merging
+    model whose champion is applied (default ``soil_moisture_merging``).
     """
     from smflow.ml.features import load_static_covariates
-    from smflow.ml.registry import load_merging_champion
+    from smflow.ml.registry import champion_ref, load_merging, load_merging_champion
 
-
-    merging = load_merging_champion()
+    merging = load_merging_champion() if model is None else load_merging(champion_ref(model))
     history = 0 if merging.method == "tc" else merging.ensemble.spec.window - 1
     parents = gridded_parents(start - timedelta(days=history), end, grid)
     static = load_static_covariates(grid) if merging.method != "tc" and merging.ensemble.spec.static else None

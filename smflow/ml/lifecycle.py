@@ -11,6 +11,10 @@ MLflow keeps no history of alias moves (mlflow/mlflow#2169), so every move made 
   ``s3://{store_bucket}/registry-history/<model>/<UTC time>-<alias>-v<from>-v<to>.json``
   (never rewritten; listing the prefix in order gives the history).
 
+The same history holds every registration (a new version takes the ``challenger`` alias, kind
+``registration``) and every challenger the ``evaluate_challenger`` DAG did not promote (kind
+``refused``, with the reason; tag ``champion.refused`` on the version): :mod:`smflow.ml.challenger`.
+
 Command line::
 
     python -m smflow.ml.lifecycle history NAME           # every move of NAME's aliases

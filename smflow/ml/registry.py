@@ -13,6 +13,9 @@ from smflow.config import Settings
 from smflow.ml.models import GridParameterModel, GridParameters, save_npz
 
 CHAMPION = "champion"
+#: Alias of the newest registered version of a model, until ``evaluate_challenger`` has compared it
+#: with the champion (:mod:`smflow.ml.challenger`). Every register path sets it (:func:`mark_challenger`).
+CHALLENGER = "challenger"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ def log_grid_model(
 
     Must be called inside ``mlflow.start_run()``. ``example`` (a :class:`pandas.DataFrame`, default
     one row of ``lat_index``, ``lon_index``) is the input example the signature is inferred from.
-    Returns the new (not yet promoted) version.
+    Returns the new (not yet promoted) version, which holds the ``challenger`` alias
+    (:func:`mark_challenger`).
     """
     import mlflow
     import pandas as pd
@@ -87,17 +91,13 @@ def log_grid_model(
             registered_model_name=registered_name,
         )
     version = str(info.registered_model_version)
-    return ModelRef(name=registered_name, version=version, run_id=run.info.run_id)
+    return mark_challenger(ModelRef(name=registered_name, version=version, run_id=run.info.run_id))
 
 
-def promote(ref: ModelRef, alias: str = CHAMPION, *, reason: str | None = None) -> ModelRef:
-    """Point ``alias`` at ``ref`` (the evaluation gate decides whether to call this) and record the
-    move in the alias history (:mod:`smflow.ml.lifecycle`: version tags + the S3 log), with
-    ``reason`` (default: the ``evaluation_gate`` tag of the version's run)."""
+def _move_alias(ref: ModelRef, alias: str) -> str | None:
+    """Point ``alias`` of ``ref.name`` at ``ref.version``; returns the version it held before (None: new)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-
-    from smflow.ml.alias_log import record_alias_move
 
     client = MlflowClient()
     try:
@@ -105,9 +105,36 @@ def promote(ref: ModelRef, alias: str = CHAMPION, *, reason: str | None = None) 
     except MlflowException:
         previous = None
     client.set_registered_model_alias(ref.name, alias, ref.version)
+    return previous
+
+
+def mark_challenger(ref: ModelRef) -> ModelRef:
+    """Point ``challenger`` at the newly registered version ``ref`` and record the move in the alias
+    history (kind ``registration``). Called by every register path of the project; the
+    ``evaluate_challenger`` DAG (started by MLflow's ``model_version.created`` webhook) then
+    compares it with the champion. Returns ``ref`` unchanged (its label stays ``name vN``)."""
+    from smflow.ml.alias_log import record_alias_move
+
+    previous = _move_alias(ref, CHALLENGER)
+    record_alias_move(ref.name, CHALLENGER, previous, ref.version, kind="registration", evaluation_run=ref.run_id,
+                      reason=f"registered v{ref.version} (run {ref.run_id}); awaits evaluate_challenger")
+    return ref
+
+
+def promote(ref: ModelRef, alias: str = CHAMPION, *, reason: str | None = None,
+            evaluation_run: str | None = None) -> ModelRef:
+    """Point ``alias`` at ``ref`` (the evaluation gate decides whether to call this) and record the
+    move in the alias history (:mod:`smflow.ml.lifecycle`: version tags + the S3 log), with
+    ``reason`` (default: the ``evaluation_gate`` tag of the version's run) and the run that holds
+    the evaluation (default: the version's own run)."""
+    from mlflow import MlflowClient
+
+    from smflow.ml.alias_log import record_alias_move
+
+    previous = _move_alias(ref, alias)
     if reason is None:
-        reason = client.get_run(ref.run_id).data.tags.get("evaluation_gate", "promoted (no gate recorded)")
-    record_alias_move(ref.name, alias, previous, ref.version, reason=reason, evaluation_run=ref.run_id)
+        reason = MlflowClient().get_run(ref.run_id).data.tags.get("evaluation_gate", "promoted (no gate recorded)")
+    record_alias_move(ref.name, alias, previous, ref.version, reason=reason, evaluation_run=evaluation_run or ref.run_id)
     return ModelRef(ref.name, ref.version, ref.run_id, alias)
 
 
@@ -137,13 +164,19 @@ def load_champion(name: str, alias: str = CHAMPION) -> tuple[GridParameters, Mod
     version are immutable, so they are cached locally by name, version and run id after the first
     ``mlflow.pyfunc.load_model`` (which costs seconds per daily task otherwise).
     """
+    ref = champion_ref(name, alias)
+    return load_parameters(ref), ref
+
+
+def load_parameters(ref: ModelRef) -> GridParameters:
+    """The parameters of the grid-parameter version ``ref`` (cached locally by name, version and
+    run id: a registered version never changes)."""
     from smflow.ml.models import load_npz
 
-    ref = champion_ref(name, alias)
     cache = _cache_path(ref)
     if cache.is_file():
         arrays, metadata = load_npz(cache)
-        return GridParameters(arrays=arrays, metadata=metadata), ref
+        return GridParameters(arrays=arrays, metadata=metadata)
     import mlflow
 
     # Load by version, not alias, so the parameters are exactly those of the recorded version
@@ -156,7 +189,7 @@ def load_champion(name: str, alias: str = CHAMPION) -> tuple[GridParameters, Mod
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     save_npz(tmp, params.arrays, params.metadata)
     os.replace(tmp, cache)  # atomic: concurrent tasks never read a half-written cache file
-    return params, ref
+    return params
 
 
 def metadata_of(ref: ModelRef) -> dict[str, Any]:

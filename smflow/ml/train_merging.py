@@ -207,11 +207,14 @@ def _current_champion_score(inputs: MergingInputs, train, evaluate, seed: int) -
     return ref, score_on_period(load_merging(ref), inputs, train, evaluate, seed)
 
 
-def score_on_period(model: LoadedMerging, inputs: MergingInputs, train, evaluate, seed: int) -> dict[str, float] | None:
+def score_on_period(model: LoadedMerging, inputs: MergingInputs, train, evaluate, seed: int, *,
+                    full: bool = False):
     """Median ubRMSE of a merging version on the held-out-period samples of ``inputs``.
 
     Runs the version with its own feature standardisation and window on the same cells and days
     as the candidates; a version on other inputs is compared by its logged score (None if absent).
+    With ``full`` the version's :class:`smflow.ml.evaluation.CandidateScores` is returned instead
+    (None for a version that cannot be re-run on these inputs).
     """
     from smflow.ml.evaluation import score_candidates
     from smflow.ml.splits import period_fold
@@ -228,7 +231,7 @@ def score_on_period(model: LoadedMerging, inputs: MergingInputs, train, evaluate
             from mlflow import MlflowClient
 
             logged = MlflowClient().get_run(ref.run_id).data.metrics.get(f"period_{model.method}_ubrmse")
-            return None if logged is None else {model.method: float(logged)}
+            return None if logged is None or full else {model.method: float(logged)}
         # The champion's own standardisation and window, on the same test samples (cells and days).
         cube = feature_cube(inputs.parents, inputs.static, spec).values
         windows = sequence_windows(cube, spec.window)
@@ -238,7 +241,7 @@ def score_on_period(model: LoadedMerging, inputs: MergingInputs, train, evaluate
         pred[ok] = model.ensemble.predict(np.ascontiguousarray(windows[t_idx[ok] - (spec.window - 1), s.cell[fold.test][ok]]))[0]
     (score,) = score_candidates({model.method: pred}, s.target[fold.test], s.station[fold.test], s.time[fold.test],
                                 folds="period", seed=seed)
-    return {model.method: score.ubrmse.median}
+    return score if full else {model.method: score.ubrmse.median}
 
 
 def _pyfunc_class():
@@ -272,7 +275,7 @@ def _register_ensemble(ensemble, method: str, description: str, tags: dict[str, 
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from smflow.ml.registry import ModelRef
+    from smflow.ml.registry import ModelRef, mark_challenger
 
     run = mlflow.active_run()
     with tempfile.TemporaryDirectory() as tmp:
@@ -291,7 +294,7 @@ def _register_ensemble(ensemble, method: str, description: str, tags: dict[str, 
     client.update_model_version(MERGING_MODEL, ref.version, description=description)
     for k, v in {**tags, "method": method}.items():
         client.set_model_version_tag(MERGING_MODEL, ref.version, k, v)
-    return ref
+    return mark_challenger(ref)
 
 
 def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, settings: Settings | None = None,

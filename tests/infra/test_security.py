@@ -319,7 +319,7 @@ def _secret_values(home: Path) -> dict[str, str]:
             values[prefix] = data
 
     for name in ("s3/credentials.json", "s3/identities.json", "s3/jwt-keys.json", "providers/credentials.json",
-                 "airflow/secrets.json", "mlflow/secrets.json",
+                 "airflow/secrets.json", "mlflow/secrets.json", "webhooks/secrets.json",
                  "airflow/simple_auth_manager_passwords.json.generated"):
         if (home / name).is_file():
             collect(name, json.loads((home / name).read_text()))

@@ -1,0 +1,514 @@
+"""Challenger against champion: score both versions of a registry model with the same code on the
+same held-out data, log the comparison, and move ``champion`` only when the challenger wins by the
+model's gate (``config/model_gates.json``: metric, direction, margin, held-out period).
+
+Every newly registered version holds the ``challenger`` alias (:func:`smflow.ml.registry.mark_challenger`);
+MLflow's ``model_version.created`` webhook starts the ``evaluate_challenger`` DAG
+(:mod:`smflow.operators.webhooks`), which calls :func:`evaluate`. The outcome is recorded in the
+alias history (:mod:`smflow.ml.lifecycle`) either way: a promotion (``champion.promoted`` tag and an
+S3 record) or a refusal (``champion.refused`` tag on the challenger and an S3 record, with the
+reason). Nothing is deleted: the loser keeps its version, its training run and this evaluation run
+(experiment ``challenger_evaluations``: ``comparison.csv``, ``comparison.md``, ``comparison.png``).
+
+Evaluators (one per model family; each scores every version it is given on one data set):
+
+- ``tc_merging``: the training gate's evaluation (:func:`smflow.ml.train.train_tc_merging`): each
+  version's TC merge of the gridded parents against C3S SM COMBINED on the held-out period; metric
+  median over cells of Pearson R (ubRMSE too).
+- ``soil_moisture_merging``: the candidates' held-out-period evaluation
+  (:func:`smflow.ml.train_merging.score_on_period`) against the in-situ stations; median over
+  stations of ubRMSE. Needs ``../shared`` (the stations).
+- ``sm2rain``: each version's rainfall from the same merged soil moisture (the merging champion's)
+  at the rain-gauge cells, against the gauges' daily sums on the held-out period; median over gauges
+  of Pearson R (the training gate's metric). Needs ``../shared`` (the gauges).
+
+A model without an evaluator (``"evaluator": null``) is never promoted by this path: its
+challenger is refused with that reason.
+
+Command line::
+
+    python -m smflow.ml.challenger MODEL [--version N]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from smflow.config import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+GATES = REPO_ROOT / "config" / "model_gates.json"
+#: MLflow experiment of the comparison runs.
+EXPERIMENT = "challenger_evaluations"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """How a challenger of ``model`` must beat the champion.
+
+    Attributes
+    ----------
+    model : str
+        Registered model name.
+    evaluator : str or None
+        Key of :data:`EVALUATORS`; None: no evaluator yet (every challenger is refused).
+    metric : str
+        The evaluator's summary metric compared.
+    direction : {"higher", "lower"}
+        Which way is better.
+    margin : float
+        The challenger must be better than the champion by more than this [units of the metric].
+    evaluate : tuple of date or None
+        Held-out period (inclusive) both versions are scored on.
+    units : str
+        Units of the metric (for the table).
+    options : dict
+        Evaluator settings (``sm2rain``: ``soil_moisture_from``, the merging model whose champion
+        gives the soil moisture; default ``soil_moisture_merging``).
+    """
+
+    model: str
+    evaluator: str | None
+    metric: str
+    direction: Literal["higher", "lower"]
+    margin: float
+    evaluate: tuple[date, date] | None
+    units: str = ""
+    options: dict = field(default_factory=dict)
+
+    def improvement(self, challenger: float, champion: float) -> float:
+        """How much better the challenger is (positive: better), in the metric's units."""
+        return challenger - champion if self.direction == "higher" else champion - challenger
+
+    def wins(self, challenger: float, champion: float) -> bool:
+        """Whether ``challenger`` beats ``champion`` by more than :attr:`margin` (NaN never wins)."""
+        if not (math.isfinite(challenger) and math.isfinite(champion)):
+            return False
+        return self.improvement(challenger, champion) > self.margin
+
+
+def load_gate(model: str, path: Path = GATES) -> Gate:
+    """The gate of ``model`` from ``config/model_gates.json``.
+
+    Raises
+    ------
+    KeyError
+        The model has no entry: add one (evaluator, metric, direction, margin, evaluate) to the file.
+    """
+    entries = json.loads(Path(path).read_text())["models"]
+    if model not in entries:
+        raise KeyError(f"model {model!r} has no gate in {path}: add an entry with evaluator, metric, direction "
+                       f"('higher'/'lower'), margin and evaluate [start, end] (known: {', '.join(sorted(entries))})")
+    e = entries[model]
+    if e["direction"] not in ("higher", "lower"):
+        raise ValueError(f"{path}: {model}.direction is {e['direction']!r}; use 'higher' or 'lower'")
+    period = None if not e.get("evaluate") else (date.fromisoformat(e["evaluate"][0]), date.fromisoformat(e["evaluate"][1]))
+    return Gate(model, e.get("evaluator"), e["metric"], e["direction"], float(e["margin"]), period, e.get("units", ""),
+                dict(e.get("options") or {}))
+
+
+@dataclass(frozen=True)
+class VersionScores:
+    """Scores of one version on the evaluator's data.
+
+    Attributes
+    ----------
+    metrics : dict of str to float
+        Summary metrics (the gate's metric among them).
+    per_unit : numpy.ndarray, shape (units,)
+        The gate metric per scoring unit (cell, station, gauge), in the same unit order for every
+        version of one evaluation (for the plot).
+    unit : str
+        What a unit is ("cell", "station", "gauge").
+    """
+
+    metrics: dict[str, float]
+    per_unit: np.ndarray
+    unit: str
+
+
+class EvaluationRefused(Exception):
+    """The evaluator cannot score on this machine or these versions; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Outcome of one challenger evaluation (small: goes through XCom as :meth:`to_dict`)."""
+
+    model: str
+    challenger: str
+    champion: str | None
+    promoted: bool
+    reason: str
+    evaluation_run: str | None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "challenger": self.challenger, "champion": self.champion,
+                "promoted": self.promoted, "reason": self.reason, "evaluation_run": self.evaluation_run,
+                "metrics": self.metrics}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluators: one data set, every version scored by the same code
+# ---------------------------------------------------------------------------------------------
+
+
+def _median(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=float)
+    return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
+
+
+def _domain_of(params) -> str:
+    return str(params.metadata.get("domain", "big_island"))
+
+
+def score_tc_merging(refs: dict[str, Any], gate: Gate) -> dict[str, VersionScores]:
+    """Each version's TC merge of the gridded parents against C3S on ``gate.evaluate``, per cell:
+    Pearson R and ubRMSE [m3 m-3] (the evaluation of :func:`smflow.ml.train.train_tc_merging`)."""
+    from smflow.domain import load_domain
+    from smflow.ingest import gridded_series
+    from smflow.ml.registry import load_parameters
+    from smflow.ml.train import _cells, _parents_series, merge_series
+    from smflow.science.metrics import pearson_r, ubrmse
+
+    params = {role: load_parameters(ref) for role, ref in refs.items()}
+    domains = {_domain_of(p) for p in params.values()}
+    if len(domains) != 1:
+        raise EvaluationRefused(f"the versions are on different domains ({sorted(domains)}): not comparable")
+    grid = load_domain(domains.pop())
+    parents = _parents_series(*gate.evaluate, grid)
+    reference = _cells(gridded_series("c3s", *gate.evaluate, grid).values[None])[0]
+    land = grid.land_mask.ravel()
+    out = {}
+    for role, p in params.items():
+        merged, _ = merge_series(p, parents)
+        merged = _cells(merged[None])[0]
+        r, ub = pearson_r(merged, reference)[land], ubrmse(merged, reference)[land]
+        out[role] = VersionScores({"median_r_vs_c3s": _median(r), "median_ubrmse_vs_c3s": _median(ub),
+                                   "cells_scored": float(np.isfinite(r).sum())}, r, "cell")
+    return out
+
+
+def score_sm2rain(refs: dict[str, Any], gate: Gate) -> dict[str, VersionScores]:
+    """Each version's rainfall at the gauge cells from the same merged soil moisture (the merging
+    champion's; ``gate.options["soil_moisture_from"]`` names another merging model), against the gauges' daily sums on ``gate.evaluate``: median over gauges of Pearson
+    R, RMSE [mm/day] and KGE (the validation of :func:`smflow.ml.train.calibrate_sm2rain_at_gauges`).
+    The filters get 90 days of spin-up before the period."""
+    import pandas as pd
+
+    from smflow.domain import load_domain
+    from smflow.ingest import gridded_series
+    from smflow.insitu import load_gauges
+    from smflow.ml.apply import champion_merged_series
+    from smflow.ml.models import SM2RAIN_FILTER_FIELDS
+    from smflow.ml.registry import configure, load_parameters
+    from smflow.science.metrics import kge, pearson_r, rmse
+    from smflow.science.sm2rain import SM2RAINParameters, apply_sm2rain, frozen_soil_mask, relative_saturation
+
+    settings = configure()
+    shared = settings.shared_data_dir
+    if shared is None or not (shared / "ismn_hawaii").is_dir():
+        raise EvaluationRefused("no rain gauges on this machine (../shared/data/real/ismn_hawaii): SM2RAIN "
+                                "versions cannot be scored against them; evaluate where the gauges are")
+    params = {role: load_parameters(ref) for role, ref in refs.items()}
+    grid = load_domain(_domain_of(next(iter(params.values()))))
+    start, end = gate.evaluate[0] - timedelta(days=90), gate.evaluate[1]
+    merged, merging_ref = champion_merged_series(start, end, grid, gate.options.get("soil_moisture_from"))
+    times = pd.date_range(start, end, freq="D")
+    temperature = gridded_series("gldas", start, end, grid, variable="soil_temperature").values
+    gauges = load_gauges(shared / "ismn_hawaii", gate.evaluate[0], gate.evaluate[1])
+    rain = gauges["precipitation_amount"].reindex(time=times).values  # (gauge, time)
+    iy, ix = grid.cell_index(gauges["lat"].values, gauges["lon"].values)
+    frozen = frozen_soil_mask(soil_temperature=temperature[:, iy, ix].T)
+    scored = np.asarray((times >= pd.Timestamp(gate.evaluate[0])) & (times <= pd.Timestamp(gate.evaluate[1])))
+    obs = np.where(scored[None], rain, np.nan)
+    out = {}
+    names = ("Z", "a", "b", *SM2RAIN_FILTER_FIELDS)
+    for role, p in params.items():
+        a = p.arrays
+        s = relative_saturation(merged[:, iy, ix].T, a["saturation_lower"][iy, ix][:, None],
+                                a["saturation_upper"][iy, ix][:, None])
+        cell_params = SM2RAINParameters.from_dict({k: np.asarray(v)[iy, ix] for k, v in a.items() if k in names})
+        sim = np.where(scored[None], apply_sm2rain(s, cell_params, frozen=frozen), np.nan)
+        r = pearson_r(sim, obs)
+        out[role] = VersionScores({"median_r_vs_gauges": _median(r), "median_rmse_vs_gauges_mm": _median(rmse(sim, obs)),
+                                   "median_kge_vs_gauges": _median(kge(sim, obs)), "gauges_scored": float(np.isfinite(r).sum())},
+                                  r, f"gauge (soil moisture of {merging_ref.label()})")
+    return out
+
+
+def score_soil_moisture_merging(refs: dict[str, Any], gate: Gate) -> dict[str, VersionScores]:
+    """Each version (TC or an ML ensemble) on the same held-out-period station samples, by
+    :func:`smflow.ml.train_merging.score_on_period` (what the candidates' gate uses): median over
+    stations of ubRMSE [m3 m-3] against the in-situ soil moisture. A TC version is applied with its
+    own parameters."""
+    import dataclasses
+
+    from smflow.domain import load_domain
+    from smflow.ml.registry import configure, load_merging
+    from smflow.ml.train import merge_series
+    from smflow.ml.train_merging import SEED, build_inputs, score_on_period
+
+    settings = configure()
+    shared = settings.shared_data_dir
+    if shared is None or not (shared / "ismn_hawaii").is_dir():
+        raise EvaluationRefused("no in-situ stations on this machine (../shared/data/real/ismn_hawaii): merging "
+                                "versions cannot be scored against them; evaluate where the stations are")
+    grid = load_domain("big_island")
+    # The nominal training year before the period only fits the inputs' own standardisation (unused
+    # by the versions, which carry theirs) and separates the period fold; nothing is fitted on it.
+    train = (gate.evaluate[0] - timedelta(days=365), gate.evaluate[0] - timedelta(days=1))
+    inputs = build_inputs(train, gate.evaluate[1], grid, shared / "ismn_hawaii", None)
+    stacked = np.stack([inputs.parents[p].values.reshape(len(inputs.parents["time"]), *grid.shape)
+                        for p in inputs.spec.parents])
+    out = {}
+    for role, ref in refs.items():
+        model = load_merging(ref)
+        version_inputs = inputs
+        if model.method == "tc":
+            merged, _ = merge_series(model.parameters, stacked)
+            version_inputs = dataclasses.replace(inputs, tc_merged=merged.reshape(merged.shape[0], -1))
+        score = score_on_period(model, version_inputs, train, gate.evaluate, SEED, full=True)
+        if score is None:
+            raise EvaluationRefused(f"{ref.name} v{ref.version} ({model.method}) cannot be re-run on these inputs "
+                                    "and logged no score to compare")
+        per_station = np.array([v["ubrmse"] for _, v in sorted(score.per_station.items())])
+        out[role] = VersionScores({"median_ubrmse_vs_insitu": score.ubrmse.median, "median_r_vs_insitu": score.r.median,
+                                   "median_bias_vs_insitu": score.bias.median, "median_kge_vs_insitu": score.kge.median,
+                                   "stations_scored": float(score.n_stations)}, per_station, f"station ({model.method})")
+    return out
+
+
+EVALUATORS: dict[str, Callable[[dict[str, Any], Gate], dict[str, VersionScores]]] = {
+    "tc_merging": score_tc_merging,
+    "sm2rain": score_sm2rain,
+    "soil_moisture_merging": score_soil_moisture_merging,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison: table, plot, decision, history
+# ---------------------------------------------------------------------------------------------
+
+
+def _training_period(run_id: str) -> tuple[date, date] | None:
+    from mlflow import MlflowClient
+
+    params = MlflowClient().get_run(run_id).data.params
+    try:
+        return date.fromisoformat(params["train_start"]), date.fromisoformat(params["train_end"])
+    except (KeyError, ValueError):
+        return None
+
+
+def comparison_table(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionScores]) -> tuple[str, str]:
+    """(CSV, markdown) of every metric of every version, the gate's metric first."""
+    names = [gate.metric] + sorted({k for s in scores.values() for k in s.metrics} - {gate.metric})
+    header = ["role", "version", "run_id", *names]
+    rows = [[role, refs[role].version, refs[role].run_id, *(f"{scores[role].metrics.get(n, float('nan')):.6g}" for n in names)]
+            for role in ("champion", "challenger") if role in scores]
+    csv = "\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n"
+    md = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                   + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
+    return csv, md
+
+
+def comparison_plot(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionScores]) -> bytes:
+    """PNG: the gate metric of both versions (with the margin the challenger must clear) and the
+    per-unit metric of the challenger against the champion's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    champ, chall = scores["champion"], scores["challenger"]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2))
+    values = [champ.metrics[gate.metric], chall.metrics[gate.metric]]
+    ax0.bar([f"champion v{refs['champion'].version}", f"challenger v{refs['challenger'].version}"], values,
+            color=["#4c72b0", "#dd8452"])
+    needed = values[0] + (gate.margin if gate.direction == "higher" else -gate.margin)
+    ax0.axhline(needed, color="k", ls="--", lw=1, label=f"to win: {'>' if gate.direction == 'higher' else '<'} {needed:.4g}")
+    ax0.set_ylabel(f"{gate.metric} [{gate.units}]")
+    ax0.set_title(f"{gate.model}: {gate.direction} is better, margin {gate.margin:g}")
+    ax0.legend(loc="lower right")
+    x, y = np.asarray(champ.per_unit, float), np.asarray(chall.per_unit, float)
+    if x.shape == y.shape and np.isfinite(x + y).any():
+        ok = np.isfinite(x + y)
+        ax1.scatter(x[ok], y[ok], s=12, alpha=0.7)
+        lo, hi = float(np.min([x[ok].min(), y[ok].min()])), float(np.max([x[ok].max(), y[ok].max()]))
+        ax1.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax1.set_xlabel(f"champion v{refs['champion'].version}, per {champ.unit.split(' ')[0]}")
+    ax1.set_ylabel(f"challenger v{refs['challenger'].version}")
+    ax1.set_title(f"{gate.metric.split('_vs_')[0].removeprefix('median_')} per {champ.unit.split(' ')[0]}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _verdict(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionScores]) -> tuple[bool, str]:
+    c, p = scores["challenger"].metrics[gate.metric], scores["champion"].metrics[gate.metric]
+    won = gate.wins(c, p)
+    period = f"{gate.evaluate[0]}..{gate.evaluate[1]}" if gate.evaluate else "the evaluator's data"
+    text = (f"challenger v{refs['challenger'].version} {gate.metric} {c:.4f} vs champion v{refs['champion'].version} "
+            f"{p:.4f} on {period} ({gate.direction} is better, margin {gate.margin:g}): "
+            + (f"wins by {gate.improvement(c, p):.4f}: promoted" if won else
+               ("not scored (NaN): not promoted" if not (math.isfinite(c) and math.isfinite(p)) else
+                f"improvement {gate.improvement(c, p):+.4f} <= margin: not promoted")))
+    return won, text
+
+
+def _log_run(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionScores] | None, decision: str,
+             reason: str) -> str:
+    """An MLflow run of experiment :data:`EXPERIMENT` holding the comparison; returns its id."""
+    import mlflow
+
+    mlflow.set_experiment(EXPERIMENT)
+    challenger = refs["challenger"]
+    champion = refs.get("champion")
+    name = f"{gate.model} v{challenger.version} vs " + (f"v{champion.version}" if champion else "no champion")
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.log_params({"model": gate.model, "challenger_version": challenger.version,
+                           "challenger_run": challenger.run_id,
+                           "champion_version": champion.version if champion else "none",
+                           "champion_run": champion.run_id if champion else "none",
+                           "evaluator": gate.evaluator or "none", "metric": gate.metric, "direction": gate.direction,
+                           "margin": gate.margin,
+                           "evaluate_start": str(gate.evaluate[0]) if gate.evaluate else "none",
+                           "evaluate_end": str(gate.evaluate[1]) if gate.evaluate else "none"})
+        mlflow.set_tags({"decision": decision, "reason": reason[:5000], "model": gate.model,
+                         "challenger_version": challenger.version})
+        if scores:
+            mlflow.log_metrics({f"{role}_{k}": v for role, s in scores.items() for k, v in s.metrics.items()
+                                if math.isfinite(v)})
+            csv, md = comparison_table(gate, refs, scores)
+            mlflow.log_text(csv, "comparison.csv")
+            mlflow.log_text(f"# {name}\n\n{md}\n{reason}\n", "comparison.md")
+            if "champion" in scores:
+                import tempfile
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    png = Path(tmp) / "comparison.png"
+                    png.write_bytes(comparison_plot(gate, refs, scores))
+                    mlflow.log_artifact(str(png))
+        else:
+            mlflow.log_text(f"# {name}\n\nnot scored: {reason}\n", "comparison.md")
+        return run.info.run_id
+
+
+def evaluate(model: str, version: str | int | None = None, *, gate: Gate | None = None,
+             settings: Settings | None = None) -> Evaluation:
+    """Compare a challenger of ``model`` with its champion and promote it only if it wins.
+
+    Parameters
+    ----------
+    model : str
+        Registered model name.
+    version : str or int, optional
+        The challenger; default: the version holding the ``challenger`` alias.
+    gate : Gate, optional
+        Default: :func:`load_gate` of ``model``.
+
+    Returns
+    -------
+    Evaluation
+        ``promoted`` and the ``reason`` (also in the alias history and the MLflow run
+        ``evaluation_run``). When the challenger already is the champion (e.g. promoted by its
+        training gate) nothing is evaluated or recorded.
+
+    Raises
+    ------
+    LookupError
+        No such version, or no version holds ``challenger``.
+    """
+    from mlflow import MlflowClient
+
+    from smflow.ml.alias_log import record_refusal
+    from smflow.ml.registry import CHALLENGER, CHAMPION, ModelRef, champion_ref, configure, promote
+
+    configure(settings)
+    no_gate = None
+    if gate is None:
+        try:
+            gate = load_gate(model)
+        except KeyError as exc:  # a model nobody configured is never promoted by this path
+            no_gate = str(exc).strip("'\"")
+            gate = Gate(model, None, "none", "higher", 0.0, None)
+    if version in (None, ""):
+        challenger = champion_ref(model, CHALLENGER)
+    else:
+        mv = MlflowClient().get_model_version(model, str(version))
+        challenger = ModelRef(model, str(mv.version), mv.run_id)
+    try:
+        champion = champion_ref(model, CHAMPION)
+    except LookupError:
+        champion = None
+    if champion is not None and champion.version == challenger.version:
+        reason = f"v{challenger.version} already is the champion: nothing to compare"
+        log.info("%s: %s", model, reason)
+        return Evaluation(model, challenger.version, champion.version, False, reason, None)
+    refs = {"challenger": challenger, **({"champion": champion} if champion else {})}
+
+    scores = None
+    won = False
+    if champion is None:
+        reason = (f"no champion of {model} to compare with: not promoted (the first champion comes from the "
+                  f"training gate, train_models, or an operator's promotion)")
+    elif no_gate:
+        reason = f"{no_gate}: challenger v{challenger.version} not promoted"
+    elif gate.evaluator is None:
+        reason = (f"no evaluator for {model} yet (config/model_gates.json): challenger v{challenger.version} is not "
+                  f"promoted automatically; an operator may promote it after review")
+    elif gate.evaluator not in EVALUATORS:
+        reason = f"unknown evaluator {gate.evaluator!r} for {model} in config/model_gates.json: not promoted"
+    else:
+        seen = [f"v{ref.version} trained on {p[0]}..{p[1]}" for ref in refs.values()
+                if (p := _training_period(ref.run_id)) and not (p[1] < gate.evaluate[0] or gate.evaluate[1] < p[0])]
+        if seen:
+            reason = (f"held-out period {gate.evaluate[0]}..{gate.evaluate[1]} is not held out for "
+                      f"{', '.join(seen)}: not comparable, not promoted (change 'evaluate' in config/model_gates.json)")
+        else:
+            try:
+                scores = EVALUATORS[gate.evaluator](refs, gate)
+                won, reason = _verdict(gate, refs, scores)
+            except EvaluationRefused as exc:
+                reason = f"{exc}: not promoted"
+    decision = "promoted" if won else "refused"
+    run_id = _log_run(gate, refs, scores, decision, reason)
+    if won:
+        promote(challenger, CHAMPION, reason=reason, evaluation_run=run_id)
+    else:
+        record_refusal(model, CHAMPION, champion.version if champion else None, challenger.version, reason=reason,
+                       evaluation_run=run_id, settings=settings)
+    log.info("%s v%s: %s", model, challenger.version, reason)
+    metrics = {role: s.metrics for role, s in scores.items()} if scores else {}
+    return Evaluation(model, challenger.version, champion.version if champion else None, won, reason, run_id, metrics)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m smflow.ml.challenger", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--version", help="the challenger (default: the version holding the challenger alias)")
+    args = parser.parse_args(argv)
+    result = evaluate(args.model, args.version)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
