@@ -58,7 +58,7 @@ def _fine_at_stations(s3, settings: Settings, days: list[date], insitu, times) -
     when no day of ``days`` has one."""
     import json
 
-    from smflow.downscaling.daily import item_key_1km, open_published_1km
+    from smflow.publish.fine import item_key_1km, open_published_1km
 
     methods = set()
     for d in days:

@@ -8,6 +8,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Methods of the ``downscaled`` product (:mod:`smflow.downscaling.daily`).
+DOWNSCALING_METHODS = ("bilinear", "lstm_kriging", "nn_kriging")
+
 #: The pipelines file of the repository.
 PIPELINES_FILE = Path(__file__).resolve().parents[2] / "config" / "daily_pipelines.json"
 
@@ -46,7 +49,7 @@ class Pipeline:
         the STAC item and the quicklook title, or not published at all.
     downscaling_method : str or None
         Method of the ``downscaled`` product (``bilinear``, ``nn_kriging``, ``lstm_kriging``:
-        :data:`smflow.downscaling.daily.METHODS`); None without that product.
+        :data:`DOWNSCALING_METHODS`); None without that product.
     """
 
     name: str
@@ -87,12 +90,10 @@ def _load(path: str) -> dict[str, Pipeline]:
         if pipe.fetch not in ("provider", "landing"):
             raise ValueError(f"{path}: pipeline {name!r} has fetch {pipe.fetch!r}; use 'provider' or 'landing'.")
         if "downscaled" in pipe.products:
-            from smflow.downscaling.daily import METHODS
-
-            if "merged" not in pipe.products or pipe.downscaling_method not in METHODS:
+            if "merged" not in pipe.products or pipe.downscaling_method not in DOWNSCALING_METHODS:
                 raise ValueError(f"{path}: pipeline {name!r} makes 'downscaled' products: it needs "
                                  f"'merged' among its products and 'downscaling': {{'method': one of "
-                                 f"{list(METHODS)}}}, got {pipe.downscaling_method!r}.")
+                                 f"{list(DOWNSCALING_METHODS)}}}, got {pipe.downscaling_method!r}.")
         stray = [x for x in (*pipe.parents, *([pipe.reference] if pipe.reference else ()))
                  if x not in pipe.inputs]
         if stray:

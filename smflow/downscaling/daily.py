@@ -29,14 +29,15 @@ import numpy as np
 import xarray as xr
 
 from smflow.domain import DomainGrid
+from smflow.catalog.pipelines import DOWNSCALING_METHODS as METHODS
 from smflow.downscaling.grid import block_mean, factor_of
+from smflow.publish.fine import item_key_1km, open_published_1km  # noqa: F401  (re-exported)
 
 PRODUCT_NAME = "sm-1km"
 #: Key prefix of the 1 km files (not under ``daily/``: the coarse day's version sweep owns that).
 FINE_PREFIX = "daily-1km"
 #: Largest |block mean - coarse| allowed for the kriging variants (exact up to rounding).
 KRIGING_TOLERANCE = 1e-9
-METHODS = ("bilinear", "lstm_kriging", "nn_kriging")
 
 
 def downscale_field(coarse: np.ndarray, domain: DomainGrid, fine: DomainGrid, stack, *,
@@ -164,54 +165,6 @@ def build_stac_item(day: dt.date, fine: DomainGrid, assets: dict[str, dict], *,
     for name, source in covariate_sources.items():
         item.add_link(pystac.Link(rel="derived_from", target=source, title=f"covariate {name}"))
     return item
-
-
-def item_key_1km(day: dt.date) -> str:
-    """``stac/items/smflow-daily-1km-YYYYMMDD.json``: the commit point of a published 1 km day."""
-    return f"stac/items/smflow-daily-1km-{day:%Y%m%d}.json"
-
-
-def open_published_1km(s3, bucket: str, days, lats, lons) -> np.ndarray:
-    """The published 0.01 deg soil moisture at points, read through each day's STAC item.
-
-    Parameters
-    ----------
-    days : sequence of date
-    lats, lons : array_like, shape (points,)
-        Point coordinates [degrees north / east]; each takes the value of the fine pixel that
-        contains it.
-
-    Returns
-    -------
-    ndarray, shape (points, days)
-        [m3 m-3]; NaN for a day with no published 1 km item and where the pixel has no value.
-    """
-    import rioxarray  # noqa: F401  (registers the engine)
-
-    from smflow.publish.publisher import published_assets
-
-    lats, lons = np.asarray(lats, dtype=float), np.asarray(lons, dtype=float)
-    out = np.full((lats.size, len(days)), np.nan)
-    for t, day in enumerate(days):
-        try:
-            key = published_assets(s3, bucket, day, key=item_key_1km(day))["data"]
-        except (FileNotFoundError, KeyError):
-            continue
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        with tempfile.NamedTemporaryFile(suffix=".tif") as tmp:
-            tmp.write(body)
-            tmp.flush()
-            cog = xr.open_dataarray(tmp.name, engine="rasterio").squeeze("band", drop=True).load()
-        x = xr.DataArray(lons, dims="point")
-        y = xr.DataArray(lats, dims="point")
-        picked = cog.sel(x=x, y=y, method="nearest").values.astype(float)
-        inside = ((lons >= float(cog.x.min()) - 0.005) & (lons <= float(cog.x.max()) + 0.005)
-                  & (lats >= float(cog.y.min()) - 0.005) & (lats <= float(cog.y.max()) + 0.005))
-        nodata = cog.attrs.get("_FillValue", cog.rio.nodata)
-        if nodata is not None and np.isfinite(nodata):
-            picked[picked == nodata] = np.nan
-        out[:, t] = np.where(inside, picked, np.nan)
-    return out
 
 
 def publish_downscaled(day: dt.date, field: np.ndarray, fine: DomainGrid, record: dict, *,
