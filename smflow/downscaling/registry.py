@@ -121,12 +121,12 @@ def _card(name: str, method: str, names: list[str], row: dict, base: dict, gate_
     """The version's :class:`smflow.ml.cards.ModelCard` (the old free-text card is its note)."""
     from smflow.ml.cards import ModelCard
 
-    metrics = {**{f"{k} (upscale-recover, leave-one-day-out)": row[k] for k in ("r", "ubrmse", "bias", "rho_spatial")
-                  if k in row},
+    metrics = {**{k: row[k] for k in ("r", "ubrmse", "bias", "rho_spatial") if k in row},
                **{f"bilinear {k}": base[k] for k in ("r", "ubrmse") if k in base}}
     return ModelCard(name, method, f"coarse (0.1 deg) fields of the CGLS SSM 1 km days {', '.join(days)}",
                      f"{domain} (fitted at 0.1 deg, applied at 0.01 deg)", names, data_fp, metrics, gate_text,
-                     evaluated_on="percent of saturation", notes=_card_text(name, method, names, row, base, gate_text,
+                     evaluated_on="upscale-recover, leave-one-day-out; ubRMSE and bias in percent of saturation",
+                     notes=_card_text(name, method, names, row, base, gate_text,
                                                                            days, seed))
 
 

@@ -165,14 +165,18 @@ class DriftResult:
 def published_lineage(s3: Any, bucket: str, days: list[date]) -> dict[date, dict[str, tuple[str, str]]]:
     """Per published day: provenance key -> (model name, version) of the versions that made it (from
     the day's STAC item, the commit point of a published day)."""
+    from botocore.exceptions import ClientError
+
     from smflow.publish.publisher import item_key, model_cards
 
     out = {}
     for d in days:
         try:
             item = json.loads(s3.get_object(Bucket=bucket, Key=item_key(d))["Body"].read())
-        except s3.exceptions.NoSuchKey:
-            continue
+        except ClientError as error:  # not published (or nothing published yet: no bucket)
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404"):
+                continue
+            raise
         lineage = {k.removeprefix("smflow:"): v for k, v in item["properties"].items() if k.startswith("smflow:")}
         out[d] = {role: (card["name"], card["version"]) for role, card in model_cards(lineage).items()}
     return out
