@@ -74,17 +74,19 @@ def _fine_at_stations(s3, settings: Settings, days: list[date], insitu, times) -
     return ", ".join(sorted(methods)), by_day.values.T
 
 
-def skill_table(start: date, end: date, *, settings: Settings | None = None, min_samples: int = 10) -> list[SkillRow]:
-    """Compute the skill rows for the published days ``start..end``."""
+def skill_table(start: date, end: date, *, settings: Settings | None = None, min_samples: int = 10,
+                days: list[date] | None = None, s3=None) -> list[SkillRow]:
+    """Compute the skill rows for the published days ``start..end`` (or only ``days``, e.g. the days
+    one model version made: :mod:`smflow.ml.drift`); days not published are skipped."""
     from smflow import s3 as s3mod
     from smflow.domain import load_domain
     from smflow.ingest import gridded_series
     from smflow.science.metrics import bias, pearson_r, ubrmse
 
     settings = settings or Settings.load()
-    s3 = s3mod.client(settings)
+    s3 = s3 or s3mod.client(settings)
     grid = load_domain()
-    days = list(pd.date_range(start, end, freq="D").date)
+    days = sorted(days) if days is not None else list(pd.date_range(start, end, freq="D").date)
     sm = _open_published(s3, settings, "merged-sm", days)
     n_days = sm.sizes["time"]
     times = pd.DatetimeIndex(sm["time"].values)

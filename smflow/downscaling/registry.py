@@ -83,6 +83,7 @@ def _log_version(name: str, fitted, card: str, tags: dict[str, str]):
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
+    from smflow.ml.cards import write_card
     from smflow.ml.registry import ModelRef, mark_challenger
 
     run = mlflow.active_run()
@@ -109,14 +110,28 @@ def _log_version(name: str, fitted, card: str, tags: dict[str, str]):
             pip_requirements=["numpy", "pandas", "scikit-learn", "tensorflow-cpu", "mlflow"])
     ref = ModelRef(name, str(info.registered_model_version), run.info.run_id)
     client = MlflowClient()
-    client.update_model_version(name, ref.version, description=card)
+    write_card(name, ref.version, card)
     for k, v in tags.items():
         client.set_model_version_tag(name, ref.version, k, v)
     return mark_challenger(ref)
 
 
 def _card(name: str, method: str, names: list[str], row: dict, base: dict, gate_text: str,
-          days: list[str], seed: int) -> str:
+          days: list[str], seed: int, *, domain: str = "ebro_pyrenees", data_fp: str = "unknown"):
+    """The version's :class:`smflow.ml.cards.ModelCard` (the old free-text card is its note)."""
+    from smflow.ml.cards import ModelCard
+
+    metrics = {**{k: row[k] for k in ("r", "ubrmse", "bias", "rho_spatial") if k in row},
+               **{f"bilinear {k}": base[k] for k in ("r", "ubrmse") if k in base}}
+    return ModelCard(name, method, f"coarse (0.1 deg) fields of the CGLS SSM 1 km days {', '.join(days)}",
+                     f"{domain} (fitted at 0.1 deg, applied at 0.01 deg)", names, data_fp, metrics, gate_text,
+                     evaluated_on="upscale-recover, leave-one-day-out; ubRMSE and bias in percent of saturation",
+                     notes=_card_text(name, method, names, row, base, gate_text,
+                                                                           days, seed))
+
+
+def _card_text(name: str, method: str, names: list[str], row: dict, base: dict, gate_text: str,
+               days: list[str], seed: int) -> str:
     paper = ("Lv, Zhang & Zhu 2021 (NN fitted at 0.1 deg on the covariates, applied at 0.01 deg; "
              "4 random restarts, best on validation)" if method == "nn" else
              "Ming et al. 2022 Eqs. 1-4 (LSTM at 0.1 deg, simple kriging of the coarse residuals, "
@@ -189,7 +204,8 @@ def train_downscaling(*, settings=None, seed: int = SEED, lstm_epochs: int = 200
                     **{f"metric_{k}": f"{row[k]:.4f}" for k in ("r", "ubrmse", "rho_spatial")},
                     **{f"bilinear_{k}": f"{by['bilinear'][k]:.4f}" for k in ("r", "ubrmse")}}
             ref = _log_version(name, fitted[method], _card(
-                name, method, exp.names, row, by["bilinear"], gate_text, days, seed), tags)
+                name, method, exp.names, row, by["bilinear"], gate_text, days, seed, domain=exp.domain.name,
+                data_fp=data_fp), tags)
             if passes:
                 ref = promote(ref)
             else:

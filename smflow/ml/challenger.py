@@ -493,6 +493,10 @@ def evaluate(model: str, version: str | int | None = None, *, gate: Gate | None 
     else:
         record_refusal(model, CHAMPION, champion.version if champion else None, challenger.version, reason=reason,
                        evaluation_run=run_id, settings=settings)
+    # the challenger's model card says how its evaluation ended (the UI shows it beside the training gate)
+    from smflow.ml.cards import append_outcome
+
+    append_outcome(model, challenger.version, f"**Challenger evaluation** (run {run_id}): {decision}: {reason}")
     log.info("%s v%s: %s", model, challenger.version, reason)
     metrics = {role: s.metrics for role, s in scores.items()} if scores else {}
     return Evaluation(model, challenger.version, champion.version if champion else None, won, reason, run_id, metrics)

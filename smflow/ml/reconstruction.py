@@ -875,6 +875,11 @@ def choose(withheld) -> tuple[bool, str]:
     return ok, words + (": passed" if ok else ": not promoted")
 
 
+def small_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics without their bootstrap bounds (``*_lower`` / ``*_upper``)."""
+    return {k: v for k, v in metrics.items() if not k.endswith(("_lower", "_upper"))}
+
+
 def model_card(rec: Reconstruction, inputs: ReconstructionInputs, withheld, gate: str, period: tuple[date, date]) -> str:
     """The registered version's description: what it is, what it was trained on, how good it is."""
     by = {s.method: s for s in withheld}
@@ -908,6 +913,7 @@ def train_reconstruction(train: tuple[date, date], evaluate: tuple[date, date], 
     from mlflow import MlflowClient
 
     from smflow.domain import load_domain
+    from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.evaluation import format_candidates
     from smflow.ml.registry import configure, load_champion, log_grid_model, promote
     from smflow.ml.train import TrainingResult
@@ -965,7 +971,10 @@ def train_reconstruction(train: tuple[date, date], evaluate: tuple[date, date], 
         mlflow.set_tag("evaluation_gate", gate)
         ref = log_grid_model(ReconstructionModel(), params, registered_name=RECONSTRUCTION_MODEL, example=example)
         client = MlflowClient()
-        client.update_model_version(RECONSTRUCTION_MODEL, ref.version, description=card)
+        write_card(RECONSTRUCTION_MODEL, ref.version, ModelCard(
+            RECONSTRUCTION_MODEL, "reconstruction", f"training blocks of {period[0]}..{period[1]}",
+            f"{domain} ({grid.resolution:g} deg)", rec.predictors, fp, small_metrics(metrics), gate,
+            evaluated_on="withheld SMAP test blocks, median over cells", notes=card))
         for k, v in {"predictors": ",".join(rec.predictors), "seed": str(seed), "hidden": str(hidden),
                      "training_data_fingerprint": fp, "baseline": "era5_land rescaled to SMAP (mean/std per cell)",
                      "precipitation_source": inputs.precipitation_source[:5000]}.items():
@@ -973,7 +982,7 @@ def train_reconstruction(train: tuple[date, date], evaluate: tuple[date, date], 
     if passed:
         ref = promote(ref)
     log.info("smap_reconstruction v%s: %s\n%s", ref.version, gate, table)
-    small = {k: v for k, v in metrics.items() if not k.endswith(("_lower", "_upper"))}
+    small = small_metrics(metrics)
     return TrainingResult(RECONSTRUCTION_MODEL, ref.version, ref.run_id, passed, gate, small)
 
 

@@ -115,6 +115,8 @@ def train_tc_merging(
     """Fit, evaluate against C3S on a period the fit did not see, log, register, gate, promote."""
     import mlflow
 
+    from smflow.ml.cards import ModelCard, write_card
+    from smflow.ml.features import fingerprint
     from smflow.ml.registry import configure, log_grid_model, promote
     from smflow.domain import load_domain
     from smflow.ingest import gridded_series
@@ -164,6 +166,10 @@ def train_tc_merging(
         mlflow.log_metrics(metrics)
         mlflow.set_tag("evaluation_gate", gate)
         ref_model = log_grid_model(TCMergingModel(), params, registered_name="tc_merging")
+        write_card("tc_merging", ref_model.version, ModelCard(
+            "tc_merging", "tc", f"{train[0]}..{train[1]}", f"{domain} ({grid.resolution:g} deg)", list(PARENTS),
+            fingerprint(parents_train), metrics, gate, evaluated_on=f"vs C3S SM COMBINED on {evaluate[0]}..{evaluate[1]}",
+            extra={"Reference parent": REFERENCE_PARENT}))
     if passed:
         ref_model = promote(ref_model)
     log.info("tc_merging v%s: %s", ref_model.version, gate)
@@ -393,6 +399,8 @@ def train_sm2rain(
     """
     import mlflow
 
+    from smflow.ml.cards import ModelCard, write_card
+    from smflow.ml.features import fingerprint
     from smflow.ml.registry import configure, load_champion, log_grid_model, promote
     from smflow.domain import load_domain
 
@@ -412,6 +420,8 @@ def train_sm2rain(
             merged, times, train, validate, grid, settings.shared_data_dir / "ismn_hawaii",
             swi_filter=swi_filter, soil_temperature=temperature,
         )
+        data_fp = fingerprint(merged, temperature, np.array([st["station"] for st in stations], dtype=object))
+        trained_on = f"{train[0]}..{train[1]} (validated on {validate[0]}..{validate[1]})"
         source = (
             f"calibrated ({'3-parameter' if swi_filter == 'none' else swi_filter + ' filter'}, frozen "
             f"days masked by GLDAS soil temperature) against SCAN rain gauges (ISMN, internal) on "
@@ -423,6 +433,8 @@ def train_sm2rain(
         merging_ref = load_merging_champion().ref
         params, doc = load_shipped_sm2rain()
         metrics, stations = doc["metrics"], doc["stations"]
+        data_fp = fingerprint(SHIPPED_SM2RAIN.read_bytes())
+        trained_on = f"not fitted here: shipped set ({doc['provenance'].get('source', 'see its provenance')})"
         swi_filter = "none"  # the shipped set is the 3-parameter model
         source = f"shipped parameter set {SHIPPED_SM2RAIN.relative_to(REPO_ROOT)} ({doc['provenance'].get('source', '')})"
     skill_status, skill = sm2rain_skill(metrics)
@@ -454,6 +466,12 @@ def train_sm2rain(
         mlflow.set_tag("evaluation_gate", gate)
         mlflow.set_tag("skill_status", skill_status)
         ref = log_grid_model(SM2RAINModel(), params, registered_name="sm2rain")
+        write_card("sm2rain", ref.version, ModelCard(
+            "sm2rain", "sm2rain" if swi_filter == "none" else "sm2rain_filtered", trained_on,
+            f"{domain} ({grid.resolution:g} deg; calibrated at the gauge cells, inverse-distance regionalised)",
+            [f"merged soil moisture of {merging_ref.label()}", "GLDAS soil temperature (frozen-soil mask)"],
+            data_fp, {k: float(v) for k, v in metrics.items()}, gate, evaluated_on="vs SCAN rain gauges",
+            notes=f"Parameter source: {source}. Skill status: {skill_status}."))
     if passed:
         ref = promote(ref)
     return TrainingResult("sm2rain", ref.version, ref.run_id, passed, gate, {k: float(v) for k, v in metrics.items()})

@@ -270,7 +270,9 @@ def _pyfunc_class():
     return MergingEnsembleModel
 
 
-def _register_ensemble(ensemble, method: str, description: str, tags: dict[str, str]):
+def _register_ensemble(ensemble, method: str, card, tags: dict[str, str]):
+    """Log ``ensemble`` as a pyfunc, register a version of the merging model with the model card
+    ``card`` (:class:`smflow.ml.cards.ModelCard`) as its description and ``tags``; it becomes challenger."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
@@ -290,8 +292,10 @@ def _register_ensemble(ensemble, method: str, description: str, tags: dict[str, 
                                        registered_model_name=MERGING_MODEL,
                                        pip_requirements=["numpy", "pandas", "scikit-learn", "tensorflow-cpu", "mlflow"])
     ref = ModelRef(MERGING_MODEL, str(info.registered_model_version), run.info.run_id)
+    from smflow.ml.cards import write_card
+
     client = MlflowClient()
-    client.update_model_version(MERGING_MODEL, ref.version, description=description)
+    write_card(MERGING_MODEL, ref.version, card)
     for k, v in {**tags, "method": method}.items():
         client.set_model_version_tag(MERGING_MODEL, ref.version, k, v)
     return mark_challenger(ref)
@@ -308,6 +312,7 @@ def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, sett
     from mlflow import MlflowClient
 
     from smflow.domain import load_domain
+    from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.evaluation import format_candidates
     from smflow.ml.registry import configure, load_champion, log_grid_model, promote
     from smflow.ml.train import TrainingResult
@@ -346,12 +351,22 @@ def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, sett
         period = {c.method: c for c in scores if c.folds == "period"}
         for method in CANDIDATES:
             score = period.get(method)
-            desc = (f"{method} merging of {', '.join(PARENTS)} trained on {train[0]}..{train[1]}; held-out "
-                    f"{evaluate[0]}..{evaluate[1]} median ubRMSE {score.ubrmse.median:.4f} m3 m-3, R {score.r.median:.3f}"
-                    if score else method)
+            loso_score = next((c for c in scores if c.method == method and c.folds == "loso"), None)
+            card_metrics = {} if score is None else {
+                "held-out median ubRMSE [m3 m-3]": score.ubrmse.median, "held-out median R": score.r.median,
+                "held-out median bias [m3 m-3]": score.bias.median, "held-out median KGE": score.kge.median,
+                "stations": score.n_stations}
+            if loso_score is not None:
+                card_metrics["LOSO median ubRMSE [m3 m-3]"] = loso_score.ubrmse.median
+            desc = ModelCard(MERGING_MODEL, method, f"{train[0]}..{train[1]}", f"{domain} ({grid.resolution:g} deg)",
+                             inputs.spec.columns if method != "tc" else list(PARENTS), data_fp, card_metrics,
+                             gate + (" (this candidate is the winner)" if method == winner else ""),
+                             evaluated_on=f"vs {score.n_stations if score else '?'} ISMN stations on "
+                                          f"{evaluate[0]}..{evaluate[1]}",
+                             notes=(f"TC parameters of {tc_ref.label()}." if method == "tc" else ""))
             if method == "tc":
                 ref = log_grid_model(TCMergingModel(), tc_params, registered_name=MERGING_MODEL)
-                MlflowClient().update_model_version(MERGING_MODEL, ref.version, description=desc + f" ({tc_ref.label()})")
+                write_card(MERGING_MODEL, ref.version, desc)
                 for k, v in {**common, "method": "tc", "tc_merging_model": tc_ref.label()}.items():
                     MlflowClient().set_model_version_tag(MERGING_MODEL, ref.version, k, v)
             elif method == "bma":
@@ -411,6 +426,7 @@ def register_shipped_merging(*, settings: Settings | None = None):
     import mlflow
     from mlflow import MlflowClient
 
+    from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.merging import MergingEnsemble
     from smflow.ml.models import TCMergingModel
     from smflow.ml.registry import champion_ref, configure, load_champion, log_grid_model, promote
@@ -434,8 +450,21 @@ def register_shipped_merging(*, settings: Settings | None = None):
         mlflow.set_tag("evaluation_gate", note)
         tc = log_grid_model(TCMergingModel(), tc_params, registered_name=MERGING_MODEL)
         client.set_model_version_tag(MERGING_MODEL, tc.version, "method", "tc")
-        client.update_model_version(MERGING_MODEL, tc.version, description=f"TC least squares ({tc_ref.label()}); {note}")
-        bma = _register_ensemble(ensemble, "bma", f"shipped BMA ensemble; {note}",
+        period = f"{run_params.get('train_start', '?')}..{run_params.get('train_end', '?')}"
+        tc_metrics = {k: v for k, v in client.get_run(tc_ref.run_id).data.metrics.items() if "merged" in k}
+        write_card(MERGING_MODEL, tc.version, ModelCard(
+            MERGING_MODEL, "tc", f"{period} (the parameters of {tc_ref.label()})", str(tc_params.metadata.get("domain", "big_island")),
+            list(PARENTS), fingerprint(*(tc_params.arrays[k] for k in sorted(tc_params.arrays))), tc_metrics,
+            note, evaluated_on="of the tc_merging version, vs C3S", notes=f"TC least squares ({tc_ref.label()})."))
+        prov = doc["provenance"]
+        shipped = {r["method"]: r for r in doc["candidates"] if r.get("method") == "bma"}
+        bma_metrics = {f"{r['folds']} median {m}": r[m] for r in doc["candidates"] if r.get("method") == "bma"
+                       for m in ("ubrmse", "r", "bias", "kge") if m in r}
+        bma = _register_ensemble(ensemble, "bma", ModelCard(
+            MERGING_MODEL, "bma", f"not fitted here: {prov.get('source', 'shipped ensemble')}", "big_island",
+            list(prov.get("features") or ensemble.spec.columns), str(prov.get("training_data_fingerprint", "unknown")),
+            bma_metrics, doc["gate"], evaluated_on="of the run that trained it, vs the ISMN stations" if shipped else "",
+            notes=f"shipped BMA ensemble; {note}"),
                                  {"source": "shipped", "provenance": json.dumps(doc["provenance"], sort_keys=True)[:5000]})
         client.set_model_version_tag(MERGING_MODEL, bma.version, "member_versions",
                                      ",".join(f"{k}=shipped" for k in ensemble.members))

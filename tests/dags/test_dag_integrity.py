@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {"daily_soil_moisture", "daily_soil_moisture_ebro_pyrenees", "train_models", "seed_timeseries_store",
-            "rollback_model", "evaluate_challenger",
+            "rollback_model", "evaluate_challenger", "drift_watch",
             "reconcile_archive"}
 
 

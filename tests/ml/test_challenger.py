@@ -82,6 +82,7 @@ def test_worse_challenger_is_refused_with_the_reason_and_a_better_one_is_promote
     assert (last.kind, last.alias, last.from_version, last.to_version) == ("refused", "champion", v1.version, v2.version)
     assert "not promoted" in last.reason and f"{c:.4f}" in last.reason and last.evaluation_run == worse.evaluation_run
     assert "champion.refused" in client.get_model_version(name, v2.version).tags  # visible in the MLflow UI
+    assert f"Challenger evaluation** (run {worse.evaluation_run}): refused" in client.get_model_version(name, v2.version).description
     artifacts = {a.path for a in client.list_artifacts(worse.evaluation_run)}
     assert {"comparison.csv", "comparison.md", "comparison.png"} <= artifacts
     run = client.get_run(worse.evaluation_run)

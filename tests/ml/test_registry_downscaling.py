@@ -48,6 +48,9 @@ def test_both_models_registered_with_lineage_and_gated(stack):
             assert mv.tags.get(tag), (name, tag)
         assert mv.tags["method"] == method and "swi_005" in mv.tags["covariates"]
         assert "bilinear" in mv.description and "Covariates:" in mv.description
+        from smflow.ml.cards import missing_fields
+
+        assert missing_fields(mv.description) == [] and mv.tags["training_data_fingerprint"] in mv.description
         aliases = client.get_registered_model(name).aliases
         # Promoted exactly when the gate passed.
         assert (aliases.get("champion") == result["version"]) == result["promoted"]

@@ -45,6 +45,13 @@ def test_shipped_ensemble_is_registered_with_its_evaluation_and_loads(no_insitu)
     assert bma.tags["method"] == "bma" and tc.tags["method"] == "tc"
     assert bma.tags["member_versions"] == "cnn=shipped,lstm=shipped,rf=shipped"
     assert "shipped BMA ensemble" in bma.description
+    # model cards (smflow.ml.cards): every field, readable in the MLflow UI
+    from smflow.ml.cards import missing_fields
+
+    assert missing_fields(bma.description) == [] and missing_fields(tc.description) == []
+    assert "Zhang, Hou & Huang 2022" in bma.description and "Eq. 17" in bma.description
+    assert doc["provenance"]["training_data_fingerprint"] in bma.description
+    assert "Ming et al. 2022" in tc.description and "Eqs. 11-17" in tc.description
     # the shipped table's gate decides: its winner (or TC when none passed) is champion, never an unscored model
     champion = client.get_model_version(MERGING_MODEL, champion_ref(MERGING_MODEL).version)
     assert champion.tags["method"] == (doc["winner"] or "tc")
@@ -65,3 +72,24 @@ def test_shipped_ensemble_is_registered_with_its_evaluation_and_loads(no_insitu)
     np.testing.assert_allclose(served["soil_moisture"].to_numpy(), mean, rtol=1e-6)
     with pytest.raises(Exception, match="expected|shape"):
         model.predict(windows[..., :-1])
+
+
+def test_tc_merging_and_sm2rain_versions_carry_model_cards(no_insitu) -> None:
+    """The two grid-parameter register paths write the shared model card: method, paper and equation,
+    training period, domain, features, data fingerprint, metrics and the training gate's outcome."""
+    from mlflow import MlflowClient
+
+    from smflow.ml.cards import missing_fields
+    from smflow.ml.train import train_sm2rain, train_tc_merging
+
+    client = MlflowClient()
+    tc = train_tc_merging(TRAIN, EVALUATE, settings=no_insitu)
+    card = client.get_model_version("tc_merging", tc.version).description
+    assert missing_fields(card) == [], card
+    assert "Ming et al. 2022" in card and "2017-01-01..2017-12-31" in card and "smap, era5_land, gldas" in card
+    assert f"median_r_merged_vs_c3s: {tc.metrics['median_r_merged_vs_c3s']:.4g}" in card and tc.gate in card
+    rain = train_sm2rain(TRAIN, EVALUATE, settings=no_insitu)  # no gauges: the shipped parameter set
+    card = client.get_model_version("sm2rain", rain.version).description
+    assert missing_fields(card) == [], card
+    assert "Eqs. 1-2" in card and "not fitted here: shipped set" in card and "median_r_validation" in card
+    assert "passed" in card or "FAILED" in card

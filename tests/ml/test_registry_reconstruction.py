@@ -47,6 +47,9 @@ def test_trained_registered_gated_and_served(settings) -> None:
     assert version.tags["seed"] == "20210101" and len(version.tags["training_data_fingerprint"]) == 16
     assert "gauges" in version.tags["precipitation_source"]  # this machine has the ISMN gauges
     assert "Wang & Xu 2021" in version.description and "Withheld-SMAP test blocks" in version.description
+    from smflow.ml.cards import missing_fields
+
+    assert missing_fields(version.description) == [] and version.tags["training_data_fingerprint"] in version.description
     run = MlflowClient().get_run(version.run_id).data
     assert run.params["predictors"] == ",".join(predictors)
     assert 0 < run.metrics["withheld_reconstruction_ubrmse"] < 0.1
