@@ -5,6 +5,8 @@ alias history. Nothing is deleted.
 
 Started by MLflow's ``model_version.created`` webhook through the receiver
 (``smflow.operators.webhooks``), with the event in the run's conf; or by hand with the params.
+Hourly, and whenever ``model`` is empty, it sweeps: every challenger without a decision is
+evaluated (a webhook delivery lost while the receiver or Airflow was down is caught up here).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from smflow.operators.callbacks import default_args
 @dag(
     dag_id="evaluate_challenger",
     description="challenger vs champion on the same held-out data; promote only on a win by the model's gate",
-    schedule=None,
+    schedule="@hourly",  # the sweep of undecided challengers
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # 2 cores: one evaluation at a time; webhook runs queue up
@@ -26,7 +28,8 @@ from smflow.operators.callbacks import default_args
     tags=["smflow", "models", "mlflow"],
     doc_md=__doc__,
     params={
-        "model": Param("soil_moisture_merging", type="string", description="registered model name"),
+        "model": Param("", type="string",
+                       description="registered model name (empty: every challenger without a decision)"),
         "version": Param("", type="string",
                          description="the challenger version (empty: the version holding the challenger alias)"),
     },
@@ -35,7 +38,11 @@ def evaluate_challenger():
     @task
     def evaluate(params: dict | None = None) -> dict:
         from smflow.ml.challenger import evaluate as run
+        from smflow.ml.challenger import sweep
 
+        if not params.get("model"):
+            done = sweep()
+            return {"swept": [e.to_dict() for e in done]}
         return run(params["model"], params.get("version") or None).to_dict()
 
     evaluate()

@@ -8,8 +8,13 @@ gap filling of SMAP, Wang & Xu 2021) is fitted on the training blocks of the who
 promoted when it beats ERA5-Land rescaled to SMAP on the withheld SMAP blocks; its heavy-rain
 filter uses the gauges, else the SM2RAIN champion's rainfall.
 
-Each task fits on the training period, evaluates on a period the fit did not see, logs to MLflow,
-registers a new version and moves the ``champion`` alias only when the evaluation gate passes.
+Each task fits on the training period, evaluates on a period the fit did not see, logs to MLflow
+and registers a new version (alias ``challenger``). Who moves ``champion`` (issue 14,
+``smflow.ml.gates.promote_after_training``): the training gate for a model without a champion
+yet (bootstrap) or without a challenger evaluator (reconstruction, downscaling); otherwise
+``evaluate_challenger``, started by MLflow's ``model_version.created`` webhook, which scores the
+new version and the champion with the same code on the same held-out data. A run started by a
+``retrain = requested`` tag (conf ``requested_for``) marks that request ``done`` at the end.
 Periods come from the run's conf (defaults: train 2017, evaluate 2018).
 """
 
@@ -23,7 +28,7 @@ from smflow.operators.callbacks import default_args
 
 @dag(
     dag_id="train_models",
-    description="train, score and promote the registry models (TC merging, merging candidates, SM2RAIN) on a period; champions by their gates",
+    description="train, score and register the registry models on a period; first champions by their gates, later ones by evaluate_challenger",
     schedule=None,
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
     catchup=False,
@@ -59,7 +64,7 @@ def train_models():
     def train_merging_candidates(tc: dict, params: dict | None = None) -> dict:
         from smflow.operators.training import train
 
-        if not tc["promoted"]:
+        if not tc.get("passed", tc["promoted"]):
             raise ValueError(f"tc_merging v{tc['version']} failed its gate ({tc['gate']}); the merging "
                              "candidates are compared with it, and it was not updated")
         epochs = int(params.get("merging_epochs", 60))
@@ -82,7 +87,10 @@ def train_models():
         return train("smap_reconstruction", params["train_start"], params["train_end"],
                      params["evaluate_start"], params["evaluate_end"])
 
-    train_smap_reconstruction(train_sm2rain(train_merging_candidates(train_tc_merging())))
+    tc = train_tc_merging()
+    merging = train_merging_candidates(tc)
+    sm2rain = train_sm2rain(merging)
+    reconstruction = train_smap_reconstruction(sm2rain)
 
     @task
     def train_downscaling(params: dict | None = None) -> dict:
@@ -94,7 +102,20 @@ def train_models():
             return {"skipped": "run param downscaling = false"}
         return run()
 
-    train_downscaling()
+    @task
+    def close_retrain_request(tc: dict, merging: dict, sm2rain: dict, reconstruction: dict, downscaling: dict) -> str:
+        # A run started by a `retrain = requested` tag (webhook receiver: conf `requested_for`)
+        # marks that request done once every training task succeeded (a failed run leaves it pending).
+        from airflow.sdk import get_current_context
+
+        from smflow.ml.drift import close_retrain_request as close
+
+        context = get_current_context()
+        outcome = {r["model"]: r for r in (tc, merging, sm2rain, reconstruction) if isinstance(r, dict) and "model" in r}
+        closed = close((context["dag_run"].conf or {}).get("requested_for"), run_id=context["run_id"], outcome=outcome)
+        return closed or "no pending retraining request for this run"
+
+    close_retrain_request(tc, merging, sm2rain, reconstruction, train_downscaling())
 
 
 train_models()

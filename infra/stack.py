@@ -106,11 +106,6 @@ SQLITE_WORDS = {"off", "none", "no", "false", "0", "sqlite"}
 #: Seconds to wait for a service to become healthy / for a process session to exit.
 HEALTH_TIMEOUT = {"s3": 60.0, "providers": 60.0, "mlflow": 120.0, "airflow": 120.0, "webhooks": 30.0}
 STOP_TIMEOUT = {"s3": 30.0, "providers": 10.0, "mlflow": 20.0, "airflow": 45.0, "webhooks": 10.0}
-#: Name of the MLflow registry webhook the stack registers (one per MLflow server; updated in place).
-MLFLOW_WEBHOOK_NAME = "smflow-airflow"
-#: Registry events posted to the receiver (smflow.operators.webhooks routes them).
-MLFLOW_WEBHOOK_EVENTS = ("model_version.created", "model_version_tag.set", "model_version_alias.created",
-                         "model_version_alias.deleted")
 #: Seconds the running Airflow tasks get to finish when Airflow stops (``SMFLOW_AIRFLOW_STOP_GRACE``),
 #: then seconds a terminated task gets to report its failure before it is killed.
 AIRFLOW_STOP_GRACE = 180.0
@@ -1261,32 +1256,20 @@ def webhooks_healthy(cfg: Config) -> bool:
 
 
 def register_mlflow_webhook(cfg: Config) -> str:
-    """Create, or update in place, the MLflow webhook :data:`MLFLOW_WEBHOOK_NAME` that posts
-    :data:`MLFLOW_WEBHOOK_EVENTS` to the receiver, signed with the stack's secret (idempotent)."""
+    """Create, or update in place, MLflow's webhook to the receiver, signed with the stack's secret
+    (idempotent): ``python -m smflow.operators.webhooks register`` as MLflow's admin."""
     if not mlflow_healthy(cfg):
         return "MLflow is not running: webhook not registered (start mlflow, then webhooks again)"
-    os.environ.update({"MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN_USER,
-                       "MLFLOW_TRACKING_PASSWORD": mlflow_secrets(cfg)["admin_password"]})
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=cfg.mlflow_url, registry_uri=cfg.mlflow_url)
-    url = cfg.webhooks_url + "/mlflow"
-    wanted = {"url": url, "events": list(MLFLOW_WEBHOOK_EVENTS), "secret": webhook_secrets(cfg)["secret"],
-              "description": "smflow: registry events -> Airflow (infra/stack.py; smflow.operators.webhooks)"}
-    existing, token = [], None
-    while True:
-        page = client.list_webhooks(max_results=100, page_token=token)
-        existing += [w for w in page if w.name == MLFLOW_WEBHOOK_NAME]
-        token = page.token
-        if not token:
-            break
-    if existing:
-        client.update_webhook(existing[0].webhook_id, status="ACTIVE", **wanted)
-        for extra in existing[1:]:
-            client.delete_webhook(extra.webhook_id)
-        return f"MLflow webhook {MLFLOW_WEBHOOK_NAME} -> {url} updated"
-    client.create_webhook(MLFLOW_WEBHOOK_NAME, status="ACTIVE", **wanted)
-    return f"MLflow webhook {MLFLOW_WEBHOOK_NAME} -> {url} created"
+    env = {**os.environ, "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN_USER,
+           "MLFLOW_TRACKING_PASSWORD": mlflow_secrets(cfg)["admin_password"]}
+    webhook_secrets(cfg)
+    out = subprocess.run([executable("python"), "-m", "smflow.operators.webhooks", "register",
+                          "--receiver-url", cfg.webhooks_url + "/mlflow", "--tracking-uri", cfg.mlflow_url,
+                          "--secret-file", str(cfg.webhooks_dir / "secrets.json")],
+                         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        raise StackError(f"registering the MLflow webhook failed: {(out.stderr or out.stdout)[-800:]}")
+    return out.stdout.strip().splitlines()[-1]
 
 
 def start_webhooks(cfg: Config, env: dict[str, str]) -> str:

@@ -25,9 +25,14 @@ Evaluators (one per model family; each scores every version it is given on one d
 A model without an evaluator (``"evaluator": null``) is never promoted by this path: its
 challenger is refused with that reason.
 
+Deliveries MLflow could not make (receiver or Airflow down) are caught up by the hourly
+scheduled run of ``evaluate_challenger``, which evaluates every challenger without a decision
+(:func:`sweep`).
+
 Command line::
 
     python -m smflow.ml.challenger MODEL [--version N]
+    python -m smflow.ml.challenger sweep
 """
 
 from __future__ import annotations
@@ -40,82 +45,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from smflow.config import REPO_ROOT, Settings
+from smflow.config import Settings
+from smflow.ml.gates import GATES, Gate, load_gate
 
 log = logging.getLogger(__name__)
 
-GATES = REPO_ROOT / "config" / "model_gates.json"
 #: MLflow experiment of the comparison runs.
 EXPERIMENT = "challenger_evaluations"
-
-
-@dataclass(frozen=True)
-class Gate:
-    """How a challenger of ``model`` must beat the champion.
-
-    Attributes
-    ----------
-    model : str
-        Registered model name.
-    evaluator : str or None
-        Key of :data:`EVALUATORS`; None: no evaluator yet (every challenger is refused).
-    metric : str
-        The evaluator's summary metric compared.
-    direction : {"higher", "lower"}
-        Which way is better.
-    margin : float
-        The challenger must be better than the champion by more than this [units of the metric].
-    evaluate : tuple of date or None
-        Held-out period (inclusive) both versions are scored on.
-    units : str
-        Units of the metric (for the table).
-    options : dict
-        Evaluator settings (``sm2rain``: ``soil_moisture_from``, the merging model whose champion
-        gives the soil moisture; default ``soil_moisture_merging``).
-    """
-
-    model: str
-    evaluator: str | None
-    metric: str
-    direction: Literal["higher", "lower"]
-    margin: float
-    evaluate: tuple[date, date] | None
-    units: str = ""
-    options: dict = field(default_factory=dict)
-
-    def improvement(self, challenger: float, champion: float) -> float:
-        """How much better the challenger is (positive: better), in the metric's units."""
-        return challenger - champion if self.direction == "higher" else champion - challenger
-
-    def wins(self, challenger: float, champion: float) -> bool:
-        """Whether ``challenger`` beats ``champion`` by more than :attr:`margin` (NaN never wins)."""
-        if not (math.isfinite(challenger) and math.isfinite(champion)):
-            return False
-        return self.improvement(challenger, champion) > self.margin
-
-
-def load_gate(model: str, path: Path = GATES) -> Gate:
-    """The gate of ``model`` from ``config/model_gates.json``.
-
-    Raises
-    ------
-    KeyError
-        The model has no entry: add one (evaluator, metric, direction, margin, evaluate) to the file.
-    """
-    entries = json.loads(Path(path).read_text())["models"]
-    if model not in entries:
-        raise KeyError(f"model {model!r} has no gate in {path}: add an entry with evaluator, metric, direction "
-                       f"('higher'/'lower'), margin and evaluate [start, end] (known: {', '.join(sorted(entries))})")
-    e = entries[model]
-    if e["direction"] not in ("higher", "lower"):
-        raise ValueError(f"{path}: {model}.direction is {e['direction']!r}; use 'higher' or 'lower'")
-    period = None if not e.get("evaluate") else (date.fromisoformat(e["evaluate"][0]), date.fromisoformat(e["evaluate"][1]))
-    return Gate(model, e.get("evaluator"), e["metric"], e["direction"], float(e["margin"]), period, e.get("units", ""),
-                dict(e.get("options") or {}))
 
 
 @dataclass(frozen=True)
@@ -502,15 +442,68 @@ def evaluate(model: str, version: str | int | None = None, *, gate: Gate | None 
     return Evaluation(model, challenger.version, champion.version if champion else None, won, reason, run_id, metrics)
 
 
+def undecided_challengers(models: list[str] | None = None, *, path: Path = GATES,
+                          settings: Settings | None = None) -> list[tuple[str, str]]:
+    """The challengers no evaluation has decided yet: ``(model, version)`` pairs.
+
+    A delivery MLflow could not make (the receiver or Airflow down: MLflow retries three times,
+    then drops it) leaves a version holding ``challenger`` with neither ``champion.promoted`` nor
+    ``champion.refused``; the scheduled ``evaluate_challenger`` run finds it here.
+
+    Parameters
+    ----------
+    models : list of str, optional
+        Default: every model of ``config/model_gates.json`` with an evaluator.
+    """
+    from mlflow import MlflowClient
+
+    from smflow.ml.registry import CHALLENGER, CHAMPION, champion_ref, configure
+
+    configure(settings)
+    if models is None:
+        entries = json.loads(Path(path).read_text())["models"]
+        models = [name for name, e in entries.items() if e.get("evaluator")]
+    client = MlflowClient()
+    found = []
+    for model in models:
+        try:
+            challenger = champion_ref(model, CHALLENGER)
+        except LookupError:
+            continue  # no such model, or nothing registered since the alias was set
+        try:
+            if champion_ref(model, CHAMPION).version == challenger.version:
+                continue
+        except LookupError:
+            pass
+        tags = client.get_model_version(model, challenger.version).tags
+        if not {f"{CHAMPION}.promoted", f"{CHAMPION}.refused"} & set(tags):
+            found.append((model, challenger.version))
+    return found
+
+
+def sweep(models: list[str] | None = None, *, path: Path = GATES, settings: Settings | None = None) -> list[Evaluation]:
+    """Evaluate every undecided challenger (:func:`undecided_challengers`), in the gates file's order.
+
+    Returns
+    -------
+    list of Evaluation
+        One per challenger evaluated (empty when every challenger has its decision).
+    """
+    pending = undecided_challengers(models, path=path, settings=settings)
+    if pending:
+        log.info("undecided challengers: %s", ", ".join(f"{m} v{v}" for m, v in pending))
+    return [evaluate(model, version, settings=settings) for model, version in pending]
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m smflow.ml.challenger", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model")
+    parser.add_argument("model", help="registered model name, or 'sweep': every challenger without a decision")
     parser.add_argument("--version", help="the challenger (default: the version holding the challenger alias)")
     args = parser.parse_args(argv)
-    result = evaluate(args.model, args.version)
-    print(json.dumps(result.to_dict(), indent=2))
+    results = sweep() if args.model == "sweep" else [evaluate(args.model, args.version)]
+    print(json.dumps([r.to_dict() for r in results], indent=2))
     return 0
 
 

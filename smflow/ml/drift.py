@@ -325,3 +325,70 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+#: Value of the ``retrain`` tag once the ``train_models`` run it started has finished.
+RETRAIN_DONE = "done"
+
+
+def close_retrain_request(requested_for: str | None, *, run_id: str, outcome: dict[str, Any] | None = None,
+                          settings: Settings | None = None) -> str | None:
+    """Mark the retraining request that started a ``train_models`` run as done.
+
+    ``train_models`` started by the webhook receiver carries ``requested_for`` = ``"<model> v<N>"``
+    in its conf (:func:`smflow.operators.webhooks.route`). When the run's training tasks have
+    succeeded, that version's ``retrain`` tag becomes :data:`RETRAIN_DONE` (which starts nothing:
+    the receiver only acts on ``requested``), with ``retrain.done_at``, ``retrain.train_run`` and a
+    summary of the versions registered (``retrain.outcome``). The drift watch can then request
+    again if the new champion drifts too. A failed run leaves the request ``requested``, visible
+    in the MLflow UI and in the drift watch (``drifted, request pending``).
+
+    Parameters
+    ----------
+    requested_for : str or None
+        ``"<model> v<N>"`` from the run's conf; None or empty: the run was not requested from
+        MLflow, nothing to close.
+    run_id : str
+        The ``train_models`` run id (recorded on the version).
+    outcome : dict, optional
+        The training tasks' results (model -> version / promoted), summarised in ``retrain.outcome``.
+
+    Returns
+    -------
+    str or None
+        ``"<model> v<N>"`` when a pending request was closed; None when there was nothing to close
+        (no request, or the tag is no longer ``requested``).
+
+    Raises
+    ------
+    ValueError
+        ``requested_for`` is not ``"<model> v<N>"``.
+    """
+    import re
+
+    from mlflow import MlflowClient
+
+    from smflow.ml.registry import configure
+
+    if not requested_for:
+        return None
+    match = re.fullmatch(r"\s*(\S+)\s+v(\d+)\s*", requested_for)
+    if match is None:
+        raise ValueError(f"requested_for {requested_for!r} in the train_models conf is not '<model> v<N>'")
+    model, version = match.groups()
+    configure(settings)
+    client = MlflowClient()
+    tags = client.get_model_version(model, version).tags
+    if tags.get(RETRAIN_TAG, "").strip().lower() != RETRAIN_VALUE:
+        log.info("%s v%s: retrain tag is %r, not %r: nothing to close", model, version, tags.get(RETRAIN_TAG),
+                 RETRAIN_VALUE)
+        return None
+    summary = "; ".join(
+        f"{name} v{r.get('version')} {'promoted' if r.get('promoted') else 'registered (challenger)'}"
+        for name, r in sorted((outcome or {}).items()) if isinstance(r, dict) and r.get("version"))
+    for key, value in {"retrain.done_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       "retrain.train_run": run_id, "retrain.outcome": (summary or "no version registered")[:5000],
+                       RETRAIN_TAG: RETRAIN_DONE}.items():
+        client.set_model_version_tag(model, version, key, value)
+    log.info("%s v%s: retraining request closed by train_models run %s (%s)", model, version, run_id, summary)
+    return f"{model} v{version}"

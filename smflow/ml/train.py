@@ -44,6 +44,10 @@ class TrainingResult:
     promoted: bool
     gate: str
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Whether the training gate passed (None: as ``promoted``). A version that passed is not
+    #: promoted by training when a champion exists and ``evaluate_challenger`` decides
+    #: (:func:`smflow.ml.gates.promote_after_training`).
+    passed: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +55,7 @@ class TrainingResult:
             "version": self.version,
             "run_id": self.run_id,
             "promoted": self.promoted,
+            "passed": self.promoted if self.passed is None else self.passed,
             "gate": self.gate,
             "metrics": self.metrics,
         }
@@ -117,7 +122,8 @@ def train_tc_merging(
 
     from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.features import fingerprint
-    from smflow.ml.registry import configure, log_grid_model, promote
+    from smflow.ml.gates import promote_after_training
+    from smflow.ml.registry import configure, log_grid_model
     from smflow.domain import load_domain
     from smflow.ingest import gridded_series
     from smflow.science.metrics import pearson_r, ubrmse
@@ -170,10 +176,9 @@ def train_tc_merging(
             "tc_merging", "tc", f"{train[0]}..{train[1]}", f"{domain} ({grid.resolution:g} deg)", list(PARENTS),
             fingerprint(parents_train), metrics, gate, evaluated_on=f"vs C3S SM COMBINED on {evaluate[0]}..{evaluate[1]}",
             extra={"Reference parent": REFERENCE_PARENT}))
-    if passed:
-        ref_model = promote(ref_model)
+    ref_model, promoted, gate = promote_after_training(ref_model, passed, gate)
     log.info("tc_merging v%s: %s", ref_model.version, gate)
-    return TrainingResult("tc_merging", ref_model.version, ref_model.run_id, passed, gate, metrics)
+    return TrainingResult("tc_merging", ref_model.version, ref_model.run_id, promoted, gate, metrics, passed)
 
 
 def _saturation_bounds(merged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -401,7 +406,8 @@ def train_sm2rain(
 
     from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.features import fingerprint
-    from smflow.ml.registry import configure, load_champion, log_grid_model, promote
+    from smflow.ml.gates import promote_after_training
+    from smflow.ml.registry import configure, load_champion, log_grid_model
     from smflow.domain import load_domain
 
     settings = configure(settings)
@@ -472,9 +478,9 @@ def train_sm2rain(
             [f"merged soil moisture of {merging_ref.label()}", "GLDAS soil temperature (frozen-soil mask)"],
             data_fp, {k: float(v) for k, v in metrics.items()}, gate, evaluated_on="vs SCAN rain gauges",
             notes=f"Parameter source: {source}. Skill status: {skill_status}."))
-    if passed:
-        ref = promote(ref)
-    return TrainingResult("sm2rain", ref.version, ref.run_id, passed, gate, {k: float(v) for k, v in metrics.items()})
+    ref, promoted, gate = promote_after_training(ref, passed, gate)
+    return TrainingResult("sm2rain", ref.version, ref.run_id, promoted, gate, {k: float(v) for k, v in metrics.items()},
+                          passed)
 
 
 def export_from_gauges(train: tuple[date, date], validate: tuple[date, date], domain: str = "big_island") -> Path:

@@ -314,6 +314,7 @@ def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, sett
     from smflow.domain import load_domain
     from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.evaluation import format_candidates
+    from smflow.ml.gates import promote_after_training
     from smflow.ml.registry import configure, load_champion, log_grid_model, promote
     from smflow.ml.train import TrainingResult
     from smflow.ml.models import TCMergingModel
@@ -382,17 +383,17 @@ def train_merging(train: tuple[date, date], evaluate: tuple[date, date], *, sett
         MlflowClient().set_model_version_tag(
             MERGING_MODEL, bma_ref.version, "member_versions",
             ",".join(f"{k}=v{refs[k].version}" for k in ensemble.members))
-    promoted = winner is not None
-    chosen = refs[winner] if promoted else (current_ref or refs["tc"])
-    if promoted:
-        chosen = promote(chosen)
+    passed = winner is not None
+    if passed:  # first champion, or left to evaluate_challenger when one exists (issue 14)
+        chosen, promoted, gate = promote_after_training(refs[winner], True, gate)
     elif current_ref is None:  # first training: the system needs a champion; TC is the documented fallback
-        chosen = promote(refs["tc"])
         gate += "; no champion yet: tc (the baseline method) is champion"
-        promoted = True
+        chosen, promoted = promote(refs["tc"], reason=gate), True
+    else:
+        chosen, promoted = current_ref, False
     metrics = {f"{r['folds']}_{r['method']}_ubrmse": float(r["ubrmse"]) for r in rows}
     return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, promoted, gate,
-                          metrics)
+                          metrics, passed)
 
 
 #: The merging ensemble the project trained itself on the Hawaii stations (derived model, with its
@@ -429,6 +430,7 @@ def register_shipped_merging(*, settings: Settings | None = None):
     from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.merging import MergingEnsemble
     from smflow.ml.models import TCMergingModel
+    from smflow.ml.gates import promote_after_training
     from smflow.ml.registry import champion_ref, configure, load_champion, log_grid_model, promote
     from smflow.ml.train import TrainingResult
 
@@ -474,13 +476,13 @@ def register_shipped_merging(*, settings: Settings | None = None):
     except LookupError:
         current = None
     chosen = {"bma": bma, "tc": tc}.get(winner or "", None)
-    if chosen is not None:
-        chosen = promote(chosen)
+    if chosen is not None:  # first champion, or left to evaluate_challenger when one exists (issue 14)
+        chosen, promoted, note = promote_after_training(chosen, True, note)
     elif current is None:
-        chosen = promote(tc)
+        chosen, promoted = promote(tc), True
     else:
-        chosen = current
-    return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, True, note, {})
+        chosen, promoted = current, False
+    return TrainingResult(MERGING_MODEL, chosen.version, chosen.run_id, promoted, note, {}, True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,9 +23,11 @@ as MLflow's ``mlflow.webhooks.delivery`` signs them (Standard-Webhooks style)::
 
 Started, stopped and health-checked by ``infra/stack.py`` (service ``webhooks``, port
 ``SMFLOW_WEBHOOKS_PORT``), which also generates the shared secret (0600) and registers the webhook
-in MLflow. Only the standard library and ``requests``: no Airflow, no MLflow import.
+in MLflow (:func:`register_webhook`). Only the standard library and ``requests`` (MLflow only in
+``register``): no Airflow import.
 
     python -m smflow.operators.webhooks serve --port 8790 --state-dir DIR --secret-file FILE
+    python -m smflow.operators.webhooks register --receiver-url URL --secret-file FILE   # MLflow admin
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ PATH = "/mlflow"
 MAX_BODY_BYTES = 1 << 20
 #: Tag a scientist sets on a model version to ask for retraining (value :data:`RETRAIN_VALUE`).
 RETRAIN_TAG, RETRAIN_VALUE = "retrain", "requested"
+#: Name of the MLflow registry webhook (one per MLflow server; updated in place).
+WEBHOOK_NAME = "smflow-airflow"
+#: Registry events MLflow posts to the receiver (:func:`route` acts on the first two).
+WEBHOOK_EVENTS = ("model_version.created", "model_version_tag.set", "model_version_alias.created",
+                  "model_version_alias.deleted")
 
 
 def sign(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
@@ -251,6 +258,38 @@ def make_server(host: str, port: int, secret: str, deliveries: DeliveryLog,
     return ThreadingHTTPServer((host, port), Handler)
 
 
+def register_webhook(receiver_url: str, secret: str, *, tracking_uri: str | None = None) -> str:
+    """Create, or update in place, the MLflow webhook :data:`WEBHOOK_NAME` that posts
+    :data:`WEBHOOK_EVENTS` to ``receiver_url`` signed with ``secret`` (idempotent; extra copies are
+    deleted). Needs MLflow's admin (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``);
+    used by ``infra/stack.py`` and by the compose service ``webhooks``.
+
+    Returns
+    -------
+    str
+        What was done, e.g. ``"MLflow webhook smflow-airflow -> http://.../mlflow created"``.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    wanted = {"url": receiver_url, "events": list(WEBHOOK_EVENTS), "secret": secret,
+              "description": "smflow: registry events -> Airflow (smflow.operators.webhooks)"}
+    existing, token = [], None
+    while True:
+        page = client.list_webhooks(max_results=100, page_token=token)
+        existing += [w for w in page if w.name == WEBHOOK_NAME]
+        token = page.token
+        if not token:
+            break
+    if existing:
+        client.update_webhook(existing[0].webhook_id, status="ACTIVE", **wanted)
+        for extra in existing[1:]:
+            client.delete_webhook(extra.webhook_id)
+        return f"MLflow webhook {WEBHOOK_NAME} -> {receiver_url} updated"
+    client.create_webhook(WEBHOOK_NAME, status="ACTIVE", **wanted)
+    return f"MLflow webhook {WEBHOOK_NAME} -> {receiver_url} created"
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
 
@@ -263,9 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--secret-file", type=Path, required=True, help="JSON file with the shared 'secret' (0600)")
     serve.add_argument("--airflow-url", default=os.environ.get("SMFLOW_AIRFLOW_URL", "http://127.0.0.1:8080"))
     serve.add_argument("--airflow-password-file", type=Path, default=os.environ.get("SMFLOW_AIRFLOW_PASSWORD_FILE"))
+    register = sub.add_parser("register", help="create or update MLflow's webhook to this receiver (MLflow admin)")
+    register.add_argument("--receiver-url", required=True, help="where MLflow posts, e.g. http://webhooks:8790/mlflow")
+    register.add_argument("--secret-file", type=Path, required=True, help="JSON file with the shared 'secret' (0600)")
+    register.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     secret = json.loads(args.secret_file.read_text())["secret"]
+    if args.command == "register":
+        print(register_webhook(args.receiver_url, secret, tracking_uri=args.tracking_uri))
+        return 0
     server = make_server(args.host, args.port, secret, DeliveryLog(args.state_dir / "deliveries.sqlite"),
                          AirflowTrigger(args.airflow_url, args.airflow_password_file))
     log.info("receiving MLflow webhooks on http://%s:%d%s; DAG runs at %s", args.host, args.port, PATH, args.airflow_url)

@@ -403,22 +403,37 @@ def test_a_late_and_a_reprocessed_granule_are_picked_up_by_reconcile_and_only_th
     assert _reconcile(fetch_env, first, LATE_DAY) == set()
 
 
-def test_daily_dag_applies_an_ml_champion(prepared, s3_client, fetch_env):
-    """A scientist promotes the BMA ensemble: the next run applies it, with its members and uncertainty."""
+def test_daily_dag_applies_an_ml_champion_and_a_challenger_promoted_by_evaluate_challenger(prepared, s3_client, fetch_env):
+    """A scientist promotes the BMA ensemble by hand; a better TC-merging challenger is promoted by the
+    ``evaluate_challenger`` DAG (what MLflow's webhook starts): the next daily run applies both."""
     import xarray as xr
     from mlflow import MlflowClient
 
-    from smflow.ml.registry import champion_ref
+    from smflow.ml.lifecycle import history
+    from smflow.ml.registry import champion_ref, load_champion, promote
+    from tests.ml.test_challenger import _register, dominant_weights
 
     settings = prepared
     client = MlflowClient()
     previous = champion_ref("soil_moisture_merging")
+    previous_tc = champion_ref("tc_merging")
     bma = max((v for v in client.search_model_versions("name='soil_moisture_merging'") if v.tags.get("method") == "bma"),
               key=lambda v: int(v.version))
     client.set_registered_model_alias("soil_moisture_merging", "champion", bma.version)
+    # The TC-merging champion becomes a worse (GLDAS-dominant, 2018 median R 0.52 vs C3S) version; a
+    # new version with the 2017 least-squares fit (0.585) is registered: the DAG must promote it.
+    fit, _ = load_champion("tc_merging")
+    promote(_register("tc_merging", dominant_weights(fit, 2), "gldas-dominant"), reason="test: a worse champion")
+    better = _register("tc_merging", fit, "least-squares fit 2017 (again)")
     try:
+        _airflow(fetch_env, "dags", "test", "evaluate_challenger", "-c",
+                 json.dumps({"model": "tc_merging", "version": better.version}))
+        assert champion_ref("tc_merging").version == better.version
+        (record,) = [m for m in history("tc_merging") if m.kind == "promotion" and m.to_version == better.version]
+        assert "evaluate_challenger" in record.actor and "promoted" in record.reason
         _airflow(fetch_env, "dags", "test", "daily_soil_moisture", DAY.isoformat())
         sm = _published(s3_client, settings, DAY, "merged-sm")
+        assert f"tc_merging@champion v{better.version} " in sm.attrs["tc_merging_model"]
         assert sm.attrs["merging_method"] == "bma"
         assert f"soil_moisture_merging@champion v{bma.version}" in sm.attrs["merging_model"]
         assert set(sm["member"].values) == {"rf", "lstm", "cnn"}
@@ -434,6 +449,7 @@ def test_daily_dag_applies_an_ml_champion(prepared, s3_client, fetch_env):
         assert np.isfinite(members[:, land]).all()
     finally:
         client.set_registered_model_alias("soil_moisture_merging", "champion", previous.version)
+        client.set_registered_model_alias("tc_merging", "champion", previous_tc.version)
 
 
 def test_no_credential_appears_in_any_log_of_the_run(prepared, fetch_env):

@@ -24,6 +24,7 @@ REQUIRED_SERVICES = {
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "webhooks",
 }
 ONE_SHOT = {"airflow-init"}
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}

@@ -19,20 +19,22 @@ def tc_versions():
     """Parameters of three TC-merging versions, with their known 2018 median R against C3S:
     GLDAS-dominant weights (0.523), SMAP-dominant (0.421), the least-squares fit of 2017 (0.585)."""
     from smflow.domain import load_domain
-    from smflow.ml.models import GridParameters
     from smflow.ml.train import _parents_series, fit_merging_parameters
 
     grid = load_domain("big_island")
     fit = fit_merging_parameters(_parents_series(date(2017, 1, 1), date(2017, 12, 31), grid), grid)
+    return {"gldas": dominant_weights(fit, 2), "smap": dominant_weights(fit, 0), "fit": fit}
 
-    def dominant(k: int) -> GridParameters:
-        arrays = {name: value.copy() for name, value in fit.arrays.items()}
-        arrays["weights"] = np.full_like(arrays["weights"], 1e-6)
-        arrays["weights"][k] = 1.0
-        arrays["resolved"] = np.ones_like(arrays["resolved"], dtype=bool)
-        return GridParameters(arrays, dict(fit.metadata))
 
-    return {"gldas": dominant(2), "smap": dominant(0), "fit": fit}
+def dominant_weights(fit, k: int):
+    """``fit`` with every cell's merging weight on parent ``k`` (0 SMAP, 1 ERA5-Land, 2 GLDAS)."""
+    from smflow.ml.models import GridParameters
+
+    arrays = {name: value.copy() for name, value in fit.arrays.items()}
+    arrays["weights"] = np.full_like(arrays["weights"], 1e-6)
+    arrays["weights"][k] = 1.0
+    arrays["resolved"] = np.ones_like(arrays["resolved"], dtype=bool)
+    return GridParameters(arrays, dict(fit.metadata))
 
 
 def _register(name: str, params, label: str):
@@ -193,3 +195,50 @@ def test_evaluate_challenger_dag_records_its_decision(stack, airflow_env, tc_ver
     (last,) = [m for m in history(name) if "evaluate_challenger" in m.actor and "mlflow_webhook__" not in m.actor]
     assert (last.kind, last.to_version) == ("refused", v2.version) and "has no gate" in last.reason
     assert champion_ref(name).version != v2.version
+
+
+def test_training_promotes_only_a_first_champion_then_leaves_it_to_evaluate_challenger(stack, tc_versions, tmp_path):
+    """One promotion path (issue 14): the training gate makes the first champion; once there is one,
+    a version that passed its gate stays ``challenger`` until evaluate_challenger decides; a lost
+    webhook delivery is caught up by the sweep of undecided challengers."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from smflow.ml.challenger import sweep, undecided_challengers
+    from smflow.ml.gates import has_challenger_evaluator, promote_after_training
+    from smflow.ml.lifecycle import history
+    from smflow.ml.registry import CHALLENGER, champion_ref, configure
+
+    configure(stack)
+    name = f"challenger_probe_{uuid.uuid4().hex[:8]}"
+    gates = tmp_path / "model_gates.json"
+    gates.write_text(json.dumps({"models": {name: {
+        "evaluator": "tc_merging", "metric": "median_r_vs_c3s", "direction": "higher", "margin": 0.005,
+        "evaluate": ["2018-01-01", "2018-12-31"]}}}))
+    assert has_challenger_evaluator(name, gates) and not has_challenger_evaluator(name)
+
+    v1 = _register(name, tc_versions["gldas"], "first")
+    ref, promoted, words = promote_after_training(v1, True, "gate: passed", gates=gates)
+    assert promoted and champion_ref(name).version == v1.version and "first champion" in words
+    (first,) = [m for m in history(name) if m.kind == "promotion"]
+    assert first.to_version == v1.version and "bootstrap" in first.reason
+
+    v2 = _register(name, tc_versions["fit"], "second")
+    ref, promoted, words = promote_after_training(v2, True, "gate: passed", gates=gates)
+    assert not promoted and champion_ref(name).version == v1.version
+    assert champion_ref(name, CHALLENGER).version == v2.version and "evaluate_challenger decides" in words
+    assert "evaluate_challenger decides" in MlflowClient().get_model_version(name, v2.version).tags["training_gate"]
+
+    v3 = _register(name, tc_versions["smap"], "third, failed its gate")
+    ref, promoted, _ = promote_after_training(v3, False, "gate: FAILED", gates=gates)
+    assert not promoted and champion_ref(name).version == v1.version
+
+    # no webhook delivery reached an evaluation (none is configured for this probe's gates file):
+    # the sweep finds the challenger without a decision and evaluates it, once
+    assert undecided_challengers([name], path=gates) == [(name, v3.version)]
+    (done,) = sweep([name], path=gates)
+    assert done.challenger == v3.version and not done.promoted and "no gate" in done.reason
+    assert undecided_challengers([name], path=gates) == [] and sweep([name], path=gates) == []
+    # without a model list, the sweep looks only at the models of the gates file that have an evaluator
+    assert undecided_challengers(path=gates) == []

@@ -127,3 +127,36 @@ def test_a_degraded_window_requests_retraining_once_and_a_healthy_one_does_not(p
     assert again.decision == "drifted, request pending" and "not requested again" in again.reason
     assert client.get_model_version(ref.name, ref.version).tags["retrain.check_run"] == result.check_run
     assert client.get_run(again.check_run).data.tags["decision"] == "drifted, request pending"
+
+
+def test_a_finished_retraining_closes_its_request_and_only_a_pending_one(stack):
+    """train_models' last task: the version whose ``retrain = requested`` tag started the run gets
+    ``retrain = done`` (which starts nothing), the run and the outcome; nothing else is touched."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from smflow.ml.drift import RETRAIN_DONE, close_retrain_request
+    from smflow.ml.models import GridParameters, SM2RAINModel
+    from smflow.ml.registry import configure, log_grid_model
+    from smflow.operators.webhooks import route
+
+    configure(stack)
+    client = MlflowClient()
+    name = f"retrain_probe_{uuid.uuid4().hex[:8]}"
+    mlflow.set_experiment("drift_probe")
+    with mlflow.start_run():
+        ref = log_grid_model(SM2RAINModel(), GridParameters({"Z": np.full((2, 2), 50.0)}, {}), registered_name=name)
+    assert close_retrain_request(None, run_id="manual__x") is None  # a run nobody requested from MLflow
+    assert close_retrain_request(f"{name} v{ref.version}", run_id="manual__x") is None  # no pending request
+    client.set_model_version_tag(name, ref.version, "retrain", "requested")
+    closed = close_retrain_request(f"{name} v{ref.version}", run_id="mlflow_webhook__abc",
+                                   outcome={"tc_merging": {"model": "tc_merging", "version": "7", "promoted": False}})
+    assert closed == f"{name} v{ref.version}"
+    tags = client.get_model_version(name, ref.version).tags
+    assert tags["retrain"] == RETRAIN_DONE and tags["retrain.train_run"] == "mlflow_webhook__abc"
+    assert tags["retrain.outcome"] == "tc_merging v7 registered (challenger)" and tags["retrain.done_at"]
+    # the receiver starts nothing on the new value
+    assert route({"entity": "model_version_tag", "action": "set",
+                  "data": {"name": name, "version": ref.version, "key": "retrain", "value": RETRAIN_DONE}}) is None
+    with pytest.raises(ValueError, match="not '<model> v<N>'"):
+        close_retrain_request("tc_merging 7", run_id="x")
