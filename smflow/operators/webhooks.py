@@ -145,42 +145,18 @@ def route(event: dict[str, Any]) -> Route | None:
 
 
 class AirflowTrigger:
-    """Starts DAG runs through the Airflow 3 REST API as the stack's ``admin`` (SimpleAuthManager)."""
+    """Starts DAG runs through the Airflow REST API (:class:`smflow.operators.airflow_api.AirflowClient`,
+    logged in at the first delivery)."""
 
     def __init__(self, base_url: str, password_file: Path, username: str = "admin") -> None:
-        self.base_url = base_url.rstrip("/")
-        self.password_file = Path(password_file)
-        self.username = username
-        self._token: str | None = None
+        from smflow.operators.airflow_api import AirflowClient
 
-    def _login(self) -> str:
-        import requests
-
-        password = json.loads(self.password_file.read_text())[self.username]
-        r = requests.post(f"{self.base_url}/auth/token", json={"username": self.username, "password": password},
-                          timeout=30)
-        r.raise_for_status()
-        return r.json()["access_token"]
+        self.client = AirflowClient(base_url, password_file=password_file, username=username, connect=False)
 
     def __call__(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> str:
         """Start ``dag_id`` with ``run_id`` and ``conf``; returns the run id (also when it already
         exists: the same delivery was handled before)."""
-        import requests
-
-        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
-        for attempt in range(2):
-            self._token = self._token or self._login()
-            r = requests.post(f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns", json=body, timeout=30,
-                              headers={"Authorization": f"Bearer {self._token}"})
-            if r.status_code == 401 and attempt == 0:
-                self._token = None  # expired token: log in again
-                continue
-            if r.status_code == 409:
-                return run_id
-            if r.status_code >= 400:
-                raise RuntimeError(f"Airflow POST /dags/{dag_id}/dagRuns -> {r.status_code}: {r.text[:300]}")
-            return r.json()["dag_run_id"]
-        raise RuntimeError("Airflow refused the receiver's login")
+        return self.client.trigger(dag_id, conf, run_id=run_id)
 
 
 def run_id_of(delivery_id: str) -> str:
