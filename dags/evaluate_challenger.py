@@ -13,6 +13,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 
 
 @dag(
@@ -41,4 +42,4 @@ def evaluate_challenger():
     evaluate()
 
 
-evaluate_challenger()
+assign_queues(evaluate_challenger())

@@ -19,6 +19,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 
 
 @dag(
@@ -97,4 +98,4 @@ def train_models():
     train_downscaling()
 
 
-train_models()
+assign_queues(train_models())
