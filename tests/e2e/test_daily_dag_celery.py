@@ -16,6 +16,7 @@ this module, leaves both).
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -176,6 +177,19 @@ def test_the_daily_dag_runs_through_the_scheduler_on_the_celery_workers(celery_a
         assert ti["state"] == ("skipped" if ti["task_id"] == "downscale_products" else "success"), ti
         assert ti["hostname"], ti
     assert ran["light"] and ran["heavy"]
+    for queue in ("light", "heavy"):  # this start's workers imported the science stack before their first task
+        this_start = celery_airflow.worker_log(queue).read_text(errors="replace").rsplit("\n===== ", 1)[-1]
+        assert "preloaded" in this_start and " ready." in this_start, queue
+
+    # The broker: the queues' bindings in the stack's Redis database carry the stack's own key prefix.
+    import redis
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(celery_airflow.home / "airflow" / "airflow.cfg")
+    prefix = cfg.get("celery_broker_transport_options", "global_keyprefix")
+    broker = redis.Redis.from_url(cfg.get("celery", "broker_url"))
+    keys = {k.decode() for k in broker.keys("*")}
+    assert {f"{prefix}_kombu.binding.light", f"{prefix}_kombu.binding.heavy"} <= keys, sorted(keys)[:20]
 
     # The run published the day: its summary (XCom of publish_products), and the products through the STAC item.
     summary = client.request("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/publish_products/xcomEntries/"
