@@ -10,8 +10,9 @@ the tasks in-process and bypass the executor: the run here is triggered through 
 awaited, and the workers' logs must name every task instance of it, each on its queue's worker.
 
 One day (2018-06-02), the 0.01 deg product off (``SMFLOW_DOWNSCALING=off``). The store is seeded
-and the champions trained only when missing (``tests/e2e/test_daily_dag.py``, which runs before
-this module, leaves both).
+and the champions trained only when missing (``tests/e2e/test_daily_dag.py`` leaves both; on a
+fresh state directory the training adds about 4 min). Marker ``celery``: out of the default run
+(about 2.5 min with the stack's start and stop); ``bash infra/test.sh --celery`` runs it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import pytest
 from tests.conftest import _check, _services_up, _state_home, run_stack
 from tests.faults.tcp_proxy import free_port
 
-# ~2.5 min (stack start, the run, stop): out of the default run; `infra/test.sh --celery` runs it.
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.celery]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,6 +180,9 @@ def test_the_daily_dag_runs_through_the_scheduler_on_the_celery_workers(celery_a
     for queue in ("light", "heavy"):  # this start's workers imported the science stack before their first task
         this_start = celery_airflow.worker_log(queue).read_text(errors="replace").rsplit("\n===== ", 1)[-1]
         assert "preloaded" in this_start and " ready." in this_start, queue
+        assert celery_airflow.worker_log(queue).stat().st_mode & 0o077 == 0, f"the {queue} worker's log is not private"
+    task_logs = list((celery_airflow.home / "airflow" / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}").rglob("*.log"))
+    assert len(task_logs) >= len(tis) and not [p for p in task_logs if p.stat().st_mode & 0o077], "task logs not private"
 
     # The broker: the queues' bindings in the stack's Redis database carry the stack's own key prefix.
     import redis
