@@ -23,6 +23,7 @@ import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 from smflow.operators.sensors import GranuleSensor
 from smflow.operators.ui import MAP_LABEL, label_map_index
 
@@ -228,4 +229,4 @@ def build_daily_dag(name: str, spec: dict):
 
 
 for _name, _spec in json.loads(PIPELINES.read_text())["pipelines"].items():
-    globals()[_spec["dag_id"]] = build_daily_dag(_name, _spec)
+    globals()[_spec["dag_id"]] = assign_queues(build_daily_dag(_name, _spec))

@@ -13,6 +13,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 
 
 @dag(
@@ -47,4 +48,4 @@ def drift_watch():
     watch()
 
 
-drift_watch()
+assign_queues(drift_watch())

@@ -15,6 +15,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 
 
 @dag(
@@ -48,4 +49,4 @@ def evaluate_challenger():
     evaluate()
 
 
-evaluate_challenger()
+assign_queues(evaluate_challenger())

@@ -17,6 +17,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 from smflow.operators.ui import MAP_LABEL, label_map_index
 
 
@@ -85,4 +86,4 @@ def reconcile_archive():
     ).expand_kwargs(days_to_rerun(ingested))
 
 
-reconcile_archive()
+assign_queues(reconcile_archive())

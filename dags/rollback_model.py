@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 
 
 @dag(
@@ -38,4 +39,4 @@ def rollback_model():
     roll_back()
 
 
-rollback_model()
+assign_queues(rollback_model())

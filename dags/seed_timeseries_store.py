@@ -10,6 +10,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 
 
 @dag(
@@ -37,4 +38,4 @@ def seed_timeseries_store():
     seed()
 
 
-seed_timeseries_store()
+assign_queues(seed_timeseries_store())

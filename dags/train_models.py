@@ -24,6 +24,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from smflow.operators.callbacks import default_args
+from smflow.operators.queues import assign_queues
 
 
 @dag(
@@ -118,4 +119,4 @@ def train_models():
     close_retrain_request(tc, merging, sm2rain, reconstruction, train_downscaling())
 
 
-train_models()
+assign_queues(train_models())

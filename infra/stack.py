@@ -48,6 +48,13 @@ chosen once sticks), then from the defaults. Ports: ``SMFLOW_S3_PORT`` (8333),
 ``SMFLOW_S3_FILER_PORT`` (8888), ``SMFLOW_PROVIDERS_PORT`` (8765), ``SMFLOW_MLFLOW_PORT`` (5000),
 ``SMFLOW_AIRFLOW_PORT`` (8080), ``SMFLOW_WEBHOOKS_PORT`` (8790).
 ``SMFLOW_AIRFLOW_DAGS_FOLDER`` (``<repo>/dags``).
+Executor: ``SMFLOW_AIRFLOW_EXECUTOR`` = ``local`` (default: the preloading LocalExecutor),
+``celery`` or an executor class path. With ``celery`` the stack also runs one Celery worker per
+queue (``airflow-worker-light``, ``airflow-worker-heavy``; concurrency
+``SMFLOW_CELERY_LIGHT_CONCURRENCY`` 2, ``SMFLOW_CELERY_HEAVY_CONCURRENCY`` 1), started, watched
+and stopped with the other Airflow daemons, on the broker ``SMFLOW_CELERY_BROKER_URL`` (default
+Redis on 127.0.0.1:6379, a database and a key prefix of the state directory's own), with Celery's
+results in the Airflow metadata database (:func:`celery_cfg_sections`).
 Databases: ``SMFLOW_POSTGRES_URL`` (a server URL, or ``off`` for SQLite); when unset, a
 PostgreSQL server on 127.0.0.1:5432 is used if one answers, else SQLite files. Airflow 3 also
 opens an async engine, so its metadata DB goes to PostgreSQL only when ``asyncpg`` (or psycopg 3)
@@ -94,6 +101,20 @@ MLFLOW_ARTIFACT_PREFIX = "artifacts"
 #: The MLflow basic-auth user the stack's clients use (the server's admin).
 MLFLOW_ADMIN_USER = "admin"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: ``SMFLOW_AIRFLOW_EXECUTOR`` short names; any other value is an executor class path.
+EXECUTORS = {
+    # Workers import the science stack once; tasks fork from them (smflow/operators/executor.py).
+    "local": "smflow.operators.executor.PreloadingLocalExecutor",
+    "celery": "CeleryExecutor",
+}
+#: Celery queues (smflow.operators.queues: light = sensors, fetching, publishing; heavy = science,
+#: ML) and the default concurrency of the one worker that consumes each (2 cores in all).
+CELERY_QUEUES = {"light": 2, "heavy": 1}
+#: Celery settings the workers and the scheduler share (``[celery] celery_config_options``).
+CELERY_CONFIG_OPTIONS = "smflow.operators.celery_config.CELERY_CONFIG"
+DEFAULT_REDIS = f"redis://{HOST}:6379"
+#: Databases of a Redis server (``databases 16``): a stack takes one by its tag, plus a key prefix.
+REDIS_DATABASES = 16
 BUCKET_KEYS = {
     "SMFLOW_LANDING_BUCKET": "sm-landing",
     "SMFLOW_STORE_BUCKET": "sm-store",
@@ -165,6 +186,9 @@ class Config:
     mlflow_port: int
     airflow_port: int
     webhooks_port: int
+    executor: str  # SMFLOW_AIRFLOW_EXECUTOR: local | celery | an executor class path
+    celery_broker_url: str
+    celery_concurrency: dict[str, int]
     mlflow_workers: int
     airflow_api_workers: int
     buckets: dict[str, str]
@@ -198,6 +222,13 @@ class Config:
             mlflow_port=port("SMFLOW_MLFLOW_PORT", 5000),
             airflow_port=port("SMFLOW_AIRFLOW_PORT", 8080),
             webhooks_port=port("SMFLOW_WEBHOOKS_PORT", 8790),
+            executor=get("SMFLOW_AIRFLOW_EXECUTOR", "local"),
+            # One Redis database per state directory by default, and always a key prefix of the
+            # stack's own (celery_key_prefix): parallel stacks never share a queue.
+            celery_broker_url=get("SMFLOW_CELERY_BROKER_URL",
+                                  f"{DEFAULT_REDIS}/{int(_home_tag(home), 16) % REDIS_DATABASES}"),
+            celery_concurrency={queue: port(f"SMFLOW_CELERY_{queue.upper()}_CONCURRENCY", default)
+                                for queue, default in CELERY_QUEUES.items()},
             # 2 cores: one worker each is enough for a single-user stack (uvicorn is async).
             mlflow_workers=port("SMFLOW_MLFLOW_WORKERS", 1),
             airflow_api_workers=port("SMFLOW_AIRFLOW_API_WORKERS", 1),
@@ -267,6 +298,27 @@ class Config:
     @property
     def webhooks_url(self) -> str:
         return f"http://{HOST}:{self.webhooks_port}"
+
+    # executor --------------------------------------------------------------------------------
+    @property
+    def executor_class(self) -> str:
+        """``[core] executor`` of airflow.cfg: the class :data:`EXECUTORS` names, or the value itself."""
+        return EXECUTORS.get(self.executor.strip().lower(), self.executor.strip())
+
+    @property
+    def celery(self) -> bool:
+        return self.executor_class.rsplit(".", 1)[-1] == "CeleryExecutor"
+
+    @property
+    def celery_key_prefix(self) -> str:
+        """Prefix of every Redis key of this stack's Celery broker (queues, bindings, unacked)."""
+        return f"smflow-{_home_tag(self.home)}:"
+
+    @property
+    def airflow_components(self) -> tuple[str, ...]:
+        """The Airflow daemons of this stack: with Celery, one worker per queue (``worker-light``, ...)."""
+        workers = tuple(f"worker-{queue}" for queue in CELERY_QUEUES) if self.celery else ()
+        return AIRFLOW_COMPONENTS + workers
 
     def ensure_dirs(self) -> None:
         """Create the state directories; the state home is private (0700): it holds keys, tokens,
@@ -674,6 +726,7 @@ def stack_env(cfg: Config, db: Database) -> dict[str, str]:
         "SMFLOW_AIRFLOW_PORT": str(cfg.airflow_port),
         "SMFLOW_WEBHOOKS_PORT": str(cfg.webhooks_port),
         "SMFLOW_WEBHOOKS_URL": cfg.webhooks_url,
+        "SMFLOW_AIRFLOW_EXECUTOR": cfg.executor,
         "SMFLOW_DB_BACKEND": db.backend,
         "SMFLOW_MLFLOW_DB": cfg.mlflow_db_name,
         "SMFLOW_AIRFLOW_DB": cfg.airflow_db_name,
@@ -689,6 +742,8 @@ def stack_env(cfg: Config, db: Database) -> dict[str, str]:
     }
     if db.backend == "postgresql":
         values["SMFLOW_POSTGRES_URL"] = db.server_url
+    if cfg.celery:
+        values["SMFLOW_CELERY_BROKER_URL"] = cfg.celery_broker_url
     return values
 
 
@@ -1303,8 +1358,7 @@ def airflow_cfg_text(cfg: Config, db: Database) -> str:
         "core": {
             "dags_folder": str(cfg.dags_folder),
             "plugins_folder": str(cfg.airflow_home / "plugins"),
-            # Workers import the science stack once; tasks fork from them (smflow/operators/executor.py).
-            "executor": os.environ.get("SMFLOW_AIRFLOW_EXECUTOR", "smflow.operators.executor.PreloadingLocalExecutor"),
+            "executor": cfg.executor_class,  # SMFLOW_AIRFLOW_EXECUTOR (EXECUTORS)
             # 2 cores: the default 32 would fork 32 LocalExecutor workers.
             "parallelism": "4",
             "max_active_tasks_per_dag": "4",
@@ -1349,12 +1403,71 @@ def airflow_cfg_text(cfg: Config, db: Database) -> str:
             "enable_health_check": "False",
         },
     }
+    if cfg.celery:
+        sections.update(celery_cfg_sections(cfg, db))
     lines = ["# Generated by infra/stack.py at each start: edit the script, not this file."]
     for section, options in sections.items():
         lines.append(f"\n[{section}]")
         # configparser interpolation: a literal % must be written %%.
         lines.extend(f"{key} = {value.replace('%', '%%')}" for key, value in options.items())
     return "\n".join(lines) + "\n"
+
+
+def celery_result_backend(cfg: Config, db: Database) -> str:
+    """Celery's result backend: the stack's PostgreSQL (the Airflow metadata database, tables
+    ``celery_taskmeta`` / ``celery_tasksetmeta``), or a SQLite file beside it without PostgreSQL."""
+    if db.airflow_backend == "postgresql":
+        return "db+" + db.airflow_conn
+    return f"db+sqlite:///{cfg.airflow_home / 'celery-results.db'}"
+
+
+def celery_cfg_sections(cfg: Config, db: Database) -> dict[str, dict[str, str]]:
+    """The airflow.cfg sections of the CeleryExecutor: broker, result backend, queues.
+
+    The broker is ``SMFLOW_CELERY_BROKER_URL`` (default: Redis on 127.0.0.1:6379, the database
+    chosen by the state directory's tag); on Redis every key carries the prefix
+    :attr:`Config.celery_key_prefix` (kombu's ``global_keyprefix``), so two stacks on one Redis
+    never share a queue. A RabbitMQ broker (``amqp://``) is separated by its virtual host: give
+    each stack its own. Tasks without a queue go to ``heavy`` (``[operators] default_queue``).
+    """
+    sections = {
+        "celery": {
+            "broker_url": cfg.celery_broker_url,
+            "result_backend": celery_result_backend(cfg, db),
+            "celery_config_options": CELERY_CONFIG_OPTIONS,
+            "worker_concurrency": str(max(cfg.celery_concurrency.values())),  # each worker overrides it
+            # One task at a time per free slot: a heavy task never waits behind a prefetched one.
+            "worker_prefetch_multiplier": "1",
+            # The scheduler's pool that reads the task states back: 1 process on 2 cores.
+            "sync_parallelism": "1",
+        },
+        "operators": {"default_queue": "heavy"},
+    }
+    if cfg.celery_broker_url.startswith(("redis://", "rediss://")):
+        sections["celery_broker_transport_options"] = {"global_keyprefix": cfg.celery_key_prefix}
+    return sections
+
+
+def _broker_address(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    default = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}.get(parts.scheme)
+    if default is None:
+        raise StackError(f"SMFLOW_CELERY_BROKER_URL={_redact(url)!r}: use a redis://HOST:PORT/DB or an "
+                         "amqp://USER:PASSWORD@HOST:PORT/VHOST URL")
+    return parts.hostname or HOST, parts.port or default
+
+
+def require_broker(cfg: Config) -> None:
+    """The Celery broker answers on its port; else a :class:`StackError` saying what to do."""
+    host, port = _broker_address(cfg.celery_broker_url)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        if sock.connect_ex((host, port)) != 0:
+            raise StackError(
+                f"airflow: the Celery broker {_redact(cfg.celery_broker_url)} (SMFLOW_CELERY_BROKER_URL) does not "
+                f"answer on {host}:{port}. Start Redis (or RabbitMQ), point SMFLOW_CELERY_BROKER_URL at one, or "
+                "use the LocalExecutor (SMFLOW_AIRFLOW_EXECUTOR=local)."
+            )
 
 
 def _db_revision(db: Database) -> str | None:
@@ -1444,38 +1557,92 @@ def airflow_healthy(cfg: Config) -> bool:
     )
 
 
-def _component_argv(component: str) -> list[str]:
-    argv = [executable("airflow"), component]
+def _component_argv(cfg: Config, component: str) -> list[str]:
+    if component.startswith("worker-"):
+        # One Celery worker per queue, named by queue and stack (`celery inspect` tells them apart).
+        queue = component.removeprefix("worker-")
+        argv = [executable("airflow"), "celery", "worker", "--queues", queue,
+                "--concurrency", str(cfg.celery_concurrency[queue]),
+                "--celery-hostname", f"{queue}-{_home_tag(cfg.home)}@%h", "--skip-serve-logs"]
+    else:
+        argv = [executable("airflow"), component]
     if component in ("scheduler", "triggerer"):
-        # Task logs are local files the api-server reads directly; the log server would bind 0.0.0.0.
+        # Task logs are local files the api-server reads directly; the log server would bind 0.0.0.0
+        # (on one port per machine, 8793: parallel stacks would collide). Celery workers: the same.
         argv.append("--skip-serve-logs")
     # Airflow's daemons exit when the metadata DB goes away (by design: a supervisor restarts
     # them); infra/keepalive.py is that supervisor here. Signals reach the daemon through it.
     return [sys.executable, str(REPO_ROOT / "infra" / "keepalive.py"), "--", *argv]
 
 
+#: What a Celery worker logs once it consumes its queue ("celery@<hostname> ready.").
+CELERY_READY = b" ready."
+#: Seconds a Celery worker gets, beyond the other daemons' start, to preload the science stack.
+CELERY_PRELOAD_TIMEOUT = 240.0
+
+
+def _log_size(cfg: Config, name: str) -> int:
+    path = cfg.logs_dir / f"{name}.log"
+    return path.stat().st_size if path.is_file() else 0
+
+
+def celery_workers_ready(cfg: Config, since: dict[str, int] | None = None) -> bool:
+    """Every Celery worker of the stack runs and has said it is ready (in its log after byte
+    ``since[name]``: the log of this start). True when the stack has no Celery workers."""
+    for component in cfg.airflow_components:
+        if not component.startswith("worker-"):
+            continue
+        name = f"airflow-{component}"
+        if running_pid(cfg, name, "airflow") is None:
+            return False
+        path = cfg.logs_dir / f"{name}.log"
+        with open(path, "rb") as log:
+            log.seek((since or {}).get(name, 0))
+            if CELERY_READY not in log.read():
+                return False
+    return True
+
+
+def _airflow_record(cfg: Config) -> dict:
+    path = cfg.run_dir / "airflow-database.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def start_airflow(cfg: Config, env: dict[str, str], db: Database) -> str:
-    running = {c: running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
-    if all(running.values()) and airflow_healthy(cfg):
+    started_with = _airflow_record(cfg).get("executor")
+    live = {name: pid for name, pid in _service_pids(cfg, "airflow").items() if pid is not None}
+    if live and started_with and started_with != cfg.executor_class:
+        # The executor is read once by the scheduler; its workers belong to it: restart them all.
+        print(f"airflow: running with {started_with}, asked for {cfg.executor_class}; restarting Airflow")
+        _stop_airflow(cfg, live)
+    running = {c: running_pid(cfg, f"airflow-{c}", "airflow") for c in cfg.airflow_components}
+    if all(running.values()) and airflow_healthy(cfg) and celery_workers_ready(cfg):
         return f"already running (pids {', '.join(str(p) for p in running.values())})"
     missing = [c for c, pid in running.items() if pid is None]
     if running["api-server"] is None:
         require_free_ports("airflow", {"SMFLOW_AIRFLOW_PORT": cfg.airflow_port})
+    if cfg.celery:
+        require_broker(cfg)
     # The tasks sign S3 requests as `pipelines` (stack.env's default) and `landing`; not as admin.
     airflow_env = {**{key: value for key, value in env.items() if not key.startswith("SMFLOW_S3_ADMIN_")},
                    "AIRFLOW_HOME": str(cfg.airflow_home)}
     prepare_airflow(cfg, db, airflow_env)
     airflow_password(cfg)  # before the api-server starts: it then has nothing to generate, nothing to print
-    record = {"conn": db.airflow_conn, "conn_async": db.airflow_conn_async}
+    record = {"conn": db.airflow_conn, "conn_async": db.airflow_conn_async, "executor": cfg.executor_class}
     (cfg.run_dir / "airflow-database.json").write_text(json.dumps(record) + "\n")
     procs = {}
+    logs_before = {f"airflow-{c}": _log_size(cfg, f"airflow-{c}") for c in missing}
     for component in missing:
         procs[f"airflow-{component}"] = spawn(
-            cfg, f"airflow-{component}", _component_argv(component), airflow_env, cwd=cfg.airflow_home
+            cfg, f"airflow-{component}", _component_argv(cfg, component), airflow_env, cwd=cfg.airflow_home
         )
-    wait_healthy(cfg, "airflow", lambda: airflow_healthy(cfg), procs, HEALTH_TIMEOUT["airflow"])
+    # A Celery worker is ready once it has imported the science stack (worker_init), which takes
+    # minutes on 2 busy cores the first time (numba compiles its kernels into the cache).
+    timeout = HEALTH_TIMEOUT["airflow"] + (CELERY_PRELOAD_TIMEOUT if cfg.celery else 0)
+    wait_healthy(cfg, "airflow", lambda: airflow_healthy(cfg) and celery_workers_ready(cfg, logs_before), procs,
+                 timeout)
     private_files(cfg)  # the admin password file written by a running api-server of an older start
-    pids = ", ".join(f"{c} {running[c] or procs[f'airflow-{c}'].pid}" for c in AIRFLOW_COMPONENTS)
+    pids = ", ".join(f"{c} {running[c] or procs[f'airflow-{c}'].pid}" for c in cfg.airflow_components)
     return f"started ({pids})"
 
 
@@ -1528,7 +1695,7 @@ def _describe(db: Database) -> str:
 def _running_airflow_database(cfg: Config, db: Database) -> Database | None:
     """``db`` with the metadata DB of the running Airflow daemons, if they use another one
     (e.g. SQLite from before asyncpg was installed); None when none runs or it is the same."""
-    if not any(running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS):
+    if not any(_service_pids(cfg, "airflow").values()):
         return None
     # airflow.cfg is rewritten by every prepare, the daemons read it once: trust the record
     # written when they were spawned.
@@ -1600,6 +1767,10 @@ def cmd_start(cfg: Config, services: list[str]) -> int:
             print(f"{service}: {url} {message} [{time.monotonic() - t0:.1f} s]")
             if service == "airflow":
                 print(login_message(cfg))
+                if cfg.celery:
+                    queues = ", ".join(f"{q} ({n})" for q, n in cfg.celery_concurrency.items())
+                    print(f"executor: CeleryExecutor, broker {_redact(cfg.celery_broker_url)} (keys {cfg.celery_key_prefix}*), "
+                          f"workers per queue (concurrency): {queues}; logs {cfg.logs_dir}/airflow-worker-*.log")
             if service == "s3":
                 print(f"catalogue: {cfg.s3_url}/{cfg.buckets['SMFLOW_PRODUCTS_BUCKET']}/index.html  (no login, "
                       "read-only; the page is placed with the first published day)")
@@ -1616,7 +1787,13 @@ def _service_pids(cfg: Config, service: str) -> dict[str, int | None]:
         return {"mlflow": running_pid(cfg, "mlflow", "mlflow")}
     if service == "webhooks":
         return {"webhooks": running_pid(cfg, "webhooks", "smflow.operators.webhooks")}
-    return {f"airflow-{c}": running_pid(cfg, f"airflow-{c}", "airflow") for c in AIRFLOW_COMPONENTS}
+    pids = {f"airflow-{c}": running_pid(cfg, f"airflow-{c}", "airflow") for c in cfg.airflow_components}
+    # Celery workers of an earlier start are stopped with the rest, whatever the executor is now.
+    for queue in CELERY_QUEUES:
+        name = f"airflow-worker-{queue}"
+        if name not in pids and (pid := running_pid(cfg, name, "airflow")) is not None:
+            pids[name] = pid
+    return pids
 
 
 def _signal_session(pid: int, sig: signal.Signals) -> None:
@@ -1647,11 +1824,17 @@ def _stop_airflow(cfg: Config, pids: dict[str, int | None]) -> None:
     last. After ``SMFLOW_AIRFLOW_STOP_GRACE`` s the tasks left are terminated (SIGTERM to the
     whole session: Airflow records them failed, up for retry) and SIGKILLed after
     :data:`AIRFLOW_TASK_KILL_TIMEOUT` s.
+
+    Celery workers are stopped the same way, after the scheduler: SIGTERM to their keeper only
+    (Celery's warm shutdown: the worker takes no new task and lets its running tasks finish and
+    report), within the same grace period.
     """
     grace = float(os.environ.get("SMFLOW_AIRFLOW_STOP_GRACE") or AIRFLOW_STOP_GRACE)
     scheduler = pids.get("airflow-scheduler")
     api_server = pids.get("airflow-api-server")
-    others = {name: pid for name, pid in pids.items() if pid is not None and pid not in (scheduler, api_server)}
+    workers = {name: pid for name, pid in pids.items() if pid is not None and name.startswith("airflow-worker-")}
+    others = {name: pid for name, pid in pids.items()
+              if pid is not None and pid not in (scheduler, api_server) and name not in workers}
     for pid in others.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
@@ -1668,6 +1851,21 @@ def _stop_airflow(cfg: Config, pids: dict[str, int | None]) -> None:
         _signal_session(scheduler, signal.SIGTERM)
         stop_session("airflow-scheduler", scheduler, AIRFLOW_TASK_KILL_TIMEOUT, terminate=False)
         _pid_file(cfg, "airflow-scheduler").unlink(missing_ok=True)
+    if workers:
+        for pid in workers.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while any(_alive(pid) for pid in workers.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for name, pid in workers.items():
+            if _alive(pid):
+                print(f"airflow: {name} still runs tasks after the {grace:.0f} s grace period "
+                      "(SMFLOW_AIRFLOW_STOP_GRACE); terminating them (they are retried at the next start)",
+                      file=sys.stderr)
+            _signal_session(pid, signal.SIGTERM)
+            stop_session(name, pid, AIRFLOW_TASK_KILL_TIMEOUT, terminate=False)
+            _pid_file(cfg, name).unlink(missing_ok=True)
     for name, pid in others.items():
         stop_session(name, pid, STOP_TIMEOUT["airflow"], terminate=False)
         _pid_file(cfg, name).unlink(missing_ok=True)
@@ -1700,8 +1898,8 @@ def cmd_stop(cfg: Config, services: list[str]) -> int:
 
 
 def cmd_status(cfg: Config, services: list[str], as_json: bool = False) -> int:
-    checks = {"s3": s3_healthy, "providers": providers_healthy, "mlflow": mlflow_healthy, "airflow": airflow_healthy,
-              "webhooks": webhooks_healthy}
+    checks = {"s3": s3_healthy, "providers": providers_healthy, "mlflow": mlflow_healthy,
+              "airflow": lambda c: airflow_healthy(c) and celery_workers_ready(c), "webhooks": webhooks_healthy}
     urls = {"s3": cfg.s3_url, "providers": cfg.providers_url, "mlflow": cfg.mlflow_url, "airflow": cfg.airflow_url,
             "webhooks": cfg.webhooks_url}
     report = {}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: installs if needed; the fixtures start the real services from infra/stack.py.
 # `infra/test.sh --faults [pytest args]` runs the fault-injection suite only (tests/faults, marker
-# `faults`); any other arguments go to pytest unchanged.
+# `faults`); `infra/test.sh --celery` the CeleryExecutor stack's end-to-end run only (marker
+# `celery`, ~2.5 min); any other arguments go to pytest unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/install.sh
@@ -29,6 +30,8 @@ args=()
 for arg in "$@"; do
   if [[ "$arg" == "--faults" ]]; then
     args+=(-m faults tests/faults)
+  elif [[ "$arg" == "--celery" ]]; then
+    args+=(-m celery tests/e2e/test_daily_dag_celery.py)
   else
     args+=("$arg")
   fi

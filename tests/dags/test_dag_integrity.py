@@ -162,3 +162,28 @@ def test_dag_says_what_it_does_in_the_ui(dagbag, dag_id):
         if t.__class__.__name__.endswith("MappedOperator"):
             template = t.partial_kwargs.get("map_index_template") or getattr(t, "map_index_template", None)
             assert template, f"{dag_id}.{t.task_id} is mapped without a map_index_template"
+
+
+#: The science and ML tasks: they must run on the heavy Celery queue (smflow.operators.queues).
+HEAVY_TASKS = {"ingest_granule", "ingest_native_granule", "compute_products", "validate_products",
+               "downscale_products", "train_tc_merging", "train_merging_candidates", "train_sm2rain",
+               "train_smap_reconstruction", "train_downscaling", "seed", "evaluate", "watch"}
+#: Sensors, fetching and publishing: the light queue.
+LIGHT_TASKS = {"wait_for_granule", "fetch_granule", "publish_products", "publish_inputs", "rerun_daily", "roll_back"}
+
+
+def test_every_task_is_on_the_light_or_the_heavy_queue_as_the_scheduler_sees_it(dagbag):
+    """Queues survive the DAG's serialization (what the scheduler and the CeleryExecutor read)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    seen: dict[str, set[str]] = {"light": set(), "heavy": set()}
+    for dag_id in sorted(dagbag.dag_ids):
+        served = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[dag_id]))
+        for t in served.tasks:
+            assert t.queue in seen, f"{dag_id}.{t.task_id} is on queue {t.queue!r}, neither light nor heavy"
+            seen[t.queue].add(t.task_id)
+            if t.task_id in HEAVY_TASKS:
+                assert t.queue == "heavy", f"{dag_id}.{t.task_id} (science / ML) is on {t.queue!r}"
+    assert HEAVY_TASKS <= seen["heavy"], HEAVY_TASKS - seen["heavy"]
+    assert LIGHT_TASKS <= seen["light"], LIGHT_TASKS - seen["light"]
+    assert not seen["light"] & seen["heavy"]

@@ -116,7 +116,7 @@ def test_build_contexts_and_mounted_files_exist(compose):
 
 def test_airflow_is_configured_like_the_local_stack(compose):
     env = _environment(compose["services"]["airflow-scheduler"])
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"  # the default, as the local stack
     assert int(env["AIRFLOW__CORE__PARALLELISM"]) <= 4
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
@@ -175,3 +175,28 @@ def test_compose_implementation_accepts_the_file(tmp_path):
         env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
     )
     assert refused.returncode != 0
+
+
+def test_celery_profile_runs_a_broker_and_one_worker_per_queue(compose):
+    """AIRFLOW_EXECUTOR=CeleryExecutor + COMPOSE_PROFILES=celery: redis and a worker per queue of
+    smflow.operators.queues, as infra/stack.py runs them; results in PostgreSQL."""
+    from smflow.operators.queues import QUEUES
+
+    services = compose["services"]
+    assert services["redis"]["profiles"] == ["celery"] and not services["redis"].get("ports")  # not published
+    workers = {name: s for name, s in services.items() if "celery worker" in str(s.get("command", ""))}
+    consumed = {}
+    for name, worker in workers.items():
+        assert worker["profiles"] == ["celery"], name
+        assert _depends_on(worker)["redis"]["condition"] == "service_healthy", name
+        assert _depends_on(worker)["airflow-init"]["condition"] == "service_completed_successfully", name
+        command = worker["command"].split()
+        consumed[command[command.index("--queues") + 1]] = name
+        assert "--skip-serve-logs" in command, name
+        assert _environment(worker)["DUMB_INIT_SETSID"] == "0", name  # warm shutdown
+    assert sorted(consumed) == sorted(QUEUES), consumed
+    env = _environment(services["airflow-scheduler"])
+    assert env["AIRFLOW__CELERY__BROKER_URL"].endswith("@redis:6379/0")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+    assert env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "heavy"
+    assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "smflow.operators.celery_config.CELERY_CONFIG"
