@@ -80,6 +80,7 @@ def test_downscaling_challengers_by_upscale_recover_on_held_out_days(stack, regr
     assert not worse.promoted and champion_ref(name).version == v1.version
     (refusal,) = [m for m in history(name) if m.evaluation_run == worse.evaluation_run and m.alias == "champion"]
     assert refusal.kind == "refused" and f"{challenger:.4f}" in refusal.reason and "not promoted" in refusal.reason
+    assert "held-out CGLS 1 km days 2017-06-03" in refusal.reason
 
     v3 = _register(name, regressions["swi_005"], "swi_005 alone", str(TRAIN_DAY))
     better = evaluate(name, gate=gate)

@@ -133,7 +133,8 @@ def score_upscale_recover(refs: dict[str, Any], gate) -> dict[str, VersionScores
                                    "bias_upscale_recover": s["bias"], "rho_spatial": s["rho_spatial"],
                                    "bilinear_ubrmse": baseline["ubrmse"], "held_out_days": float(len(exp.days)),
                                    "pixels": float(s["n_pixels"])},
-                                  np.asarray(per_day, dtype=float), f"day ({','.join(str(d.day) for d in exp.days)})")
+                                  np.asarray(per_day, dtype=float), "day",
+                                  "the held-out CGLS 1 km days " + ",".join(str(d.day) for d in exp.days))
     return out
 
 

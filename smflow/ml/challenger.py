@@ -79,11 +79,15 @@ class VersionScores:
         version of one evaluation (for the plot).
     unit : str
         What a unit is ("cell", "station", "gauge").
+    data : str
+        What was scored, for the verdict, when it is not the gate's held-out period (e.g. the
+        held-out CGLS days); empty: the period.
     """
 
     metrics: dict[str, float]
     per_unit: np.ndarray
     unit: str
+    data: str = ""
 
 
 class EvaluationRefused(Exception):
@@ -320,7 +324,8 @@ def reconstruction_insitu_scores(params: dict[str, Any], period: tuple[date, dat
         out[role] = VersionScores({"median_ubrmse_vs_insitu": _median(ub), "median_r_vs_insitu": _median(r),
                                    "median_ubrmse_reconstructed_days": _median(ub_rec), "coverage": coverage,
                                    "stations_scored": float(np.isfinite(ub).sum()),
-                                   "station_days": float(common.sum())}, ub[order], "station (seamless SMAP)")
+                                   "station_days": float(common.sum())}, ub[order], "station (seamless SMAP)",
+                                  f"the {int(np.isfinite(ub).sum())} ISMN stations, {period[0]}..{period[1]}")
     return out
 
 
@@ -480,7 +485,8 @@ def comparison_plot(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionS
 def _verdict(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionScores]) -> tuple[bool, str]:
     c, p = scores["challenger"].metrics[gate.metric], scores["champion"].metrics[gate.metric]
     won = gate.wins(c, p)
-    period = f"{gate.evaluate[0]}..{gate.evaluate[1]}" if gate.evaluate else "the evaluator's data"
+    period = scores["challenger"].data or (f"{gate.evaluate[0]}..{gate.evaluate[1]}" if gate.evaluate
+                                           else "the evaluator's data")
     text = (f"challenger v{refs['challenger'].version} {gate.metric} {c:.4f} vs champion v{refs['champion'].version} "
             f"{p:.4f} on {period} ({gate.direction} is better, margin {gate.margin:g}): "
             + (f"wins by {gate.improvement(c, p):.4f}: promoted" if won else

@@ -330,6 +330,7 @@ def test_reconstruction_challengers_are_scored_against_the_stations(stack):
                 record = _record_of(name, result.evaluation_run)
                 assert record.kind == "refused" and f"{challenger:.4f}" in record.reason
                 assert "not promoted" in record.reason and "not comparable" not in record.reason
+                assert "the 8 ISMN stations, 2017-01-01..2018-12-31" in record.reason
             else:
                 assert challenger < champion - gate.margin and result.promoted, (champion, challenger)
                 assert champion_ref(name).version == refs[2].version
