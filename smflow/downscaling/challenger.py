@@ -34,12 +34,17 @@ def cgls_days(shared_dir: Path) -> list[date]:
                   for p in folder.glob(f"{prefix}*{suffix}"))
 
 
-def _regressor(ref) -> tuple[Any, str, list[str]]:
-    """``(FittedRegressor, downscaling method, covariates)`` of the registered version ``ref``."""
+def _regressor(ref, method: str) -> tuple[Any, str, list[str]]:
+    """``(FittedRegressor, downscaling method, covariates)`` of the registered version ``ref``
+    (``method``: its ``method`` tag, ``nn`` or ``lstm_kriging``)."""
     import mlflow
 
     from smflow.downscaling.methods import FittedRegressor
 
+    if method != "nn":
+        # An LSTM version's pyfunc was pickled with its Keras model inside (loaded to infer the
+        # signature at registration): unpickling needs the custom layers registered first.
+        from smflow.ml.modelzoo import keras_base  # noqa: F401
     wrapped = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}").unwrap_python_model()
     method = "nn" if wrapped.method == "nn" else "lstm_kriging"
     return FittedRegressor(wrapped.method, wrapped.model, list(wrapped.names)), method, list(wrapped.names)
@@ -91,6 +96,7 @@ def score_upscale_recover(refs: dict[str, Any], gate) -> dict[str, VersionScores
 
     client = MlflowClient()
     trained: dict[str, set[str]] = {}
+    methods: dict[str, str] = {}
     for role, ref in refs.items():
         tags = client.get_model_version(ref.name, ref.version).tags
         domain = tags.get("domain", DOMAIN)
@@ -100,6 +106,7 @@ def score_upscale_recover(refs: dict[str, Any], gate) -> dict[str, VersionScores
             raise EvaluationRefused(f"{ref.name} v{ref.version} has no 'train_days' tag: the days it was fitted on are "
                                     "unknown, so no day is known to be held out from it")
         trained[role] = {d for d in tags["train_days"].split(",") if d}
+        methods[role] = tags.get("method", "nn")
     available = cgls_days(Path(shared))
     held = [d for d in available if not any(str(d) in days for days in trained.values())]
     if not held:
@@ -107,7 +114,7 @@ def score_upscale_recover(refs: dict[str, Any], gate) -> dict[str, VersionScores
                          for role, days in trained.items())
         raise EvaluationRefused(f"no CGLS 1 km day is held out from both versions (days here: "
                                 f"{','.join(map(str, available))}; {seen})")
-    regs = {role: _regressor(ref) for role, ref in refs.items()}
+    regs = {role: _regressor(ref, methods[role]) for role, ref in refs.items()}
     exp = load_experiment(Path(shared), days=tuple(held))
     if not exp.days:
         raise EvaluationRefused(f"the held-out CGLS days {','.join(map(str, held))} have no valid SSM pixel "
