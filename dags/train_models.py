@@ -5,13 +5,13 @@ The merging candidates are scored against the in-situ stations leave-one-station
 held-out period; ``soil_moisture_merging@champion`` goes to the winner if it passes its gate.
 SM2RAIN is calibrated on the champion's merged soil moisture. ``smap_reconstruction`` (ANN
 gap filling of SMAP, Wang & Xu 2021) is fitted on the training blocks of the whole period and
-promoted when it beats ERA5-Land rescaled to SMAP on the withheld SMAP blocks; its heavy-rain
+passes its gate when it beats ERA5-Land rescaled to SMAP on the withheld SMAP blocks; its heavy-rain
 filter uses the gauges, else the SM2RAIN champion's rainfall.
 
 Each task fits on the training period, evaluates on a period the fit did not see, logs to MLflow
 and registers a new version (alias ``challenger``). Who moves ``champion`` (issue 14,
 ``smflow.ml.gates.promote_after_training``): the training gate for a model without a champion
-yet (bootstrap) or without a challenger evaluator (reconstruction, downscaling); otherwise
+yet (bootstrap) or without a challenger evaluator (none today); otherwise
 ``evaluate_challenger``, started by MLflow's ``model_version.created`` webhook, which scores the
 new version and the champion with the same code on the same held-out data. A run started by a
 ``retrain = requested`` tag (conf ``requested_for``) marks that request ``done`` at the end.

@@ -1,12 +1,16 @@
-"""Register the downscaling models and promote them only if they beat bilinear interpolation.
+"""Register the downscaling models; the first champion only if it beats bilinear interpolation.
 
 ``models:/downscaling_nn`` (Lv, Zhang & Zhu 2021) and ``models:/downscaling_lstm_kriging`` (Ming et
 al. 2022, Eqs. 1-4) are fitted on the coarse (0.1 deg) fields of every CGLS 1 km SSM day of the
 Ebro-Pyrenees box and validated by the upscale-recover protocol of :mod:`smflow.downscaling.validate`
 with the ``loo`` fit (the model of the other days applied to the held-out day, which is how a
-registered model is used). The gate: a version becomes ``@champion`` only if its R is higher
-*and* its ubRMSE lower than those of bilinear interpolation on the same pixels; otherwise it is
-registered with the failed gate in its tags and description, and the alias is not moved.
+registered model is used). The gate: a version becomes the first ``@champion`` only if its R is
+higher *and* its ubRMSE lower than those of bilinear interpolation on the same pixels; otherwise it
+is registered with the failed gate in its tags and description, and the alias is not moved. Once a
+champion exists, a new version stays ``challenger`` whatever its gate
+(:func:`smflow.ml.gates.promote_after_training`): ``evaluate_challenger`` compares it with the
+champion by upscale-recover on the CGLS days neither was trained on
+(:mod:`smflow.downscaling.challenger`).
 
 Each version carries: a pyfunc model (input: one column per covariate, in the registered order,
 values in the covariates' units; output: ``soil_moisture`` in the units of the coarse field)
@@ -147,7 +151,7 @@ def _card_text(name: str, method: str, names: list[str], row: dict, base: dict, 
 
 def train_downscaling(*, settings=None, seed: int = SEED, lstm_epochs: int = 200
                       ) -> dict[str, Any]:
-    """Fit, validate, register both downscaling models and promote those that beat bilinear.
+    """Fit, validate, register both downscaling models; a first champion only if it beats bilinear.
 
     Returns
     -------
@@ -160,7 +164,8 @@ def train_downscaling(*, settings=None, seed: int = SEED, lstm_epochs: int = 200
     from smflow.downscaling.methods import fit_lstm_downscaler, fit_nn
     from smflow.downscaling.validate import coarse_samples, format_table, load_experiment, run
     from smflow.ml.features import fingerprint
-    from smflow.ml.registry import champion_ref, configure, promote
+    from smflow.ml.gates import promote_after_training
+    from smflow.ml.registry import champion_ref, configure
     from smflow.ml.train import TrainingResult
 
     settings = configure(settings)
@@ -206,15 +211,16 @@ def train_downscaling(*, settings=None, seed: int = SEED, lstm_epochs: int = 200
             ref = _log_version(name, fitted[method], _card(
                 name, method, exp.names, row, by["bilinear"], gate_text, days, seed, domain=exp.domain.name,
                 data_fp=data_fp), tags)
-            if passes:
-                ref = promote(ref)
-            else:
+            # a first champion only; later versions stay challenger for evaluate_challenger (issue 14)
+            ref, promoted, gate_text = promote_after_training(ref, passes, gate_text)
+            if not promoted:
                 try:
                     current = champion_ref(name).version
                 except LookupError:
                     current = None
-                gate_text += f"; champion stays {'v' + current if current else 'unset'}"
+                if not passes:
+                    gate_text += f"; champion stays {'v' + current if current else 'unset'}"
                 log.warning("%s v%s: %s", name, ref.version, gate_text)
-            out[name] = TrainingResult(name, ref.version, ref.run_id, passes, gate_text, {
-                k: float(row[k]) for k in ("r", "ubrmse", "bias", "rho_spatial")}).to_dict()
+            out[name] = TrainingResult(name, ref.version, ref.run_id, promoted, gate_text, {
+                k: float(row[k]) for k in ("r", "ubrmse", "bias", "rho_spatial")}, passes).to_dict()
     return out

@@ -21,6 +21,14 @@ Evaluators (one per model family; each scores every version it is given on one d
 - ``sm2rain``: each version's rainfall from the same merged soil moisture (the merging champion's)
   at the rain-gauge cells, against the gauges' daily sums on the held-out period; median over gauges
   of Pearson R (the training gate's metric). Needs ``../shared`` (the gauges).
+- ``smap_reconstruction``: each version's seamless SMAP (SMAP where retrieved, else the version's
+  ANN value) against the ISMN stations on the configured period, on the station-days common to
+  both; median over stations of ubRMSE (:func:`score_smap_reconstruction`: why the stations and not
+  withheld SMAP). Needs ``../shared`` (the stations).
+- ``smflow.downscaling.challenger:score_upscale_recover`` (``downscaling_nn``,
+  ``downscaling_lstm_kriging``): upscale-recover on the CGLS 1 km days neither version was trained
+  on; pooled ubRMSE [percent of saturation]. Lives in the downscaling layer, which ``smflow.ml`` may
+  not import: named by its dotted path and imported at first use (:func:`resolve_evaluator`).
 
 A model without an evaluator (``"evaluator": null``) is never promoted by this path: its
 challenger is refused with that reason.
@@ -71,11 +79,15 @@ class VersionScores:
         version of one evaluation (for the plot).
     unit : str
         What a unit is ("cell", "station", "gauge").
+    data : str
+        What was scored, for the verdict, when it is not the gate's held-out period (e.g. the
+        held-out CGLS days); empty: the period.
     """
 
     metrics: dict[str, float]
     per_unit: np.ndarray
     unit: str
+    data: str = ""
 
 
 class EvaluationRefused(Exception):
@@ -231,16 +243,187 @@ def score_soil_moisture_merging(refs: dict[str, Any], gate: Gate) -> dict[str, V
     return out
 
 
-EVALUATORS: dict[str, Callable[[dict[str, Any], Gate], dict[str, VersionScores]]] = {
+def reconstruction_insitu_scores(params: dict[str, Any], period: tuple[date, date], ismn_dir: Path,
+                                 grid) -> dict[str, VersionScores]:
+    """Each reconstruction's seamless SMAP against the ISMN stations on ``period``, on common station-days.
+
+    The seamless series is what the daily product publishes (:func:`smflow.ml.reconstruction.reconstruct_day`):
+    SMAP L3 where it was retrieved, else the version's ANN value (Wang & Xu 2021, Sect. 3.1). Every
+    version is scored on the same station-days: those with an in-situ daily mean and a value in
+    every version's series (a version that leaves more cell-days empty is not rewarded for it; its
+    coverage is reported).
+
+    Parameters
+    ----------
+    params : dict of str to GridParameters
+        ``role -> `` the version's parameters (:meth:`smflow.ml.reconstruction.Reconstruction.to_grid`).
+    period : tuple of date
+        First and last day (inclusive).
+    ismn_dir : Path
+        The ISMN folder (``../shared/data/real/ismn_hawaii``, internal).
+    grid : DomainGrid
+        The versions' domain.
+
+    Returns
+    -------
+    dict of str to VersionScores
+        Per role: ``median_ubrmse_vs_insitu`` [m3 m-3] (the gate's), ``median_r_vs_insitu`` [1],
+        ``median_ubrmse_reconstructed_days`` [m3 m-3] (only the days SMAP was missing, i.e. the
+        values the version itself made), ``coverage`` [1] (fraction of the stations' days with a
+        value in the version's series), ``stations_scored``, ``station_days``; ``per_unit``:
+        ubRMSE per station, in station order.
+
+    Raises
+    ------
+    EvaluationRefused
+        A version's grid shape differs from ``grid``'s, or it needs a predictor the catalogue has no
+        series of, or no station-day is common to every version.
+    """
+    import pandas as pd
+
+    from smflow.ingest import gridded_series
+    from smflow.insitu import load_insitu_soil_moisture
+    from smflow.ml.reconstruction import PREDICTORS, SEASONAL, TARGET, Reconstruction, gridded_predictors
+    from smflow.science.metrics import pearson_r, ubrmse
+
+    recs = {}
+    for role, p in params.items():
+        if tuple(p.arrays["status"].shape) != tuple(grid.shape):
+            raise EvaluationRefused(f"the {role}'s grid {tuple(p.arrays['status'].shape)} is not the {grid.name} grid "
+                                    f"{tuple(grid.shape)}: not comparable")
+        recs[role] = Reconstruction.from_grid(p)
+        unknown = set(recs[role].predictors) - set(PREDICTORS) - set(SEASONAL)
+        if unknown:
+            raise EvaluationRefused(f"the {role} needs predictors {sorted(unknown)} this catalogue has no series of")
+    target = _cells_of(gridded_series(TARGET, *period, grid).values)  # (cells, time) [m3 m-3]
+    insitu = load_insitu_soil_moisture(ismn_dir, *period)
+    times = pd.date_range(*period, freq="D").values
+    obs = insitu["soil_moisture"].transpose("station", "time").reindex(time=times).values  # (station, time)
+    iy, ix = grid.cell_index(insitu["lat"].values, insitu["lon"].values)
+    cells = np.asarray(iy) * grid.shape[1] + np.asarray(ix)
+    smap = target[cells]
+    series = {}
+    for role, rec in recs.items():
+        fields = tuple(p for p in rec.predictors if p not in SEASONAL)
+        x, _ = gridded_predictors(*period, grid, fields)
+        value = rec.take(cells).predict(x[cells])[0]  # only the station cells: (station, time)
+        series[role] = np.where(np.isfinite(smap), smap, value)
+    common = np.isfinite(obs) & np.logical_and.reduce([np.isfinite(s) for s in series.values()])
+    if not common.any():
+        raise EvaluationRefused(f"no station-day of {period[0]}..{period[1]} has an in-situ value and a value of "
+                                "every version: nothing to compare")
+    reconstructed = common & ~np.isfinite(smap)
+    names = insitu["station"].values.astype(str)
+    order = np.argsort(names)
+    out = {}
+    for role, s in series.items():
+        est, ref = np.where(common, s, np.nan), np.where(common, obs, np.nan)
+        ub, r = ubrmse(est, ref, min_samples=10), pearson_r(est, ref, min_samples=10)
+        ub_rec = ubrmse(np.where(reconstructed, s, np.nan), np.where(reconstructed, obs, np.nan), min_samples=10)
+        coverage = float((np.isfinite(s) & np.isfinite(obs)).sum() / max(int(np.isfinite(obs).sum()), 1))
+        out[role] = VersionScores({"median_ubrmse_vs_insitu": _median(ub), "median_r_vs_insitu": _median(r),
+                                   "median_ubrmse_reconstructed_days": _median(ub_rec), "coverage": coverage,
+                                   "stations_scored": float(np.isfinite(ub).sum()),
+                                   "station_days": float(common.sum())}, ub[order], "station (seamless SMAP)",
+                                  f"the {int(np.isfinite(ub).sum())} ISMN stations, {period[0]}..{period[1]}")
+    return out
+
+
+def _cells_of(a: np.ndarray) -> np.ndarray:
+    """(time, lat, lon) -> (cells, time)."""
+    a = np.asarray(a, dtype=float)
+    return a.reshape(a.shape[0], -1).T
+
+
+def score_smap_reconstruction(refs: dict[str, Any], gate: Gate) -> dict[str, VersionScores]:
+    """Each ``smap_reconstruction`` version's seamless SMAP against the ISMN stations on ``gate.evaluate``:
+    median over stations of ubRMSE [m3 m-3] (:func:`reconstruction_insitu_scores`).
+
+    Why the stations and not withheld SMAP: a reconstruction (Wang & Xu 2021, Sect. 3.1-3.2) is
+    fitted on the training blocks of its whole period (:func:`smflow.ml.reconstruction.train_reconstruction`),
+    so the SMAP days of the period are not clean for a version fitted on another block split or
+    period, and only the test blocks both versions held out would be (none when their periods
+    differ). The in-situ soil moisture is never a training input (the gauges' *rain* only drops
+    heavy-rain days from the fit), so the stations are held out from every version, whatever its
+    period: this evaluator checks its own held-out data (``held_out = "insitu"``) and the
+    training-period check of :func:`evaluate` does not apply. Needs ``../shared`` (the stations).
+
+    Raises
+    ------
+    EvaluationRefused
+        No stations on this machine, the versions are on different domains or grids, or no
+        station-day can be scored.
+    """
+    from smflow.domain import load_domain
+    from smflow.ml.registry import configure, load_parameters
+
+    settings = configure()
+    shared = settings.shared_data_dir
+    if shared is None or not (shared / "ismn_hawaii").is_dir():
+        raise EvaluationRefused("no in-situ stations on this machine (../shared/data/real/ismn_hawaii): "
+                                "reconstruction versions cannot be scored against them; evaluate where the stations are")
+    if gate.evaluate is None:
+        raise EvaluationRefused(f"no 'evaluate' period for {gate.model} in config/model_gates.json: set the period "
+                                "the stations are scored on")
+    params = {role: load_parameters(ref) for role, ref in refs.items()}
+    domains = {_domain_of(p) for p in params.values()}
+    if len(domains) != 1:
+        raise EvaluationRefused(f"the versions are on different domains ({sorted(domains)}): not comparable")
+    return reconstruction_insitu_scores(params, gate.evaluate, shared / "ismn_hawaii", load_domain(domains.pop()))
+
+
+score_smap_reconstruction.held_out = "insitu"  # type: ignore[attr-defined]
+
+#: Scoring function of every evaluator named in ``config/model_gates.json``: ``(refs, gate) -> scores``.
+#: A gate may also name ``"package.module:function"`` (:func:`resolve_evaluator`): how a layer above
+#: ``smflow.ml`` (the downscaling evaluator, :mod:`smflow.downscaling.challenger`) provides one
+#: without ``smflow.ml`` importing it. A function with a ``held_out`` attribute other than
+#: ``"period"`` checks what its versions were trained on itself (no training-period check).
+Evaluator = Callable[[dict[str, Any], Gate], dict[str, VersionScores]]
+EVALUATORS: dict[str, Evaluator] = {
     "tc_merging": score_tc_merging,
     "sm2rain": score_sm2rain,
     "soil_moisture_merging": score_soil_moisture_merging,
+    "smap_reconstruction": score_smap_reconstruction,
 }
+
+
+def resolve_evaluator(name: str) -> Evaluator:
+    """The scoring function of evaluator ``name``: a key of :data:`EVALUATORS`, or a dotted
+    ``"smflow.<module>:<function>"`` path imported at first use (then kept in :data:`EVALUATORS`).
+
+    Raises
+    ------
+    KeyError
+        Neither: name a key of ``EVALUATORS`` or an importable ``smflow.<module>:<function>`` in
+        config/model_gates.json.
+    """
+    import importlib
+
+    if name in EVALUATORS:
+        return EVALUATORS[name]
+    module, _, attr = name.partition(":")
+    if not (attr and module.startswith("smflow.")):
+        raise KeyError(f"unknown evaluator {name!r}: use one of {sorted(EVALUATORS)} or 'smflow.<module>:<function>'")
+    try:
+        score = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise KeyError(f"evaluator {name!r} cannot be imported ({exc}): fix the path in config/model_gates.json") from exc
+    EVALUATORS[name] = score
+    return score
 
 
 # ---------------------------------------------------------------------------------------------
 # The comparison: table, plot, decision, history
 # ---------------------------------------------------------------------------------------------
+
+
+def _evaluator_or_none(name: str) -> Evaluator | None:
+    try:
+        return resolve_evaluator(name)
+    except KeyError as exc:
+        log.warning("%s", exc)
+        return None
 
 
 def _training_period(run_id: str) -> tuple[date, date] | None:
@@ -302,7 +485,8 @@ def comparison_plot(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionS
 def _verdict(gate: Gate, refs: dict[str, Any], scores: dict[str, VersionScores]) -> tuple[bool, str]:
     c, p = scores["challenger"].metrics[gate.metric], scores["champion"].metrics[gate.metric]
     won = gate.wins(c, p)
-    period = f"{gate.evaluate[0]}..{gate.evaluate[1]}" if gate.evaluate else "the evaluator's data"
+    period = scores["challenger"].data or (f"{gate.evaluate[0]}..{gate.evaluate[1]}" if gate.evaluate
+                                           else "the evaluator's data")
     text = (f"challenger v{refs['challenger'].version} {gate.metric} {c:.4f} vs champion v{refs['champion'].version} "
             f"{p:.4f} on {period} ({gate.direction} is better, margin {gate.margin:g}): "
             + (f"wins by {gate.improvement(c, p):.4f}: promoted" if won else
@@ -412,17 +596,18 @@ def evaluate(model: str, version: str | int | None = None, *, gate: Gate | None 
     elif gate.evaluator is None:
         reason = (f"no evaluator for {model} yet (config/model_gates.json): challenger v{challenger.version} is not "
                   f"promoted automatically; an operator may promote it after review")
-    elif gate.evaluator not in EVALUATORS:
+    elif (score := _evaluator_or_none(gate.evaluator)) is None:
         reason = f"unknown evaluator {gate.evaluator!r} for {model} in config/model_gates.json: not promoted"
     else:
-        seen = [f"v{ref.version} trained on {p[0]}..{p[1]}" for ref in refs.values()
-                if (p := _training_period(ref.run_id)) and not (p[1] < gate.evaluate[0] or gate.evaluate[1] < p[0])]
+        by_period = gate.evaluate is not None and getattr(score, "held_out", "period") == "period"
+        seen = [f"v{ref.version} trained on {p[0]}..{p[1]}" for ref in refs.values() if by_period
+                and (p := _training_period(ref.run_id)) and not (p[1] < gate.evaluate[0] or gate.evaluate[1] < p[0])]
         if seen:
             reason = (f"held-out period {gate.evaluate[0]}..{gate.evaluate[1]} is not held out for "
                       f"{', '.join(seen)}: not comparable, not promoted (change 'evaluate' in config/model_gates.json)")
         else:
             try:
-                scores = EVALUATORS[gate.evaluator](refs, gate)
+                scores = score(refs, gate)
                 won, reason = _verdict(gate, refs, scores)
             except EvaluationRefused as exc:
                 reason = f"{exc}: not promoted"

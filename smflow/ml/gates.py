@@ -29,7 +29,8 @@ class Gate:
     model : str
         Registered model name.
     evaluator : str or None
-        Key of :data:`smflow.ml.challenger.EVALUATORS`; None: no evaluator yet (every challenger is refused).
+        Key of :data:`smflow.ml.challenger.EVALUATORS`, or ``"smflow.<module>:<function>"``
+        (:func:`smflow.ml.challenger.resolve_evaluator`); None: no evaluator (every challenger is refused).
     metric : str
         The evaluator's summary metric compared.
     direction : {"higher", "lower"}
@@ -106,8 +107,9 @@ def promote_after_training(ref: Any, passed: bool, gate: str, *,
       nothing moves here; ``evaluate_challenger`` (started by MLflow's ``model_version.created``
       webhook, or its scheduled sweep) compares the two with the same code on the same held-out data
       and promotes only on a win by the model's margin.
-    - A champion exists and the model has no evaluator yet (reconstruction, downscaling): the
-      training gate (a fixed baseline: ERA5-Land rescaled to SMAP, bilinear) promotes, as before.
+    - A champion exists and the model has no evaluator (none of the registry models since every
+      one has one in ``config/model_gates.json``; a gates file without one): the training gate
+      promotes.
 
     Parameters
     ----------

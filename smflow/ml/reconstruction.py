@@ -898,7 +898,9 @@ def model_card(rec: Reconstruction, inputs: ReconstructionInputs, withheld, gate
 
 def train_reconstruction(train: tuple[date, date], evaluate: tuple[date, date], *, settings=None,
                          domain: str = "big_island", hidden: int = HIDDEN, seed: int = SEED):
-    """Fit, score on the withheld test blocks, log, register ``smap_reconstruction``, promote by the gate.
+    """Fit, score on the withheld test blocks, log, register ``smap_reconstruction``; the gate promotes
+    only a first champion (:func:`smflow.ml.gates.promote_after_training`: a later version stays
+    ``challenger`` and ``evaluate_challenger`` compares it with the champion against the stations).
 
     Gap filling is interpolation in time within the SMAP era, so the model is fitted on the
     training blocks of the whole period ``train[0]..evaluate[1]`` and scored on its test blocks
@@ -915,7 +917,8 @@ def train_reconstruction(train: tuple[date, date], evaluate: tuple[date, date], 
     from smflow.domain import load_domain
     from smflow.ml.cards import ModelCard, write_card
     from smflow.ml.evaluation import format_candidates
-    from smflow.ml.registry import configure, load_champion, log_grid_model, promote
+    from smflow.ml.gates import promote_after_training
+    from smflow.ml.registry import configure, load_champion, log_grid_model
     from smflow.ml.train import TrainingResult
 
     settings = configure(settings)
@@ -979,11 +982,11 @@ def train_reconstruction(train: tuple[date, date], evaluate: tuple[date, date], 
                      "training_data_fingerprint": fp, "baseline": "era5_land rescaled to SMAP (mean/std per cell)",
                      "precipitation_source": inputs.precipitation_source[:5000]}.items():
             client.set_model_version_tag(RECONSTRUCTION_MODEL, ref.version, k, v)
-    if passed:
-        ref = promote(ref)
+    # a first champion only; later versions stay challenger for evaluate_challenger (issue 14)
+    ref, promoted, gate = promote_after_training(ref, passed, gate)
     log.info("smap_reconstruction v%s: %s\n%s", ref.version, gate, table)
     small = small_metrics(metrics)
-    return TrainingResult(RECONSTRUCTION_MODEL, ref.version, ref.run_id, passed, gate, small)
+    return TrainingResult(RECONSTRUCTION_MODEL, ref.version, ref.run_id, promoted, gate, small, passed)
 
 
 def champion_summary() -> list[str]:

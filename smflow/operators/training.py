@@ -77,8 +77,9 @@ def train(model: str, train_start: str, train_end: str, eval_start: str, eval_en
 
 def train_downscaling(*, settings: Settings | None = None) -> dict[str, Any]:
     """Fit, validate (upscale-recover), register ``downscaling_nn`` / ``downscaling_lstm_kriging``
-    and promote each only if it beats bilinear (:mod:`smflow.downscaling.registry`); without the
-    CGLS 1 km files returns ``{"skipped": reason}``."""
+    and make each the first champion only if it beats bilinear (:mod:`smflow.downscaling.registry`;
+    a later version is left to ``evaluate_challenger``); without the CGLS 1 km files returns
+    ``{"skipped": reason}``."""
     from smflow.downscaling.registry import train_downscaling as run
 
     return {k: v for k, v in run(settings=settings).items() if k != "table"}

@@ -6,6 +6,7 @@ by the real TC-merging evaluator (C3S, 2018)."""
 from __future__ import annotations
 
 import uuid
+import warnings
 from datetime import date
 
 import numpy as np
@@ -160,12 +161,21 @@ def test_sm2rain_and_merging_challengers_are_scored_against_the_gauges_and_stati
 
 
 def test_gates_config_names_every_registry_model():
-    from smflow.ml.challenger import EVALUATORS, load_gate
+    from smflow.ml.challenger import load_gate, resolve_evaluator
+    from smflow.ml.gates import has_challenger_evaluator
 
     for model in ("tc_merging", "soil_moisture_merging", "sm2rain", "smap_reconstruction", "downscaling_nn",
                   "downscaling_lstm_kriging"):
         gate = load_gate(model)
-        assert gate.evaluator is None or gate.evaluator in EVALUATORS
+        # every registry model has an evaluator now, so promote_after_training promotes only a first
+        # champion of each and leaves every later promotion to evaluate_challenger
+        assert gate.evaluator is not None and callable(resolve_evaluator(gate.evaluator)), model
+        assert has_challenger_evaluator(model), model
+    assert resolve_evaluator(load_gate("downscaling_nn").evaluator).__module__ == "smflow.downscaling.challenger"
+    with pytest.raises(KeyError, match="cannot be imported"):
+        resolve_evaluator("smflow.no_such_module:score")
+    with pytest.raises(KeyError, match="unknown evaluator"):
+        resolve_evaluator("os:system")  # only smflow modules may be named
     assert load_gate("sm2rain").direction == "higher" and load_gate("soil_moisture_merging").direction == "lower"
     with pytest.raises(KeyError, match="add an entry"):
         load_gate("no_such_model")
@@ -242,3 +252,85 @@ def test_training_promotes_only_a_first_champion_then_leaves_it_to_evaluate_chal
     assert undecided_challengers([name], path=gates) == [] and sweep([name], path=gates) == []
     # without a model list, the sweep looks only at the models of the gates file that have an evaluator
     assert undecided_challengers(path=gates) == []
+
+
+RECONSTRUCTION_PERIOD = (date(2017, 1, 1), date(2018, 12, 31))
+
+
+def mapped_reconstruction(weights: dict[str, float], grid, period=RECONSTRUCTION_PERIOD):
+    """A :class:`smflow.ml.reconstruction.Reconstruction` whose networks map predictors linearly onto
+    each cell's SMAP range (tanh in its linear regime: hidden unit j = ``eps * z_j``, output weight
+    ``w_j / eps``), i.e. ``smap = y_min + sum_j w_j z_j (y_max - y_min)`` with ``z_j`` the predictor
+    min-max scaled over ``period``; a negative total weight flips the map (1 - z). Built without a
+    fit, so the evaluator's scores are known: on the stations in 2017-2018, ERA5-Land 0.0827 m3 m-3,
+    ERA5-Land inverted 0.1042, the mean of ERA5-Land and GLDAS 0.0733 (median ubRMSE)."""
+    from smflow.ingest import gridded_series
+    from smflow.ml.reconstruction import Reconstruction, gridded_predictors, predictor_names
+
+    x, _ = gridded_predictors(*period, grid)
+    smap = gridded_series("smap", *period, grid).values.reshape(x.shape[1], -1).T
+    names, eps = predictor_names(), 1e-3
+    n, h = x.shape[0], len(weights)
+    w1, w2 = np.zeros((n, len(names), h)), np.zeros((n, h))
+    for j, (p, w) in enumerate(weights.items()):
+        w1[:, names.index(p), j], w2[:, j] = eps, w / eps
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        x_min, x_max = np.nanmin(x, 1), np.nanmax(x, 1)
+        y_min, y_max = np.nanmin(smap, 1), np.nanmax(smap, 1)
+    trained = np.isfinite(x_min).all(1) & np.isfinite(y_min) & (y_max > y_min)
+    b2 = np.full(n, 1.0 if sum(weights.values()) < 0 else 0.0)
+    rec = Reconstruction(names, h, 0, w1, np.zeros((n, h)), w2, b2, np.nan_to_num(x_min), np.nan_to_num(x_max, nan=1.0),
+                         np.nan_to_num(y_min), np.nan_to_num(y_max, nan=1.0), np.full(n, 0.05),
+                         np.where(trained, 0, 1).astype(np.int8), *(np.zeros(n, int) for _ in range(5)),
+                         {"domain": "big_island"})
+    return rec.to_grid(grid.shape)
+
+
+def test_reconstruction_challengers_are_scored_against_the_stations(stack):
+    """``smap_reconstruction`` by its configured gate (the stations' median ubRMSE of the seamless
+    SMAP, 2017-2018): a degraded copy of the champion (its ERA5-Land map inverted) is refused with
+    the numbers in the reason, a better version (ERA5-Land and GLDAS averaged) is promoted. The
+    versions' runs say they were trained on 2017, inside the scored period: the stations are held
+    out from every version, so that does not make them "not comparable"."""
+    import dataclasses
+
+    import mlflow
+
+    from smflow.domain import load_domain
+    from smflow.ml.challenger import evaluate, load_gate
+    from smflow.ml.reconstruction import ReconstructionModel
+    from smflow.ml.registry import champion_ref, configure, log_grid_model, promote
+
+    settings = configure(stack)
+    if settings.shared_data_dir is None or not (settings.shared_data_dir / "ismn_hawaii").is_dir():
+        pytest.skip("needs the in-situ stations of ../shared/data/real/ismn_hawaii")
+    grid = load_domain("big_island")
+    name = f"challenger_probe_{uuid.uuid4().hex[:8]}"
+    gate = dataclasses.replace(load_gate("smap_reconstruction"), model=name)
+    assert gate.evaluate == RECONSTRUCTION_PERIOD and gate.direction == "lower"
+    mlflow.set_experiment("challenger_probe")
+    refs = []
+    for label, weights in (("era5_land", {"era5_land": 1.0}), ("era5_land inverted", {"era5_land": -1.0}),
+                           ("era5_land + gldas", {"era5_land": 0.5, "gldas": 0.5})):
+        with mlflow.start_run(run_name=f"{name} {label}"):
+            mlflow.log_params({"train_start": "2017-01-01", "train_end": "2017-12-31", "label": label})
+            refs.append(log_grid_model(ReconstructionModel(), mapped_reconstruction(weights, grid), registered_name=name))
+        if len(refs) == 1:
+            promote(refs[0], reason="first champion of the probe")
+        else:
+            result = evaluate(name, gate=gate)
+            champion, challenger = (result.metrics[r]["median_ubrmse_vs_insitu"] for r in ("champion", "challenger"))
+            assert result.metrics["challenger"]["stations_scored"] == 8, result.metrics
+            assert result.metrics["champion"]["station_days"] == result.metrics["challenger"]["station_days"] > 1000
+            assert 0.078 < champion < 0.087, champion
+            if len(refs) == 2:
+                assert 0.095 < challenger and not result.promoted, (champion, challenger)
+                assert champion_ref(name).version == refs[0].version
+                record = _record_of(name, result.evaluation_run)
+                assert record.kind == "refused" and f"{challenger:.4f}" in record.reason
+                assert "not promoted" in record.reason and "not comparable" not in record.reason
+                assert "the 8 ISMN stations, 2017-01-01..2018-12-31" in record.reason
+            else:
+                assert challenger < champion - gate.margin and result.promoted, (champion, challenger)
+                assert champion_ref(name).version == refs[2].version

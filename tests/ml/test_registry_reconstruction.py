@@ -40,7 +40,9 @@ def test_trained_registered_gated_and_served(settings) -> None:
     result = train(RECONSTRUCTION_MODEL, *map(str, (*TRAIN, *EVALUATE)), settings=settings)
     assert result["model"] == RECONSTRUCTION_MODEL
     assert "baseline ERA5-Land rescaled to SMAP" in result["gate"]
-    assert result["gate"].endswith(": passed") == result["promoted"]
+    assert (": passed" in result["gate"]) == result["passed"] and result["passed"] >= result["promoted"]
+    # a first champion by the training gate; with one already there, evaluate_challenger decides (issue 14)
+    assert result["promoted"] or not result["passed"] or "evaluate_challenger decides" in result["gate"]
     version = MlflowClient().get_model_version(RECONSTRUCTION_MODEL, result["version"])
     predictors = [*PREDICTORS, "doy_sin", "doy_cos"]
     assert version.tags["predictors"] == ",".join(predictors)
