@@ -167,6 +167,15 @@ class ChunkedTimeSeriesStore(FieldStoreBase):
             secret_access_key=secret_key, region="us-east-1", force_path_style=True,
         )
 
+    def _config(self) -> icechunk.RepositoryConfig:
+        import icechunk
+
+        config = icechunk.RepositoryConfig.default()
+        # No manifest preloading: by default Icechunk fetches the manifests of arrays named like
+        # coordinates (time, lat, lon) at every session, which a window read never needs.
+        config.manifest = icechunk.ManifestConfig(preload=icechunk.ManifestPreloadConfig(max_total_refs=0))
+        return config
+
     @property
     def repo(self) -> icechunk.Repository:
         """The domain's Icechunk repository (created on first use)."""
@@ -176,17 +185,31 @@ class ChunkedTimeSeriesStore(FieldStoreBase):
             self.ensure_bucket()
             storage = self._storage()
             try:
-                self._repo = icechunk.Repository.open_or_create(storage)
+                self._repo = icechunk.Repository.open_or_create(storage, config=self._config())
             except icechunk.IcechunkError:
                 # another process created it between our existence check and our create
-                self._repo = icechunk.Repository.open(storage)
+                self._repo = icechunk.Repository.open(storage, config=self._config())
+        return self._repo
+
+    def _read_repo(self) -> icechunk.Repository | None:
+        """The repository for reading (never creates one), or None when there is none yet."""
+        if self._repo is None:
+            import icechunk
+
+            try:
+                self._repo = icechunk.Repository.open(self._storage(), config=self._config())
+            except icechunk.IcechunkError:
+                return None  # no repository (or no bucket) yet: nothing stored
         return self._repo
 
     def _read_group(self, product: str):
         """The product's Zarr group at the tip of ``main`` (read-only), or None."""
         import zarr
 
-        session = self.repo.readonly_session(branch=BRANCH)
+        repo = self._read_repo()
+        if repo is None:
+            return None
+        session = repo.readonly_session(branch=BRANCH)
         try:
             return zarr.open_group(session.store, path=product, mode="r")
         except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):

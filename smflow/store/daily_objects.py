@@ -157,6 +157,7 @@ class DailyObjectStore(FieldStoreBase):
         """
         if len(days) != series.sizes.get("time", -1):
             raise ValueError(f"{len(days)} days for a series of {series.sizes.get('time')} time steps")
+        self.ensure_bucket()  # once, before the threads
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
             return list(pool.map(lambda k: self.put(product, days[k], series.isel(time=k, drop=True)),
                                  range(len(days))))
