@@ -114,6 +114,9 @@ def test_off_grid_fields_are_refused(settings, s3_client):
     bad = xr.DataArray(np.zeros((13, 10)), dims=("lat", "lon"), coords={"lat": np.arange(13.0), "lon": np.arange(10.0)})
     with pytest.raises(ValueError, match="not on the big_island grid"):
         store.put("smap", START, bad)
+    store.put("f32", START, GRID.template("soil_moisture", "m3 m-3").astype("float32"))
+    with pytest.raises(ValueError, match="lose precision"):
+        store.put("f32", START, GRID.template("soil_moisture", "m3 m-3"))
     with pytest.raises(ValueError, match="outside the chunked store's time axis"):
         store.get("smap", date(1969, 12, 31))
 

@@ -275,6 +275,9 @@ class ChunkedTimeSeriesStore(FieldStoreBase):
                     raise ValueError(f"store product {product!r} holds variable {name!r}; got fields named "
                                      f"{sorted(names)} (one variable per product: store the other under its own product name)")
                 data, stored = group[name], group["stored"]
+                if data.dtype == np.float32 and any(f.dtype == np.float64 for f in fields):
+                    raise ValueError(f"store product {product!r} holds float32 fields; a float64 field would lose "
+                                     "precision: cast it to float32 or store it under another product name")
                 values = np.stack([np.asarray(f.values, dtype=data.dtype) for f in fields])
                 # The existing slab of the days written: days in between keep their values.
                 slab, flags = data[k0:k1], stored[k0:k1]
