@@ -54,9 +54,18 @@ def _days(series: xr.DataArray) -> list[date]:
     return [START + timedelta(days=k) for k in range(series.sizes["time"])]
 
 
+def test_the_chunked_layout_is_the_default(monkeypatch, tmp_path):
+    from smflow.config import Settings
+
+    monkeypatch.delenv("SMFLOW_STORE_BACKEND", raising=False)
+    monkeypatch.setenv("SMFLOW_HOME", str(tmp_path))  # no stack.env
+    assert Settings.load().store_backend == "zarr"
+
+
 def test_factory_picks_the_configured_layout(settings):
-    assert isinstance(TimeSeriesStore(settings), DailyObjectStore)  # the default
     assert isinstance(TimeSeriesStore(dataclasses.replace(settings, store_backend="zarr")), ChunkedTimeSeriesStore)
+    assert isinstance(TimeSeriesStore(dataclasses.replace(settings, store_backend="netcdf")), DailyObjectStore)
+    assert TimeSeriesStore(settings, backend="netcdf").backend == "netcdf"
     with pytest.raises(ValueError, match="SMFLOW_STORE_BACKEND"):
         TimeSeriesStore(dataclasses.replace(settings, store_backend="parquet"))
 

@@ -3,10 +3,10 @@
 Two layouts behind one interface (``put``, ``get``, ``window``, ``days``, ``put_many``, ``delete``,
 ``key``, ``uri``; the same values out: dtype, fill, coordinates, name, attributes):
 
-* ``netcdf`` (default): one netCDF object per product and day (:mod:`smflow.store.daily_objects`);
-  a 180-day window is 180 GET requests per product.
-* ``zarr``: one chunked Zarr v3 array per product in an Icechunk repository
+* ``zarr`` (default): one chunked Zarr v3 array per product in an Icechunk repository
   (:mod:`smflow.store.chunked`); a 180-day window is a handful of chunk requests.
+* ``netcdf``: one netCDF object per product and day (:mod:`smflow.store.daily_objects`, the
+  layout before issue 16); a 180-day window is 180 GET requests per product.
 
 :func:`TimeSeriesStore` opens the layout the settings name (``SMFLOW_STORE_BACKEND``);
 ``python -m smflow.store migrate`` copies the per-day objects into the chunked store (docs/store.md).
@@ -20,7 +20,7 @@ from smflow.store.chunked import ChunkedTimeSeriesStore
 from smflow.store.daily_objects import PREFIX, DailyObjectStore
 
 #: Layouts by their ``Settings.store_backend`` name.
-BACKENDS = {"netcdf": DailyObjectStore, "zarr": ChunkedTimeSeriesStore}
+BACKENDS = {"zarr": ChunkedTimeSeriesStore, "netcdf": DailyObjectStore}
 
 __all__ = ["BACKENDS", "PREFIX", "ChunkedTimeSeriesStore", "DailyObjectStore", "TimeSeriesStore"]
 
@@ -44,7 +44,7 @@ def TimeSeriesStore(  # noqa: N802 - the name callers construct, whichever layou
         The domain grid every field is on (default ``load_domain()``).
     max_workers : int
         Threads of the per-day layout's window reads.
-    backend : {"netcdf", "zarr"}, optional
+    backend : {"zarr", "netcdf"}, optional
         Overrides ``settings.store_backend``.
 
     Raises

@@ -2,8 +2,8 @@
 
 ``python -m smflow.store migrate`` (see :mod:`smflow.store.__main__`). Idempotent: days whose
 values the chunked store already holds are not written again (a second run commits nothing), and
-the source objects are never deleted (switch ``SMFLOW_STORE_BACKEND`` once the report is clean,
-remove the objects later by hand if wanted).
+the source objects are never deleted (a deployment on ``SMFLOW_STORE_BACKEND=netcdf`` switches to
+the chunked default once the report is clean, and removes the objects later by hand if wanted).
 """
 
 from __future__ import annotations
