@@ -196,11 +196,28 @@ class ChunkedTimeSeriesStore(FieldStoreBase):
         if self._repo is None:
             import icechunk
 
+            storage = self._storage()
             try:
-                self._repo = icechunk.Repository.open(self._storage(), config=self._config())
+                exists = icechunk.Repository.exists(storage)
             except icechunk.IcechunkError:
-                return None  # no repository (or no bucket) yet: nothing stored
+                if self.head_bucket() is None:
+                    return None  # no bucket yet: nothing stored
+                raise  # S3 unreachable or refusing: never read that as "nothing stored"
+            if not exists:
+                return None
+            self._repo = icechunk.Repository.open(storage, config=self._config())
         return self._repo
+
+    def head_bucket(self) -> dict | None:
+        """``head_bucket`` of :attr:`bucket`, None when it does not exist (other S3 errors raise)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.s3.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                return None
+            raise
 
     def _read_group(self, product: str):
         """The product's Zarr group at the tip of ``main`` (read-only), or None."""
