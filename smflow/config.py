@@ -78,6 +78,12 @@ class Settings:
         URL under which anonymous users read the products bucket's keys (``SMFLOW_PUBLIC_BASE_URL``,
         e.g. ``https://data.example.org/sm-products`` behind a proxy or CDN); None: the S3 gateway
         itself, ``<s3_endpoint_url>/<products_bucket>`` (see :meth:`products_url`).
+    store_backend : {"zarr", "netcdf"}
+        Layout of the time-series store (``SMFLOW_STORE_BACKEND``): ``"zarr"`` (default), one
+        chunked Zarr v3 array per product in an Icechunk repository
+        (:class:`smflow.store.chunked.ChunkedTimeSeriesStore`); ``"netcdf"``, one netCDF object per
+        product and day (:class:`smflow.store.daily_objects.DailyObjectStore`, the layout before
+        issue 16; ``python -m smflow.store migrate`` copies it into the chunked one). See docs/store.md.
     """
 
     home: Path
@@ -95,6 +101,7 @@ class Settings:
     mlflow_username: str | None = None
     mlflow_password: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
+    store_backend: str = "zarr"
 
     def products_url(self, key: str = "") -> str:
         """Public HTTP(S) URL of ``key`` in the products bucket (anonymous read, docs/security.md).
@@ -163,4 +170,5 @@ class Settings:
             mlflow_username=env.get("MLFLOW_TRACKING_USERNAME") or None,
             mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or None,
             public_base_url=env.get("SMFLOW_PUBLIC_BASE_URL") or None,
+            store_backend=env.get("SMFLOW_STORE_BACKEND") or "zarr",
         )

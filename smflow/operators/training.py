@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from smflow.catalog import pipeline
@@ -35,12 +34,8 @@ def seed_store(start: str, end: str, *, settings: Settings | None = None,
         name = product if variable is None else auxiliary_field(product, variable)
         series = gridded_series(product, as_date(start), as_date(end), grid, variable=variable)
         days = [as_date(t) for t in series["time"].values]
-
-        def put(i: int) -> str:
-            return store.put(name, days[i], series.isel(time=i, drop=True))
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            counts[name] = len(list(pool.map(put, range(len(days)))))
+        # the per-day layout writes the objects in parallel, the chunked one in one commit
+        counts[name] = len(store.put_many(name, days, series))
         log.info("seeded %s: %d days %s..%s", name, counts[name], start, end)
     return {"start": start, "end": end, "days_per_product": counts}
 

@@ -366,7 +366,7 @@ def test_a_late_and_a_reprocessed_granule_are_picked_up_by_reconcile_and_only_th
     store = TimeSeriesStore(settings, s3=s3_client)
     # a clean slate for the late day (the stack's buckets outlive a test session)
     s3_client.delete_object(Bucket=zone.bucket, Key=zone.granule_key("smap", LATE_DAY))
-    s3_client.delete_object(Bucket=settings.store_bucket, Key=store.key("smap", LATE_DAY))
+    store.delete("smap", LATE_DAY)
     day = first
     while day < LATE_DAY:  # the days before were fetched and ingested on time (as their daily runs do)
         ingest_granule(fetch_to_landing(find_granule("smap", day), zone=zone, backoff=0.1), settings=settings)

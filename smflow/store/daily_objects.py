@@ -1,10 +1,14 @@
-"""The internal time-series store: one gridded field per product and day, in S3.
+"""The per-day layout of the time-series store: one netCDF object per product and day, in S3.
 
 Key: ``s3://{store_bucket}/timeseries/{product}/{YYYY}/{product}_{YYYYMMDD}.nc`` (one object per
 product and day; a re-run replaces it). Each object is a small netCDF-4 file with the
 ``(lat, lon)`` field on the domain grid plus a length-1 ``time`` axis (the UTC day at 00:00).
 The same field always serialises to the same bytes (netCDF4 engine, fixed encoding, no time
 stamps), so a re-run that changes nothing rewrites an identical object.
+
+A window of ``n`` days is ``n`` GET requests per product; the chunked layout
+(:mod:`smflow.store.chunked`) reads it in a handful of chunk requests. :func:`smflow.store.TimeSeriesStore`
+picks the layout from the settings; ``python -m smflow.store migrate`` copies this layout into the other.
 """
 
 from __future__ import annotations
@@ -77,13 +81,27 @@ def _decode_values(data: bytes) -> tuple[str, np.ndarray]:
     return names[0], np.asarray(values[0], dtype=np.float64)
 
 
-class TimeSeriesStore(s3mod.BucketClient):
-    """Gridded daily fields per product, one S3 object each.
+def check_field(grid: DomainGrid, field: xr.DataArray) -> None:
+    """Raise ``ValueError`` unless ``field`` is a ``(lat, lon)`` field on ``grid`` (what both layouts store)."""
+    if tuple(field.dims) != ("lat", "lon"):
+        raise ValueError(
+            f"field has dims {field.dims}; the store holds (lat, lon) fields on the "
+            f"{grid.name} grid (select one day with .isel(time=k))."
+        )
+    if not grid.is_on_grid(field):
+        raise ValueError(
+            f"field is not on the {grid.name} grid {grid.shape}; regrid it with "
+            "smflow.regrid.to_domain first."
+        )
+
+
+class FieldStoreBase(s3mod.BucketClient):
+    """What both layouts share: the settings, the S3 client, the store bucket and the domain grid.
 
     :param settings: deployment settings (``store_bucket``, S3 endpoint).
     :param s3: boto3 S3 client (default: :func:`smflow.s3.client`).
     :param grid: the domain grid every field must be on (default: ``load_domain()``).
-    :param max_workers: threads used by :meth:`window`.
+    :param max_workers: threads used by :meth:`window` (per-day layout) and :meth:`put_many`.
     """
 
     def __init__(
@@ -102,6 +120,13 @@ class TimeSeriesStore(s3mod.BucketClient):
     def bucket(self) -> str:
         return self.settings.store_bucket
 
+
+class DailyObjectStore(FieldStoreBase):
+    """Gridded daily fields per product, one S3 object each (constructor: :class:`FieldStoreBase`)."""
+
+    #: Name of this layout (``Settings.store_backend``).
+    backend = "netcdf"
+
     def key(self, product: str, day: DayLike) -> str:
         """``timeseries/{product}/{YYYY}/{product}_{YYYYMMDD}.nc`` on the default domain,
         ``timeseries/{domain}/{product}/...`` on any other (each domain has its own grid)."""
@@ -114,17 +139,8 @@ class TimeSeriesStore(s3mod.BucketClient):
 
     def put(self, product: str, day: DayLike, field: xr.DataArray) -> str:
         """Store ``field`` ``(lat, lon)`` for ``product`` and ``day`` (replaces); returns the key."""
-        if tuple(field.dims) != ("lat", "lon"):
-            raise ValueError(
-                f"field has dims {field.dims}; the store holds (lat, lon) fields on the "
-                f"{self.grid.name} grid (select one day with .isel(time=k))."
-            )
-        if not self.grid.is_on_grid(field):
-            raise ValueError(
-                f"field is not on the {self.grid.name} grid {self.grid.shape}; regrid it with "
-                "smflow.regrid.to_domain first."
-            )
         d = as_date(day)
+        check_field(self.grid, field)
         field = field.drop_vars([c for c in field.coords if c not in ("lat", "lon")])
         data = _encode(field, d)
         self.ensure_bucket()
@@ -133,6 +149,22 @@ class TimeSeriesStore(s3mod.BucketClient):
                            ContentType="application/x-netcdf",
                            Metadata={"sha256": s3mod.sha256_hex(data)})
         return key
+
+    def put_many(self, product: str, days: list[DayLike], series: xr.DataArray) -> list[str]:
+        """Store ``series`` ``(time, lat, lon)``: day ``days[k]`` is ``series.isel(time=k)``; returns the keys.
+
+        The objects are written in parallel (:attr:`max_workers` threads).
+        """
+        if len(days) != series.sizes.get("time", -1):
+            raise ValueError(f"{len(days)} days for a series of {series.sizes.get('time')} time steps")
+        self.ensure_bucket()  # once, before the threads
+        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
+            return list(pool.map(lambda k: self.put(product, days[k], series.isel(time=k, drop=True)),
+                                 range(len(days))))
+
+    def delete(self, product: str, day: DayLike) -> None:
+        """Remove the field of ``product`` and ``day`` (nothing happens when there is none)."""
+        self.s3.delete_object(Bucket=self.bucket, Key=self.key(product, day))
 
     def _fetch(self, product: str, day: date) -> bytes | None:
         from botocore.exceptions import ClientError
@@ -190,10 +222,10 @@ class TimeSeriesStore(s3mod.BucketClient):
         d0, d1 = as_date(start), as_date(end)
         found: list[date] = []
         for year in range(d0.year, d1.year + 1):
-            for key in s3mod.list_keys(self.s3, self.bucket, f"{PREFIX}/{product}/{year}/",
-                                       empty_if_no_bucket=True):
+            prefix = self.key(product, date(year, 1, 1)).rsplit("/", 1)[0] + "/"
+            for key in s3mod.list_keys(self.s3, self.bucket, prefix, empty_if_no_bucket=True):
                 m = _KEY_RE.search(key)
-                if m and key.startswith(f"{PREFIX}/{product}/{year}/{product}_"):
+                if m and key.startswith(f"{prefix}{product}_"):
                     d = datetime.strptime(m.group(1), "%Y%m%d").date()
                     if d0 <= d <= d1:
                         found.append(d)
