@@ -1,0 +1,92 @@
+"""Where the heavy tasks run their array work: a Dask distributed cluster, or this process.
+
+The daily science (:func:`smflow.daily.daily_science`) is a dask graph, one task per spatial chunk
+of cells; :func:`dask_cluster` decides which scheduler runs it, so every deployment takes the same
+code path:
+
+* ``SMFLOW_DASK_SCHEDULER`` set (e.g. ``tcp://scheduler:8786``): a :class:`distributed.Client` on
+  that scheduler; the chunks run on its workers (a Kubernetes cluster of dask-kubernetes, an HPC
+  queue of dask-jobqueue, or any ``dask scheduler`` / ``dask worker`` pair; see docs/scale.md).
+  The workers need this project installed (they import :mod:`smflow.daily`).
+* otherwise, domains of at least :data:`LOCAL_CLUSTER_MIN_CELLS` cells: a
+  :class:`distributed.LocalCluster` of threads in this process (the compiled kernels release the
+  GIL, and threads share the windows read from the store instead of copying them to worker
+  processes), one thread per core;
+* smaller domains (the 130-cell Big Island): dask's threaded scheduler. A LocalCluster takes
+  ~1-2 s to start and stop, against a few milliseconds of science: it would dominate the run.
+
+``dask.distributed`` is imported only here, inside the call (never when a DAG file is parsed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+#: Environment variable with the address of the Dask scheduler the heavy tasks submit to.
+SCHEDULER_ENV = "SMFLOW_DASK_SCHEDULER"
+#: Below this many cells the threaded scheduler runs the chunks (no cluster start-up).
+LOCAL_CLUSTER_MIN_CELLS = 100_000
+#: Seconds to wait for the configured scheduler before failing the task.
+CONNECT_TIMEOUT_S = 30
+
+
+def scheduler_address() -> str | None:
+    """The configured scheduler (``SMFLOW_DASK_SCHEDULER``), or None."""
+    return os.environ.get(SCHEDULER_ENV, "").strip() or None
+
+
+@contextmanager
+def dask_cluster(cells: int, *, address: str | None = None) -> Iterator[str]:
+    """Run the dask computations of the ``with`` block on the configured cluster.
+
+    Parameters
+    ----------
+    cells : int
+        Cells of the domain (decides between a LocalCluster and the threaded scheduler when no
+        scheduler is configured).
+    address : str, optional
+        Scheduler address; default ``SMFLOW_DASK_SCHEDULER``.
+
+    Yields
+    ------
+    str
+        What runs the chunks: ``"distributed tcp://..."``, ``"local cluster"`` or ``"threads"``
+        (logged; for the run's lineage).
+
+    Raises
+    ------
+    OSError
+        The configured scheduler does not answer within :data:`CONNECT_TIMEOUT_S` seconds (the
+        message names the address and the variable to fix).
+    """
+    import dask
+
+    address = address or scheduler_address()
+    if address:
+        from distributed import Client
+
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise OSError(f"cannot reach the Dask scheduler {address!r} set in {SCHEDULER_ENV}: {exc}; "
+                          f"start it, fix the address, or unset {SCHEDULER_ENV} to compute in this process") from exc
+        with client, dask.config.set(scheduler=client):
+            log.info("daily science on the Dask cluster at %s (%d cells)", address, cells)
+            yield f"distributed {address}"
+        return
+    if cells < LOCAL_CLUSTER_MIN_CELLS:
+        with dask.config.set(scheduler="threads"):
+            yield "threads"
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1,
+                      dashboard_address=None, memory_limit=0) as local, \
+            Client(local, set_as_default=False) as client, dask.config.set(scheduler=client):
+        log.info("daily science on a local Dask cluster (%d threads, %d cells)", os.cpu_count() or 1, cells)
+        yield "local cluster"
