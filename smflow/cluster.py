@@ -85,8 +85,10 @@ def dask_cluster(cells: int, *, address: str | None = None) -> Iterator[str]:
         return
     from distributed import Client, LocalCluster
 
+    # dashboard_address: a free loopback port (None would still bind the scheduler's HTTP routes
+    # to 8787, which another service of the machine may hold)
     with LocalCluster(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1,
-                      dashboard_address=None, memory_limit=0) as local, \
+                      dashboard_address="127.0.0.1:0", memory_limit=0) as local, \
             Client(local, set_as_default=False) as client, dask.config.set(scheduler=client):
         log.info("daily science on a local Dask cluster (%d threads, %d cells)", os.cpu_count() or 1, cells)
         yield "local cluster"
