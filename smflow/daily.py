@@ -29,8 +29,8 @@ TC_CONFIDENCE = 0.95
 #: Store field of the soil temperature [K] that gives SM2RAIN's frozen-soil mask.
 SOIL_TEMPERATURE_FIELD = "gldas_soil_temperature"
 #: Cells per dask task of the daily science (a band of whole grid rows of about this many cells):
-#: ~30 MiB of 209-day windows per task, a few hundred MiB of temporaries (benchmarks/README.md).
-CHUNK_CELLS = 16_384
+#: ~7 MiB of 209-day windows per task, ~0.1 GiB of temporaries (benchmarks/README.md).
+CHUNK_CELLS = 4_096
 
 
 def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_ref, tc_ref,
@@ -261,7 +261,9 @@ def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, tempera
     for name in ("error_variance", "correlation_with_truth", "snr_db"):
         out[f"{name}_lower"] = getattr(ci, name).lower
         out[f"{name}_upper"] = getattr(ci, name).upper
-    return out
+    # copies: a column of a (cells, time) window is a view that would keep the whole window of the
+    # band alive until the end of the run (memory growing with the domain)
+    return {k: np.array(v, copy=True) for k, v in out.items()}
 
 
 def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging, rain_model, seed: int,
