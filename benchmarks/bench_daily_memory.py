@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
@@ -202,12 +201,11 @@ def main() -> None:
           "| peak RSS [GiB] |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, cells in configs:
-        out = subprocess.run([sys.executable, __file__, "--one", mode, str(cells)], capture_output=True, text=True,
-                             cwd=os.path.dirname(os.path.abspath(__file__)))
-        if out.returncode != 0:
-            print(f"| {mode} | {cells:,} | {DAYS} | failed: {out.stderr.strip().splitlines()[-1]} | | | | |", flush=True)
+        try:
+            r = _common.run_fresh(__file__, mode, str(cells))
+        except RuntimeError as exc:
+            print(f"| {mode} | {cells:,} | {DAYS} | failed: {exc} | | | | |", flush=True)
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"| {mode} | {cells:,} | {DAYS} | {r['seconds']:.1f} | {r['seconds'] / cells * 1e6:.0f} | "
               f"{r['prepare_s']:.1f} | {r['rss_before_science_gib']:.2f} | {r['peak_gib']:.2f} |", flush=True)
 
