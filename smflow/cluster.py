@@ -8,12 +8,14 @@ code path:
   that scheduler; the chunks run on its workers (a Kubernetes cluster of dask-kubernetes, an HPC
   queue of dask-jobqueue, or any ``dask scheduler`` / ``dask worker`` pair; see docs/scale.md).
   The workers need this project installed (they import :mod:`smflow.daily`).
-* otherwise, domains of at least :data:`LOCAL_CLUSTER_MIN_CELLS` cells: a
-  :class:`distributed.LocalCluster` of threads in this process (the compiled kernels release the
-  GIL, and threads share the windows read from the store instead of copying them to worker
-  processes), one thread per core;
-* smaller domains (the 130-cell Big Island): dask's threaded scheduler. A LocalCluster takes
-  ~1-2 s to start and stop, against a few milliseconds of science: it would dominate the run.
+* otherwise, when the tasks read their own inputs (lazy, dask-backed windows) on a domain of at
+  least :data:`LOCAL_CLUSTER_MIN_CELLS` cells: a :class:`distributed.LocalCluster` of threads in
+  this process (the compiled kernels release the GIL), one thread per core;
+* otherwise dask's threaded scheduler: for small domains (the 130-cell Big Island) a LocalCluster
+  would take ~1-2 s to start and stop, against a few milliseconds of science; and when the
+  windows are already in memory (numpy, today's store), a distributed client pickles the arrays
+  it is given into the task graph, a second and third copy of the inputs (measured 3.1 GiB instead
+  of 1.2 GiB at 100,000 cells x 180 days), where threads share them.
 
 ``dask.distributed`` is imported only here, inside the call (never when a DAG file is parsed).
 """
@@ -41,7 +43,7 @@ def scheduler_address() -> str | None:
 
 
 @contextmanager
-def dask_cluster(cells: int, *, address: str | None = None) -> Iterator[str]:
+def dask_cluster(cells: int, *, address: str | None = None, inputs_in_memory: bool = False) -> Iterator[str]:
     """Run the dask computations of the ``with`` block on the configured cluster.
 
     Parameters
@@ -51,6 +53,9 @@ def dask_cluster(cells: int, *, address: str | None = None) -> Iterator[str]:
         scheduler is configured).
     address : str, optional
         Scheduler address; default ``SMFLOW_DASK_SCHEDULER``.
+    inputs_in_memory : bool, default False
+        The graph carries numpy arrays (windows already read): without a configured scheduler
+        they are shared by threads rather than pickled into a local cluster's graph.
 
     Yields
     ------
@@ -79,7 +84,7 @@ def dask_cluster(cells: int, *, address: str | None = None) -> Iterator[str]:
             log.info("daily science on the Dask cluster at %s (%d cells)", address, cells)
             yield f"distributed {address}"
         return
-    if cells < LOCAL_CLUSTER_MIN_CELLS:
+    if cells < LOCAL_CLUSTER_MIN_CELLS or inputs_in_memory:
         with dask.config.set(scheduler="threads"):
             yield "threads"
         return

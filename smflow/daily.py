@@ -9,6 +9,7 @@ operator (:mod:`smflow.operators.daily`) only loads the champions and stages the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from collections.abc import Mapping, Sequence
@@ -329,6 +330,7 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     (:func:`smflow.science.bootstrap.bootstrap_draws`).
     """
     import dask
+    from dask import is_dask_collection
 
     from smflow.cluster import dask_cluster
     from smflow.ml.models import PARENTS
@@ -349,8 +351,8 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     if any(v.size != cells for v in rain.values()):
         raise ValueError(f"daily_science: the SM2RAIN model's arrays {({k: v.size for k, v in rain.items()})} do "
                          f"not have the grid's {ny} x {nx} = {cells} cells")
-    if hasattr(merging, "to_dict"):
-        tc_params, merged = merging.to_dict(), None
+    if hasattr(merging, "to_dict"):  # MergingParameters: its arrays, without the copies of to_dict()
+        tc_params, merged = {f.name: getattr(merging, f.name) for f in dataclasses.fields(merging)}, None
     else:
         tc_params = None
         merged = {"soil_moisture": merging.soil_moisture, "error_variance": merging.error_variance,
@@ -360,7 +362,8 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
         raise ValueError(f"daily_science: the merging has {sizes} cells, the grid {ny} x {nx} = {cells}")
     bands = _row_bands((ny, nx), chunk_cells)
     flags = tuple(bool(m) for m in missing_last_day)
-    with dask_cluster(cells, address=scheduler_address):
+    in_memory = not all(is_dask_collection(a) for a in (*windows, soil_temperature))
+    with dask_cluster(cells, address=scheduler_address, inputs_in_memory=in_memory):
         lengths = dask.compute(*[
             dask.delayed(_band_block_lengths)(*(w[:, band] for w in windows), missing_last_day=flags, history=history)
             for band in bands])

@@ -129,3 +129,6 @@ def test_without_a_scheduler_large_domains_get_a_local_cluster(monkeypatch: pyte
         assert type(scheduler).__name__ == "Client", scheduler
         assert dask.compute(dask.delayed(sum)([1, 2]))[0] == 3
         assert scheduler.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.task_prefixes)) >= 1
+    # windows already in memory: shared by threads, never pickled into a local cluster's graph
+    with dask_cluster(LOCAL_CLUSTER_MIN_CELLS, inputs_in_memory=True) as where:
+        assert where == "threads"
