@@ -378,7 +378,9 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
                 merged=None if merged is None else {k: v[c] for k, v in merged.items()},
                 rain={k: v[c] for k, v in rain.items()}, block=block[c], draws=draws))
         parts = dask.compute(*tasks)
-    return {k: np.concatenate([part[k] for part in parts], axis=-1) for k in parts[0]}
+    # one field at a time, each band's piece dropped once joined: the day's results (~270 bytes a
+    # cell) exist once, not twice
+    return {k: np.concatenate([part.pop(k) for part in parts], axis=-1) for k in list(parts[0])}
 
 
 def sm2rain_variant(params) -> str:
