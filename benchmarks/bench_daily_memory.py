@@ -197,7 +197,7 @@ def main() -> None:
     configs = [("lazy", c) for c in sizes]
     if not args.quick:
         configs += [("memory", c) for c in (10_000, 100_000, 400_000)] + [("before", c) for c in (10_000, 100_000)]
-    print("| mode | cells | days | science wall time [s] | us per cell | inputs ready [s] | RSS before science [GiB] "
+    print("| mode | cells | days | science wall time [s] | us per cell | inputs ready [s] | peak RSS before the science [GiB] "
           "| peak RSS [GiB] |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, cells in configs:
