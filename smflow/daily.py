@@ -30,7 +30,8 @@ TC_CONFIDENCE = 0.95
 #: Store field of the soil temperature [K] that gives SM2RAIN's frozen-soil mask.
 SOIL_TEMPERATURE_FIELD = "gldas_soil_temperature"
 #: Cells per dask task of the daily science (a band of whole grid rows of about this many cells):
-#: ~7 MiB of 209-day windows per task, ~0.1 GiB of temporaries (benchmarks/README.md).
+#: ~26 MiB of windows per task (3 parents x 209 days and the temperature), ~0.1 GiB of temporaries
+#: (benchmarks/README.md, "Daily science at scale").
 CHUNK_CELLS = 4_096
 
 
