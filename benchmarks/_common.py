@@ -103,3 +103,23 @@ def synthetic_sm2rain(cells: int, days: int, seed: int, *, gap_fraction: float =
     gauge = rain.copy()
     gauge[:, 0] = np.nan
     return {"s": observed, "p_obs": gauge, "Z": z, "a": a, "b": b}
+
+
+def run_fresh(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script --one *args`` in a fresh interpreter (its peak memory is its own) and return
+    the JSON record it prints last.
+
+    Raises
+    ------
+    RuntimeError
+        The run failed; the message is its last line of stderr.
+    """
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, script, "--one", *args], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(script)))
+    if out.returncode != 0:
+        lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
+        raise RuntimeError(lines[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])

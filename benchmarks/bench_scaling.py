@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -138,13 +137,12 @@ def main() -> None:
     print("| computation | cells | days | wall time [s] | us per cell | peak memory [GiB] |")
     print("|---|---|---|---|---|---|")
     for kind, cells, days in configs:
-        out = subprocess.run([sys.executable, __file__, "--one", kind, str(cells), str(days), "--workers",
-                              str(args.workers), "--scheduler", args.scheduler],
-                             capture_output=True, text=True, cwd=os.path.dirname(__file__))
-        if out.returncode != 0:
-            print(f"| {kind} | {cells} | {days} | failed: {out.stderr.strip().splitlines()[-1]} | | |")
+        try:
+            r = _common.run_fresh(__file__, kind, str(cells), str(days), "--workers", str(args.workers),
+                                  "--scheduler", args.scheduler)
+        except RuntimeError as exc:
+            print(f"| {kind} | {cells} | {days} | failed: {exc} | | |")
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"| {kind} | {cells:,} | {days:,} | {r['seconds']:.1f} | {r['seconds'] / cells * 1e6:.0f} | "
               f"{r['peak_gib']:.2f} |", flush=True)
 

@@ -9,8 +9,10 @@ operator (:mod:`smflow.operators.daily`) only loads the champions and stages the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -27,6 +29,10 @@ TC_RESAMPLES = 500
 TC_CONFIDENCE = 0.95
 #: Store field of the soil temperature [K] that gives SM2RAIN's frozen-soil mask.
 SOIL_TEMPERATURE_FIELD = "gldas_soil_temperature"
+#: Cells per dask task of the daily science (a band of whole grid rows of about this many cells):
+#: ~26 MiB of windows per task (3 parents x 209 days and the temperature), ~0.1 GiB of temporaries
+#: (benchmarks/README.md, "Daily science at scale").
+CHUNK_CELLS = 4_096
 
 
 def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_ref, tc_ref,
@@ -85,42 +91,26 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     from smflow.catalog import pipeline
     from smflow.ml.apply import merge_window
     from smflow.ml.features import load_static_covariates
-    from smflow.ml.models import PARENTS, sm2rain_parameters
-    from smflow.science.bootstrap import triple_collocation_ci
-    from smflow.science.sm2rain import apply_sm2rain, frozen_soil_mask, precipitation_status, relative_saturation
+    from smflow.ml.models import PARENTS, merging_parameters, sm2rain_parameters
 
     history = merging.ensemble.spec.window - 1 if merging.method != "tc" else 0
     n_read = TC_WINDOW_DAYS + history
-    windows = {}
-    for p in PARENTS:
-        w = store.window(p, day, n_read)
-        if p in missing:  # never use a stale store object for an input this run rejected
-            w = w.copy()
-            w.values[-1] = np.nan
-        windows[p] = w
-    parents_ds = xr.Dataset(windows)
-    static = None
-    if merging.method != "tc" and merging.ensemble.spec.static:
-        static = load_static_covariates(grid)
-    merged = merge_window(merging, parents_ds, static)  # (cells, TC_WINDOW_DAYS)
-
-    ny, nx = grid.shape
-    tc_window = np.stack([windows[p].values[history:] for p in PARENTS])  # (3, time, lat, lon)
-    cells = np.moveaxis(tc_window.reshape(3, tc_window.shape[1], ny * nx), -1, -2)
-    ci = triple_collocation_ci(cells[0], cells[1], cells[2], min_samples=TC_MIN_SAMPLES,
-                               n_resamples=TC_RESAMPLES, confidence=TC_CONFIDENCE, seed=day.toordinal())
-    tc = ci.point
-
+    windows = {p: store.window(p, day, n_read) for p in PARENTS}
+    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, TC_WINDOW_DAYS)
+    merged = None
+    if merging.method != "tc":
+        # The ML ensembles merge the whole domain in this process (Keras models are not shipped to
+        # dask workers); the TC merging, the TC diagnostics and SM2RAIN stream by chunks below.
+        static = load_static_covariates(grid) if merging.ensemble.spec.static else None
+        masked = {p: _without_last_day(w) if p in missing else w for p, w in windows.items()}
+        merged = merge_window(merging, xr.Dataset(masked), static)  # (cells, TC_WINDOW_DAYS)
+    science = daily_science(
+        {p: windows[p].data for p in PARENTS}, temperature.data,
+        merging=merging_parameters(merging.parameters) if merging.method == "tc" else merged,
+        rain_model=rain_model, seed=day.toordinal(), missing_last_day=tuple(p in missing for p in PARENTS),
+        history=history)
     rain_params = sm2rain_parameters(rain_model)
-    s = relative_saturation(merged.soil_moisture, rain_model.arrays["saturation_lower"].reshape(-1)[:, None],
-                            rain_model.arrays["saturation_upper"].reshape(-1)[:, None])
-    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, TC_WINDOW_DAYS).values.astype("float64")
-    frozen = frozen_soil_mask(soil_temperature=np.moveaxis(temperature.reshape(-1, ny * nx), -1, 0))
-    rain = apply_sm2rain(s, rain_params, frozen=frozen)[:, -1]
-    rain_status = precipitation_status(merged.soil_moisture, frozen, rain_params,
-                                       rain_model.arrays["saturation_lower"].reshape(-1),
-                                       rain_model.arrays["saturation_upper"].reshape(-1))
-
+    ny, nx = grid.shape
     land = grid.land_mask
 
     def g(a: np.ndarray) -> np.ndarray:  # (..., cells) -> (..., lat, lon), off-land NaN
@@ -132,27 +122,26 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
 
     grid3 = ("time", "lat", "lon")
     source_grid = ("time", "source", "lat", "lon")
-    variance = merged.error_variance[:, -1]
+    variance = science["soil_moisture_error_variance"]
     variables = {
-        "soil_moisture": (grid3, g(merged.soil_moisture[:, -1])[None]),
+        "soil_moisture": (grid3, g(science["soil_moisture"])[None]),
         "soil_moisture_error_variance": (grid3, g(variance)[None]),
-        "merge_method": (grid3, cell_field(merged.method[:, -1], np.int8(3), "int8")),
-        "precipitation_amount": (grid3, g(rain)[None]),
-        "frozen_soil": (grid3, cell_field(frozen[:, -1], False, "int8")),
+        "merge_method": (grid3, cell_field(science["merge_method"], np.int8(3), "int8")),
+        "precipitation_amount": (grid3, g(science["precipitation_amount"])[None]),
+        "frozen_soil": (grid3, cell_field(science["frozen_soil"], False, "int8")),
         # off land there is no soil moisture: status 1 (the rainfall is missing there too)
-        "precipitation_status": (grid3, cell_field(rain_status, np.int8(1), "int8")),
-        "error_variance": (source_grid, g(tc.error_variance)[None]),
-        "correlation_with_truth": (source_grid, g(tc.correlation_with_truth)[None]),
-        "snr_db": (source_grid, g(tc.snr_db)[None]),
-        "tc_resolved": (grid3, cell_field(tc.resolved, False, "int8")),
-        "tc_sample_size": (grid3, cell_field(tc.sample_size, 0, "int32")),
-        "tc_block_length": (grid3, cell_field(ci.block_length, 0, "int32")),
-        "source_soil_moisture": (source_grid, np.where(land, tc_window[:, -1], np.nan)[None]),
+        "precipitation_status": (grid3, cell_field(science["precipitation_status"], np.int8(1), "int8")),
+        "error_variance": (source_grid, g(science["error_variance"])[None]),
+        "correlation_with_truth": (source_grid, g(science["correlation_with_truth"])[None]),
+        "snr_db": (source_grid, g(science["snr_db"])[None]),
+        "tc_resolved": (grid3, cell_field(science["tc_resolved"], False, "int8")),
+        "tc_sample_size": (grid3, cell_field(science["tc_sample_size"], 0, "int32")),
+        "tc_block_length": (grid3, cell_field(science["tc_block_length"], 0, "int32")),
+        "source_soil_moisture": (source_grid, g(science["source_soil_moisture"])[None]),
     }
     for name in ("error_variance", "correlation_with_truth", "snr_db"):
-        interval = getattr(ci, name)
-        variables[f"{name}_lower"] = (source_grid, g(interval.lower)[None])
-        variables[f"{name}_upper"] = (source_grid, g(interval.upper)[None])
+        variables[f"{name}_lower"] = (source_grid, g(science[f"{name}_lower"])[None])
+        variables[f"{name}_upper"] = (source_grid, g(science[f"{name}_upper"])[None])
     coords: dict[str, Any] = {"time": np.array([np.datetime64(day.isoformat(), "ns")]), "source": list(PARENTS),
                               "lat": grid.lat, "lon": grid.lon}
     if merging.method != "tc":
@@ -160,7 +149,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
             variables["soil_moisture_uncertainty"] = (grid3, g(np.sqrt(variance))[None])
         names = sorted(merged.members)
         variables["member_soil_moisture"] = (("time", "member", "lat", "lon"),
-                                             np.stack([g(merged.members[k][:, -1]) for k in names])[None])
+                                             np.stack([g(science[f"member_{k}"]) for k in names])[None])
         coords["member"] = names
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs.update(tc_confidence_level=TC_CONFIDENCE, tc_bootstrap_resamples=TC_RESAMPLES,
@@ -194,6 +183,205 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         provenance.update(add_to_product(ds, day, store=store, grid=grid, model=model, ref=recon_ref, missing=missing)
                           if model is not None else {"smap_reconstruction_model": f"none: {recon_ref}"})
     return ds, provenance
+
+
+def _without_last_day(window: xr.DataArray) -> xr.DataArray:
+    """``window`` with its last day NaN (an input this run rejected: its stale store object is never used)."""
+    out = window.copy()
+    out.values[-1] = np.nan
+    return out
+
+
+def _row_bands(shape: tuple[int, int], chunk_cells: int) -> list[slice]:
+    """Bands of whole grid rows of about `chunk_cells` cells (contiguous in the flattened cell order)."""
+    ny, nx = shape
+    rows = max(1, int(chunk_cells) // max(1, nx))
+    return [slice(r, min(r + rows, ny)) for r in range(0, ny, rows)]
+
+
+def _band_cells(parents: Sequence[np.ndarray], missing_last_day: Sequence[bool]) -> np.ndarray:
+    """The parents' windows of a band, ``(3, cells, time)`` float64 (a copy: the band is owned by
+    the task), the last day NaN for the rejected inputs."""
+    stack = np.stack([np.asarray(w, dtype=np.float64) for w in parents])  # (3, time, rows, lon)
+    for k, gone in enumerate(missing_last_day):
+        if gone:
+            stack[k, -1] = np.nan
+    return np.moveaxis(stack.reshape(3, stack.shape[1], -1), -1, -2)
+
+
+def _band_block_lengths(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, *,
+                        missing_last_day: Sequence[bool], history: int) -> np.ndarray:
+    """Dask task: moving-block lengths of the TC bootstrap of a band's cells, ``(cells,)`` [days]."""
+    from smflow.science import _kernels
+    from smflow.science.bootstrap import resample_block_lengths
+
+    cells = _band_cells((smap, era5, gldas), missing_last_day)[:, :, history:]
+    with _kernels.single_threaded():  # dask runs the bands in parallel
+        return resample_block_lengths(cells[0], cells[1], cells[2])
+
+
+def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray, *,
+                  missing_last_day: Sequence[bool], history: int, merging: Mapping[str, np.ndarray] | None,
+                  merged: Mapping[str, np.ndarray] | None, rain: Mapping[str, np.ndarray],
+                  block: np.ndarray, draws: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """Dask task: the day's science on a band of cells (see :func:`daily_science`); arrays ``(..., cells)``."""
+    from smflow.ml.models import SM2RAIN_FILTER_FIELDS
+    from smflow.science import _kernels
+    from smflow.science.bootstrap import triple_collocation_ci
+    from smflow.science.merging import MergingParameters, apply_tc_merging
+    from smflow.science.sm2rain import (
+        SM2RAINParameters, apply_sm2rain, frozen_soil_mask, precipitation_status, relative_saturation,
+    )
+
+    cells = _band_cells((smap, era5, gldas), missing_last_day)  # (3, cells, history + window)
+    out: dict[str, np.ndarray] = {}
+    with _kernels.single_threaded():  # dask runs the bands in parallel
+        if merging is not None:
+            result = apply_tc_merging(MergingParameters.from_dict(merging), cells)
+            soil_moisture, variance, method = result.soil_moisture, result.error_variance, result.method
+        else:
+            soil_moisture, variance, method = merged["soil_moisture"], merged["error_variance"], merged["method"]
+            out.update({k: v[:, -1] for k, v in merged.items() if k.startswith("member_")})
+        tc_cells = cells[:, :, history:]
+        ci = triple_collocation_ci(tc_cells[0], tc_cells[1], tc_cells[2], min_samples=TC_MIN_SAMPLES,
+                                   n_resamples=TC_RESAMPLES, confidence=TC_CONFIDENCE, block=block, draws=draws)
+        params = SM2RAINParameters.from_dict({k: v for k, v in rain.items() if k in ("Z", "a", "b", *SM2RAIN_FILTER_FIELDS)})
+        lower, upper = rain["saturation_lower"], rain["saturation_upper"]
+        s = relative_saturation(soil_moisture, lower[:, None], upper[:, None])
+        kelvin = np.asarray(temperature, dtype=np.float64)
+        frozen = frozen_soil_mask(soil_temperature=np.moveaxis(kelvin.reshape(kelvin.shape[0], -1), -1, 0))
+        out["precipitation_amount"] = apply_sm2rain(s, params, frozen=frozen)[:, -1]
+        out["precipitation_status"] = precipitation_status(soil_moisture, frozen, params, lower, upper)
+    tc = ci.point
+    out.update({
+        "soil_moisture": soil_moisture[:, -1], "soil_moisture_error_variance": variance[:, -1],
+        "merge_method": np.asarray(method[:, -1], dtype=np.int8), "frozen_soil": frozen[:, -1],
+        "error_variance": tc.error_variance, "correlation_with_truth": tc.correlation_with_truth,
+        "snr_db": tc.snr_db, "tc_resolved": tc.resolved, "tc_sample_size": tc.sample_size,
+        "tc_block_length": ci.block_length, "source_soil_moisture": tc_cells[:, :, -1],
+    })
+    for name in ("error_variance", "correlation_with_truth", "snr_db"):
+        out[f"{name}_lower"] = getattr(ci, name).lower
+        out[f"{name}_upper"] = getattr(ci, name).upper
+    # copies: a column of a (cells, time) window is a view that would keep the whole window of the
+    # band alive until the end of the run (memory growing with the domain)
+    return {k: np.array(v, copy=True) for k, v in out.items()}
+
+
+def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging, rain_model, seed: int,
+                  missing_last_day: Sequence[bool] = (False, False, False), history: int = 0,
+                  chunk_cells: int = CHUNK_CELLS, scheduler_address: str | None = None) -> dict[str, np.ndarray]:
+    """The day's merging, TC diagnostics and SM2RAIN rainfall, streamed by spatial chunks with dask.
+
+    The domain is cut into bands of whole grid rows of about `chunk_cells` cells; each band is one
+    dask task that merges its cells' windows, runs the TC bootstrap and SM2RAIN, and returns only
+    the day's per-cell results. Peak memory is that of the tasks in flight (plus the windows, when
+    the store hands them over in memory), not of the domain's temporaries. The tasks run where
+    :func:`smflow.cluster.dask_cluster` says (``SMFLOW_DASK_SCHEDULER``, a local cluster, or
+    threads for small domains).
+
+    Parameters
+    ----------
+    parents : mapping of str to array, shape (history + TC_WINDOW_DAYS, lat, lon)
+        The three parents' windows in :data:`smflow.ml.models.PARENTS` order [m3 m-3], NaN where
+        missing; numpy or dask arrays (a dask array is read band by band, never whole).
+    soil_temperature : array, shape (TC_WINDOW_DAYS, lat, lon)
+        GLDAS top-layer soil temperature [K] (SM2RAIN's frozen-soil mask); numpy or dask.
+    merging : MergingParameters or MergedWindow
+        TC merging parameters with the cells flattened (``lat*lon``;
+        :func:`smflow.ml.models.merging_parameters`): merged band by band; or the ML ensemble's
+        merged window (:class:`smflow.ml.apply.MergedWindow`, arrays (cells, TC_WINDOW_DAYS)).
+    rain_model : GridParameters
+        ``models:/sm2rain@champion`` (SM2RAIN fields and ``saturation_lower`` / ``saturation_upper``
+        on the grid).
+    seed : int
+        Seed of the bootstrap resamples (the day's ordinal: a re-run gives the same bytes).
+    missing_last_day : sequence of 3 bool
+        Parents whose last day this run rejected (their stale store object is never used).
+    history : int
+        Days before the TC window in `parents` (history of the sequence models; 0 for TC).
+    chunk_cells : int
+        Cells per task (rounded to whole grid rows).
+    scheduler_address : str, optional
+        Dask scheduler; default ``SMFLOW_DASK_SCHEDULER`` (see :func:`smflow.cluster.dask_cluster`).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Per cell (cells flattened ``lat*lon``): ``soil_moisture`` [m3 m-3],
+        ``soil_moisture_error_variance`` [(m3 m-3)^2], ``merge_method`` (int8),
+        ``precipitation_amount`` [mm], ``frozen_soil`` (bool), ``precipitation_status`` (int8),
+        ``tc_resolved``, ``tc_sample_size``, ``tc_block_length`` [days], ``member_<name>`` (ML);
+        shaped (3, cells) in parent order: ``error_variance`` [(m3 m-3)^2],
+        ``correlation_with_truth`` [-], ``snr_db`` [dB], their ``_lower`` / ``_upper`` bounds and
+        ``source_soil_moisture`` (the parents on the day).
+
+    Raises
+    ------
+    ValueError
+        The windows, the temperature and the parameters are not on the same grid (the message
+        names the shapes).
+
+    Notes
+    -----
+    Every result is per cell, so any chunking gives the bits of one call over the whole domain,
+    including the bootstrap intervals: the block lengths of the whole domain are computed first
+    (one cheap pass over the windows) and every band receives the resamples that a whole-domain
+    :func:`smflow.science.bootstrap.triple_collocation_ci` call with `seed` draws
+    (:func:`smflow.science.bootstrap.bootstrap_draws`).
+    """
+    import dask
+    from dask import is_dask_collection
+
+    from smflow.cluster import dask_cluster
+    from smflow.ml.models import PARENTS
+    from smflow.science.bootstrap import bootstrap_draws
+
+    windows = [parents[p] for p in PARENTS]
+    n_read, ny, nx = windows[0].shape
+    steps = n_read - history
+    if any(tuple(w.shape) != (n_read, ny, nx) for w in windows) or tuple(soil_temperature.shape) != (steps, ny, nx):
+        raise ValueError(f"daily_science: parents {[tuple(w.shape) for w in windows]} and soil temperature "
+                         f"{tuple(soil_temperature.shape)} must be (time, lat, lon) windows of the same grid, "
+                         f"the temperature {history} days shorter (the history of the merging model)")
+    cells = ny * nx
+    from smflow.ml.models import SM2RAIN_FILTER_FIELDS
+
+    names = ("Z", "a", "b", *SM2RAIN_FILTER_FIELDS, "saturation_lower", "saturation_upper")
+    rain = {k: np.asarray(v).reshape(-1) for k, v in rain_model.arrays.items() if k in names}
+    if any(v.size != cells for v in rain.values()):
+        raise ValueError(f"daily_science: the SM2RAIN model's arrays {({k: v.size for k, v in rain.items()})} do "
+                         f"not have the grid's {ny} x {nx} = {cells} cells")
+    if hasattr(merging, "to_dict"):  # MergingParameters: its arrays, without the copies of to_dict()
+        tc_params, merged = {f.name: getattr(merging, f.name) for f in dataclasses.fields(merging)}, None
+    else:
+        tc_params = None
+        merged = {"soil_moisture": merging.soil_moisture, "error_variance": merging.error_variance,
+                  "method": merging.method, **{f"member_{k}": v for k, v in merging.members.items()}}
+    sizes = {k: v.shape[-1] if merged is None else v.shape[0] for k, v in (tc_params or merged).items()}
+    if any(n != cells for n in sizes.values()):
+        raise ValueError(f"daily_science: the merging has {sizes} cells, the grid {ny} x {nx} = {cells}")
+    bands = _row_bands((ny, nx), chunk_cells)
+    flags = tuple(bool(m) for m in missing_last_day)
+    in_memory = not all(is_dask_collection(a) for a in (*windows, soil_temperature))
+    with dask_cluster(cells, address=scheduler_address, inputs_in_memory=in_memory):
+        lengths = dask.compute(*[
+            dask.delayed(_band_block_lengths)(*(w[:, band] for w in windows), missing_last_day=flags, history=history)
+            for band in bands])
+        block = np.concatenate(lengths)
+        draws = bootstrap_draws(block, steps, TC_RESAMPLES, seed)
+        tasks = []
+        for band in bands:
+            c = slice(band.start * nx, band.stop * nx)
+            tasks.append(dask.delayed(_band_science)(
+                *(w[:, band] for w in windows), soil_temperature[:, band], missing_last_day=flags, history=history,
+                merging=None if tc_params is None else {k: v[..., c] for k, v in tc_params.items()},
+                merged=None if merged is None else {k: v[c] for k, v in merged.items()},
+                rain={k: v[c] for k, v in rain.items()}, block=block[c], draws=draws))
+        parts = dask.compute(*tasks)
+    # one field at a time, each band's piece dropped once joined: the day's results (~270 bytes a
+    # cell) exist once, not twice
+    return {k: np.concatenate([part.pop(k) for part in parts], axis=-1) for k in list(parts[0])}
 
 
 def sm2rain_variant(params) -> str:

@@ -18,6 +18,7 @@ are those of :func:`smflow.science.tc.triple_collocation` (shared through
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,7 +31,9 @@ __all__ = [
     "TCBootstrapResult",
     "TCInterval",
     "block_length",
+    "bootstrap_draws",
     "moving_block_counts",
+    "resample_block_lengths",
     "triple_collocation_ci",
 ]
 
@@ -173,6 +176,7 @@ def triple_collocation_ci(
     chunk_cells: int = 128,
     precision: Literal["float32", "float64"] = "float32",
     start_step: int | Literal["auto"] = "auto",
+    draws: Mapping[int, NDArray[np.int64]] | None = None,
 ) -> TCBootstrapResult:
     """Triple collocation with moving-block bootstrap confidence intervals, per cell.
 
@@ -206,6 +210,11 @@ def triple_collocation_ci(
         1 = every step, the textbook moving-block bootstrap). Blocks still overlap by all but a
         few steps, so the intervals are statistically the same, while the sums of all resamples
         cost ``start_step`` times less.
+    draws : mapping of int to numpy.ndarray of int, optional
+        The resamples' block starts per block length, from :func:`bootstrap_draws` (then `seed`
+        is not used). A domain split into chunks of cells gets the intervals of one call over the
+        whole domain, bit for bit, when every chunk receives the draws of the whole domain's
+        block lengths (:func:`resample_block_lengths`) and its cells' lengths as `block`.
 
     Returns
     -------
@@ -217,7 +226,7 @@ def triple_collocation_ci(
     ------
     ValueError
         If the inputs differ in shape, `confidence` is not in (0, 1), `n_resamples` < 10,
-        `method` or `block` are invalid.
+        `method` or `block` are invalid, or `draws` lacks a block length of the cells.
 
     Notes
     -----
@@ -264,7 +273,7 @@ def triple_collocation_ci(
     if isinstance(block, str):
         if block != "auto":
             raise ValueError(f"`block` must be 'auto', an integer or one integer per cell, got {block!r}.")
-        lengths = _ladder(np.atleast_1d(block_length(x2, y2, z2)))
+        lengths = resample_block_lengths(x2, y2, z2)
     else:
         lengths = np.broadcast_to(np.asarray(block), (cells,)).astype(np.int64)
         if np.any(lengths < 1) or np.any(lengths > steps):
@@ -275,12 +284,26 @@ def triple_collocation_ci(
     lower = np.full((12, cells), np.nan)
     upper = np.full((12, cells), np.nan)
     resolved = np.zeros(cells, dtype=np.int64)
+    if draws is not None:
+        absent = sorted(set(np.unique(lengths).tolist()) - set(int(k) for k in draws))
+        if absent:
+            raise ValueError(f"`draws` has no resamples for the block lengths {absent}; make them with "
+                             "bootstrap_draws(...) over the block lengths of every cell (resample_block_lengths).")
     for length in np.unique(lengths):
         length = int(length)
         step = _start_step(length, start_step)
-        draws = _lattice_draws(steps, length, step, n_resamples, rng)
+        if draws is None:
+            starts = _lattice_draws(steps, length, step, n_resamples, rng)
+        else:
+            starts = np.asarray(draws[length], dtype=np.int64)
+            n_starts, blocks = (steps - length) // step + 1, -(-steps // length)
+            if starts.shape != (n_resamples, blocks) or starts.min() < 0 or starts.max() >= n_starts:
+                raise ValueError(f"`draws[{length}]` has shape {starts.shape} and values in [{starts.min()}, "
+                                 f"{starts.max()}]; expected ({n_resamples}, {blocks}) in [0, {n_starts}) for "
+                                 f"{steps} steps: make them with bootstrap_draws(..., n_time={steps}, "
+                                 f"n_resamples={n_resamples}).")
         group = np.flatnonzero(lengths == length)
-        _block_bootstrap(x2, y2, z2, group, length, step, draws, tail, dtype, chunk_cells, lower, upper, resolved)
+        _block_bootstrap(x2, y2, z2, group, length, step, starts, tail, dtype, chunk_cells, lower, upper, resolved)
 
     resolved_fraction = resolved / n_resamples
     keep = (resolved >= max(10, int(0.5 * n_resamples))) & point_cells.resolved
@@ -308,6 +331,59 @@ def triple_collocation_ci(
         confidence=float(confidence),
         n_resamples=int(n_resamples),
     )
+
+
+def resample_block_lengths(x: ArrayLike, y: ArrayLike, z: ArrayLike) -> NDArray[np.int64]:
+    """Block lengths of :func:`triple_collocation_ci` with ``block="auto"``, shape (cells,).
+
+    :func:`block_length` per cell, rounded up to a ladder of ~20 % steps so that cells on one rung
+    share their resamples.
+
+    Parameters
+    ----------
+    x, y, z : array_like, shape (cells, time)
+        The collocated data sets (NaN = missing).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (cells,)
+        Block length [time steps].
+    """
+    return _ladder(np.atleast_1d(block_length(x, y, z)))
+
+
+def bootstrap_draws(lengths: ArrayLike, n_time: int, n_resamples: int, seed: int | np.random.Generator | None,
+                    *, start_step: int | Literal["auto"] = "auto") -> dict[int, NDArray[np.int64]]:
+    """The resamples' block starts that :func:`triple_collocation_ci` draws for these block lengths.
+
+    Parameters
+    ----------
+    lengths : array_like of int
+        Block lengths [time steps] of every cell of the domain (repeats allowed), e.g.
+        :func:`resample_block_lengths` of each chunk, concatenated.
+    n_time : int
+        Length of the series [time steps].
+    n_resamples : int
+        Number of bootstrap resamples.
+    seed : int, numpy.random.Generator or None
+        As in :func:`triple_collocation_ci`.
+    start_step : int or "auto", default "auto"
+        As in :func:`triple_collocation_ci`.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray of int, shape (n_resamples, ceil(n_time / length))
+        Lattice indices of the block starts per block length: the draws of one
+        :func:`triple_collocation_ci` call over all these cells with the same `seed` (one
+        ``rng.integers`` per block length, in increasing order), to pass as its `draws` for any
+        subset of them.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    draws = {}
+    for length in np.unique(np.asarray(lengths, dtype=np.int64)):
+        length = int(length)
+        draws[length] = _lattice_draws(n_time, length, _start_step(length, start_step), n_resamples, rng)
+    return draws
 
 
 def _start_step(length: int, start_step: int | str) -> int:

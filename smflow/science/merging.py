@@ -335,7 +335,7 @@ def fit_tc_merging(
     )
 
 
-def apply_tc_merging(params: MergingParameters, parents: ArrayLike) -> MergedResult:
+def apply_tc_merging(params: MergingParameters, parents: ArrayLike, *, chunk_cells: int | None = None) -> MergedResult:
     """Merge three parents with fitted TC least-squares parameters.
 
     Parameters
@@ -344,6 +344,10 @@ def apply_tc_merging(params: MergingParameters, parents: ArrayLike) -> MergedRes
         Output of :func:`fit_tc_merging` for the same cells.
     parents : array_like, shape (3, cells) or (3, cells, time)
         Soil moisture of the three parents [m3 m-3], NaN where missing, in the order of the fit.
+    chunk_cells : int, optional
+        Cells merged at a time. The temporaries are shaped (3, chunk_cells[, time]), so the memory
+        used beyond the inputs and the outputs is bounded (default: ~2^20 values per parent, a few
+        tens of MiB). The result does not depend on it.
 
     Returns
     -------
@@ -354,7 +358,8 @@ def apply_tc_merging(params: MergingParameters, parents: ArrayLike) -> MergedRes
     Raises
     ------
     ValueError
-        If `parents` is not shaped (3, cells[, time]) or its cell count differs from `params`.
+        If `parents` is not shaped (3, cells[, time]), its cell count differs from `params`, or
+        `chunk_cells` is not a positive integer.
 
     Notes
     -----
@@ -382,25 +387,48 @@ def apply_tc_merging(params: MergingParameters, parents: ArrayLike) -> MergedRes
             f"`parents` has {data.shape[1]} cells but the merging parameters have {cell_shape}; "
             "apply the parameters fitted on the same cells (same grid and land mask)."
         )
+    if chunk_cells is None:
+        # ~2^20 values per parent and temporary (~8 MiB): the (3, chunk, time) temporaries below
+        # stay a few tens of MiB whatever the domain (issue 16: 10.3 GiB at 400,000 x 180 before)
+        steps = int(np.prod(data.shape[2:], dtype=np.int64))
+        chunk_cells = max(1, 2**20 // max(1, steps))
+    if isinstance(chunk_cells, bool) or not isinstance(chunk_cells, (int, np.integer)) or chunk_cells < 1:
+        raise ValueError(f"`chunk_cells` must be a positive integer (or None for automatic), got {chunk_cells!r}.")
+    merged = np.empty(data.shape[1:], dtype=np.float64)
+    error_variance = np.empty(data.shape[1:], dtype=np.float64)
+    method = np.empty(data.shape[1:], dtype=np.int8)
+    for start in range(0, data.shape[1], int(chunk_cells)):
+        cells = slice(start, start + int(chunk_cells))
+        _merge_cells(params, cells, data[:, cells], merged[cells], error_variance[cells], method[cells])
+    return MergedResult(soil_moisture=merged, error_variance=error_variance, method=method)
+
+
+def _merge_cells(params: MergingParameters, cells: slice, data: NDArray[np.float64], merged_out: NDArray[np.float64],
+                 error_variance_out: NDArray[np.float64], method_out: NDArray[np.int8]) -> None:
+    """:func:`apply_tc_merging` on the cells ``cells`` (``data`` shaped (3, chunk[, time])), into the outputs.
+
+    Element-wise, with the three parents reduced in the order 0, 1, 2 whatever the chunk: the result
+    of a cell does not depend on the chunking (the same bits as one call over all cells).
+    """
     expand = (slice(None), slice(None)) + (None,) * (data.ndim - 2)
     cell_expand = expand[1:]
-    rescaled = params.offset[expand] + params.gain[expand] * data
+    rescaled = params.offset[:, cells][expand] + params.gain[:, cells][expand] * data
     available = np.isfinite(rescaled)
     n_available = available.sum(axis=0)
-    resolved = np.broadcast_to(params.resolved[cell_expand], n_available.shape)
+    resolved = np.broadcast_to(params.resolved[cells][cell_expand], n_available.shape)
 
-    weights = np.where(available, params.weights[expand], 0.0)
+    weights = np.where(available, params.weights[:, cells][expand], 0.0)
     total = weights.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         merged = np.where(available, weights * rescaled, 0.0).sum(axis=0) / total
-        precision = np.where(available, 1.0 / params.reference_error_variance[expand], 0.0).sum(axis=0)
+        precision = np.where(available, 1.0 / params.reference_error_variance[:, cells][expand], 0.0).sum(axis=0)
         error_variance = np.where(resolved, 1.0 / precision, np.nan)
     no_data = n_available == 0
-    merged = np.where(no_data, np.nan, merged)
-    error_variance = np.where(no_data, np.nan, error_variance)
+    merged_out[...] = np.where(no_data, np.nan, merged)
+    error_variance_out[...] = np.where(no_data, np.nan, error_variance)
 
     method = np.full(n_available.shape, METHOD_TC_LEAST_SQUARES, dtype=np.int8)
     method[resolved & (n_available < _N_PARENTS)] = METHOD_PARTIAL
     method[~resolved] = METHOD_ARITHMETIC_MEAN
     method[no_data] = METHOD_NO_DATA
-    return MergedResult(soil_moisture=merged, error_variance=error_variance, method=method)
+    method_out[...] = method

@@ -119,3 +119,22 @@ def test_errors_say_how_to_fix(autocorrelated: np.ndarray) -> None:
         triple_collocation_ci(x, y, z, method="BCa")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="block"):
         triple_collocation_ci(x, y, z, block=0)
+
+
+def test_draws_of_the_whole_domain_give_its_intervals_on_any_subset(autocorrelated: np.ndarray) -> None:
+    """A chunk of cells given the whole domain's resamples (bootstrap_draws) gets the whole call's bits."""
+    from smflow.science.bootstrap import bootstrap_draws, resample_block_lengths
+
+    data = autocorrelated[:, :60, :365]
+    whole = triple_collocation_ci(*data, n_resamples=100, seed=3)
+    lengths = resample_block_lengths(*data)
+    np.testing.assert_array_equal(lengths, whole.block_length)
+    draws = bootstrap_draws(lengths, 365, 100, 3)
+    assert len(draws) > 1
+    part = slice(10, 25)
+    got = triple_collocation_ci(*data[:, part], n_resamples=100, block=lengths[part], draws=draws)
+    for name in ("error_variance", "snr_db", "correlation_with_truth"):
+        np.testing.assert_array_equal(getattr(got, name).lower, getattr(whole, name).lower[:, part], err_msg=name)
+        np.testing.assert_array_equal(getattr(got, name).upper, getattr(whole, name).upper[:, part], err_msg=name)
+    with pytest.raises(ValueError, match="no resamples for the block lengths"):
+        triple_collocation_ci(*data[:, part], n_resamples=100, block=lengths[part], draws={})

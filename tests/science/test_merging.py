@@ -230,3 +230,17 @@ def test_errors_say_how_to_fix(fitted: MergingParameters) -> None:
         fit_tc_merging(np.ones((3, 2, 50)), reference=3)
     with pytest.raises(ValueError, match="cells"):
         apply_tc_merging(fitted, np.ones((3, 7)))
+
+
+def test_merging_by_chunks_of_cells_gives_the_same_bits(synthetic: tuple[np.ndarray, np.ndarray],
+                                                        fitted: MergingParameters) -> None:
+    """The temporaries are bounded by chunks of cells (issue 16); the result does not depend on them."""
+    parents = synthetic[1][:, :, :400]
+    whole = apply_tc_merging(fitted, parents, chunk_cells=parents.shape[1])
+    for chunk in (1, 7, None):
+        got = apply_tc_merging(fitted, parents, chunk_cells=chunk)
+        for name in ("soil_moisture", "error_variance", "method"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(whole, name), err_msg=f"{name}, chunk {chunk}")
+    assert (whole.method == METHOD_PARTIAL).any() and np.isfinite(whole.soil_moisture).any()
+    with pytest.raises(ValueError, match="chunk_cells"):
+        apply_tc_merging(fitted, parents, chunk_cells=0)
