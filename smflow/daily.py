@@ -32,7 +32,9 @@ SOIL_TEMPERATURE_FIELD = "gldas_soil_temperature"
 def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_ref, tc_ref,
                           missing: dict[str, str], input_granules: list[str],
                           input_provenance: list[dict[str, Any]] | None = None,
-                          reconstruction=None) -> tuple[xr.Dataset, dict[str, Any]]:
+                          reconstruction=None, parents: tuple[str, ...] | None = None,
+                          window_days: int = TC_WINDOW_DAYS,
+                          pipeline_name: str = "daily_soil_moisture") -> tuple[xr.Dataset, dict[str, Any]]:
     """Merged soil moisture, its uncertainty, SM2RAIN rainfall and rolling TC diagnostics for ``day``.
 
     Parameters
@@ -60,6 +62,14 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         ``(GridParameters, ModelRef)`` of ``models:/smap_reconstruction@champion``: adds the
         seamless SMAP (:func:`smflow.ml.reconstruction.add_to_product`); ``(None, reason)``
         records why there is none.
+    parents : tuple of str, optional
+        Store products merged, in the order of the ``source`` dimension (default: the main
+        pipeline's, :data:`smflow.ml.models.PARENTS`).
+    window_days : int, default :data:`TC_WINDOW_DAYS`
+        Trailing window of the TC diagnostics and the SM2RAIN rainfall [days] (the pipeline's
+        ``tc_window_days``).
+    pipeline_name : str
+        Pipeline whose ``experimental`` policy the product carries.
 
     Returns
     -------
@@ -89,10 +99,11 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     from smflow.science.bootstrap import triple_collocation_ci
     from smflow.science.sm2rain import apply_sm2rain, frozen_soil_mask, precipitation_status, relative_saturation
 
+    sources = tuple(parents or PARENTS)
     history = merging.ensemble.spec.window - 1 if merging.method != "tc" else 0
-    n_read = TC_WINDOW_DAYS + history
+    n_read = window_days + history
     windows = {}
-    for p in PARENTS:
+    for p in sources:
         w = store.window(p, day, n_read)
         if p in missing:  # never use a stale store object for an input this run rejected
             w = w.copy()
@@ -105,7 +116,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     merged = merge_window(merging, parents_ds, static)  # (cells, TC_WINDOW_DAYS)
 
     ny, nx = grid.shape
-    tc_window = np.stack([windows[p].values[history:] for p in PARENTS])  # (3, time, lat, lon)
+    tc_window = np.stack([windows[p].values[history:] for p in sources])  # (3, time, lat, lon)
     cells = np.moveaxis(tc_window.reshape(3, tc_window.shape[1], ny * nx), -1, -2)
     ci = triple_collocation_ci(cells[0], cells[1], cells[2], min_samples=TC_MIN_SAMPLES,
                                n_resamples=TC_RESAMPLES, confidence=TC_CONFIDENCE, seed=day.toordinal())
@@ -114,7 +125,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     rain_params = sm2rain_parameters(rain_model)
     s = relative_saturation(merged.soil_moisture, rain_model.arrays["saturation_lower"].reshape(-1)[:, None],
                             rain_model.arrays["saturation_upper"].reshape(-1)[:, None])
-    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, TC_WINDOW_DAYS).values.astype("float64")
+    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, window_days).values.astype("float64")
     frozen = frozen_soil_mask(soil_temperature=np.moveaxis(temperature.reshape(-1, ny * nx), -1, 0))
     rain = apply_sm2rain(s, rain_params, frozen=frozen)[:, -1]
     rain_status = precipitation_status(merged.soil_moisture, frozen, rain_params,
@@ -153,7 +164,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         interval = getattr(ci, name)
         variables[f"{name}_lower"] = (source_grid, g(interval.lower)[None])
         variables[f"{name}_upper"] = (source_grid, g(interval.upper)[None])
-    coords: dict[str, Any] = {"time": np.array([np.datetime64(day.isoformat(), "ns")]), "source": list(PARENTS),
+    coords: dict[str, Any] = {"time": np.array([np.datetime64(day.isoformat(), "ns")]), "source": list(sources),
                               "lat": grid.lat, "lon": grid.lon}
     if merging.method != "tc":
         with np.errstate(invalid="ignore"):
@@ -164,7 +175,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         coords["member"] = names
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs.update(tc_confidence_level=TC_CONFIDENCE, tc_bootstrap_resamples=TC_RESAMPLES,
-                    tc_window_days=TC_WINDOW_DAYS)
+                    tc_window_days=window_days)
     provenance = {
         "merging_model": merging.ref.label(),
         "merging_method": merging.method,
@@ -179,9 +190,9 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         "sm2rain_skill_status": str(rain_model.metadata.get("skill_status") or "experimental"),
         "sm2rain_skill": str(rain_model.metadata.get("skill") or "not rated against a no-skill baseline"),
         # what the publisher does with an experimental product (config/daily_pipelines.json)
-        "experimental_policy": pipeline("daily_soil_moisture").experimental,
+        "experimental_policy": pipeline(pipeline_name).experimental,
         "sm2rain_variant": sm2rain_variant(rain_params),
-        "tc_window_days": TC_WINDOW_DAYS,
+        "tc_window_days": window_days,
         "tc_bootstrap": f"moving-block bootstrap, {TC_RESAMPLES} resamples, {TC_CONFIDENCE:.0%} percentile intervals",
     }
     if merging.method != "tc":
