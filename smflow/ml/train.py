@@ -546,9 +546,10 @@ def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
     * TC merging (Ming et al. 2022, Eqs. 5-17: :func:`smflow.science.merging.fit_tc_merging`) on
       the land cells of the domain, in the space of the pipeline's last parent (GLDAS, m3 m-3). In a
       cell where TC does not resolve (too few common days, weak correlations) the parents are
-      rescaled by the domain's median gain and offset of the resolved cells, so that the fallback
-      mean (:func:`~smflow.science.merging.apply_tc_merging`) never mixes a degree of saturation
-      with volumetric values. Gate: TC resolved in at least 25 % of the land cells. There is no
+      rescaled by the domain's median gain and offset of the resolved cells, bounded so that [0, 1]
+      maps into [0, 1], so that the fallback mean (:func:`~smflow.science.merging.apply_tc_merging`)
+      never mixes a degree of saturation with volumetric values; so is a cell whose TC merge of its
+      training window leaves [0, 1] or whose gain is more than 3 times off the median (a noisy fit). Gate: TC resolved in at least 25 % of the land cells. There is no
       independent reference on this domain (no C3S / in-situ history here): the gate checks that
       TC can be estimated, not that the merge is better than its parents.
     * SM2RAIN (Brocca et al. 2013): no rain gauges on this domain, so ``Z``, ``a``, ``b`` are the
@@ -607,10 +608,26 @@ def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
     resolved = np.asarray(fitted["resolved"], dtype=bool)
     # Cells where the three parents ever meet: where TC could be estimated at all.
     collocated = np.isfinite(parents).all(axis=0).any(axis=-1)
+    # A cell whose TC merge of its own training window leaves the physical range [0, 1], or whose
+    # gain of a parent is more than 3 times off the domain's median (a noisy fit: a real day outside
+    # the training range would be thrown far out), is not trusted: it falls back like an unresolved one.
+    with np.errstate(all="ignore"):
+        trial = apply_tc_merging(mp, parents.astype(np.float64)).soil_moisture
+        implausible = resolved & ((trial < 0) | (trial > 1)).any(axis=-1)
+        if resolved.any():
+            ratio = fitted["gain"] / np.nanmedian(fitted["gain"][:, resolved], axis=1)[:, None]
+            implausible |= resolved & ((ratio > 3) | (ratio < 1 / 3) | ~np.isfinite(ratio)).any(axis=0)
+    del trial
+    resolved &= ~implausible
+    fitted["resolved"] = resolved
+    fitted["weights"] = np.where(resolved[None], fitted["weights"], 1.0 / len(pipe.parents))
     if resolved.any():  # unresolved cells: the domain's median rescaling, equal weights
-        for name in ("gain", "offset"):
-            median = np.nanmedian(fitted[name][:, resolved], axis=1)
-            fitted[name] = np.where(resolved[None], fitted[name], median[:, None])
+        # ... mapping [0, 1] into [0, 1] (offset >= 0, gain + offset <= 1), so that a parent's
+        # physical range stays physical in GLDAS space
+        offset = np.clip(np.nanmedian(fitted["offset"][:, resolved], axis=1), 0.0, 1.0)
+        gain = np.minimum(np.nanmedian(fitted["gain"][:, resolved], axis=1), 1.0 - offset)
+        fitted["gain"] = np.where(resolved[None], fitted["gain"], gain[:, None])
+        fitted["offset"] = np.where(resolved[None], fitted["offset"], offset[:, None])
     mp = MergingParameters.from_dict(fitted)
     arrays = {}
     for name, values in fitted.items():
@@ -621,6 +638,7 @@ def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
         "parents": list(pipe.parents), "reference": pipe.parents[reference], "domain": pipe.domain,
         "train_start": str(train[0]), "train_end": str(train[1]), SYNTHETIC_ATTR: synthetic_text})
     metrics = {"resolved_fraction": float(resolved[collocated].mean()) if collocated.any() else 0.0,
+               "implausible_cells": float(implausible.sum()),
                "resolved_cells": float(resolved.sum()), "collocated_cells": float(collocated.sum()),
                "land_cells": float(land.sum())}
     with np.errstate(all="ignore"):

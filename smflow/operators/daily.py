@@ -318,7 +318,7 @@ def compute_products(day: str, ingested: list[dict[str, Any]], *, pipeline_name:
     key = _staging_key(d, grid.name)
     client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(ds.to_netcdf(engine="h5netcdf")))
     return {"day": d.isoformat(), "bucket": settings.store_bucket, "key": key, "provenance": provenance,
-            "domain": grid.name}
+            "domain": grid.name, "pipeline": pipe.name}
 
 
 def _synthetic_lineage(pipe, d: date, window: int, status: dict[str, dict], missing: dict[str, str],
@@ -368,7 +368,7 @@ def validate_products(staged: dict[str, Any], *, settings: Settings | None = Non
     client = s3mod.client(settings)
     d = as_date(staged["day"])
     ds = _load_staged(staged, client)
-    outcome = validate_product(ds, d)
+    outcome = validate_product(ds, d, **_product_checks(staged))
     vkey = store_validation_result(client, settings, "product", "daily", d, outcome)
     stats = outcome.statistics or {}
     log.info("product suite for %s: %s (%s of %s expectations passed; result s3://%s/%s)", d,
@@ -380,6 +380,24 @@ def validate_products(staged: dict[str, Any], *, settings: Settings | None = Non
         client.delete_object(Bucket=staged["bucket"], Key=staged["key"])  # kept in quarantine; no staging left
         raise ProductQualityError(f"daily product for {d} failed its quality suite (kept at s3://{settings.store_bucket}/{qkey}): {outcome.reason}")
     return {**staged, "validation_key": vkey}
+
+
+def _product_checks(staged: dict[str, Any]) -> dict[str, Any]:
+    """Land mask and thresholds of the product suite for a day of another domain than the main one
+    (its grid size, its parents); none (the suite's defaults) for the main domain."""
+    if staged.get("domain") in (None, DEFAULT_DOMAIN):
+        return {}
+    import dataclasses
+
+    from smflow.domain import load_domain
+    from smflow.quality.suites import PRODUCT_THRESHOLDS
+
+    grid = load_domain(staged["domain"])
+    pipe = pipeline(staged["pipeline"])
+    # A parent may be a degree of saturation (ESA CCI ACTIVE, a fraction): [0, 1] for every source.
+    thresholds = dataclasses.replace(PRODUCT_THRESHOLDS, sources=tuple(pipe.parents), grid_lat_size=grid.shape[0],
+                                     grid_lon_size=grid.shape[1], soil_moisture_range=(0.0, 1.0))
+    return {"land_mask": grid.land_mask, "thresholds": thresholds}
 
 
 def publish_products(staged: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
