@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,7 +29,11 @@ from tests.e2e.test_native_domain_dag import _airflow  # the same `airflow` CLI 
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Settings.load().shared_data_dir
+#: ~7 min on 2 cores (the daily science on 864,000 grid cells: see docs/global.md), far over the
+#: default run's budget: run with SMFLOW_GLOBAL_E2E=1 (CI's default run skips it).
 pytestmark = [pytest.mark.skipif(SHARED is None, reason="../shared/data/real is not available"),
+              pytest.mark.skipif(os.environ.get("SMFLOW_GLOBAL_E2E") != "1",
+                                 reason="global e2e (~7 min): set SMFLOW_GLOBAL_E2E=1"),
               pytest.mark.e2e, pytest.mark.slow]
 
 PIPELINE = "global_025"
@@ -68,7 +73,7 @@ def published(stack, s3_client, airflow_env):
     trained = train_domain_models(PIPELINE, (start, DAY - timedelta(days=1)), settings=settings)
     assert all(r.promoted for r in trained), [r.gate for r in trained]
     _airflow(airflow_env, "dags", "test", DAG_ID, DAY.isoformat(),
-             "-c", json.dumps({"granule_wait_hours": 0, "tc_window_days": WINDOW}))
+             "-c", json.dumps({"granule_wait_hours": 0, "tc_window_days": WINDOW}), timeout=1200)
     return products_settings(settings, grid.name), grid
 
 
