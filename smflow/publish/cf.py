@@ -279,9 +279,11 @@ def _conform(product: xr.Dataset, day: dt.date) -> xr.Dataset:
             )
 
     sources = [str(s) for s in product["source"].values]
-    if sorted(sources) != sorted(SOURCES):
-        raise ValueError(f"source coordinate is {sources}, expected {list(SOURCES)}")
-    product = product.sel(source=list(SOURCES)).sortby(["lat", "lon"])
+    # The main domain's triplet is fixed; another domain's pipeline merges its own parents.
+    expected = list(SOURCES) if str(product.attrs.get("domain") or "big_island") == "big_island" else sources
+    if sorted(sources) != sorted(expected):
+        raise ValueError(f"source coordinate is {sources}, expected {expected}")
+    product = product.sel(source=expected).sortby(["lat", "lon"])
 
     if "time" in product.dims:
         if product.sizes["time"] != 1:
@@ -346,11 +348,14 @@ def _coordinates(product: xr.Dataset, day: dt.date) -> dict[str, Any]:
         "lon_bnds": xr.Variable(("lon", "nv"), _regular_bounds(lon, "lon"), {"units": "degrees_east"}),
         "source": xr.Variable(
             "source",
-            np.array(SOURCES, dtype=object),
+            np.array([str(s) for s in product["source"].values], dtype=object),
             {
                 "long_name": "parent soil-moisture product",
                 "comment": "smap: SMAP L3 radiometer v9 (AM+PM); era5_land: ERA5-Land swvl1 "
-                "(0-7 cm); gldas: GLDAS Noah 2.1 SoilMoi0_10cm (0-10 cm)",
+                "(0-7 cm); gldas: GLDAS Noah 2.1 SoilMoi0_10cm (0-10 cm)"
+                if [str(s) for s in product["source"].values] == list(SOURCES) else
+                "ESA CCI SM v05.2 ACTIVE (degree of saturation, fraction) and PASSIVE (m3 m-3), GLDAS Noah "
+                "2.1 SoilMoi0_10cm (0-10 cm); TC statistics of each in its own units",
             },
         ),
         "depth": xr.Variable(
