@@ -29,11 +29,11 @@ from tests.e2e.test_native_domain_dag import _airflow  # the same `airflow` CLI 
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Settings.load().shared_data_dir
-#: ~7 min on 2 cores (the daily science on 864,000 grid cells: see docs/global.md), far over the
+#: 265 s on 2 cores at load ~5 (the daily science on 864,000 grid cells: docs/global.md), over the
 #: default run's budget: run with SMFLOW_GLOBAL_E2E=1 (CI's default run skips it).
 pytestmark = [pytest.mark.skipif(SHARED is None, reason="../shared/data/real is not available"),
               pytest.mark.skipif(os.environ.get("SMFLOW_GLOBAL_E2E") != "1",
-                                 reason="global e2e (~7 min): set SMFLOW_GLOBAL_E2E=1"),
+                                 reason="global e2e (~4.5 min): set SMFLOW_GLOBAL_E2E=1"),
               pytest.mark.e2e, pytest.mark.slow]
 
 PIPELINE = "global_025"
