@@ -35,6 +35,16 @@ TC_DIAGNOSTICS = Asset(name="smflow_tc_diagnostics", uri="s3://sm-products/daily
 SOIL_MOISTURE_1KM = Asset(name="smflow_soil_moisture_1km", uri="s3://sm-products/daily-1km")
 
 
+def _merged_assets(domain: str) -> list:
+    """The Assets a merged pipeline's publish task updates: the main domain's, or the domain's own
+    (published to its own bucket, ``smflow.operators.daily.products_settings``)."""
+    if domain == "big_island":
+        return [MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS]
+    bucket = f"sm-products-{domain.replace('_', '-')}"
+    return [Asset(name=f"{a.name}_{domain}", uri=a.uri.replace("s3://sm-products/", f"s3://{bucket}/"))
+            for a in (MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS)]
+
+
 def _product_day(context) -> str:
     # A scheduled/backfilled run has logical date D = start of its interval [D, D+1) and starts once
     # the day is complete; a manual ``airflow dags test ... D`` also means day D.
@@ -115,6 +125,9 @@ def build_daily_dag(name: str, spec: dict):
                                         description="how long to wait for a granule before the day is made without it"),
             "granule_poke_seconds": Param(300, type="number", minimum=1,
                                           description="seconds between two searches while a granule is not published"),
+            "tc_window_days": Param(int(spec.get("tc_window_days", 180)), type="integer", minimum=2,
+                                    description="trailing window of the TC diagnostics and the SM2RAIN rainfall [days]; "
+                                                "the product records it (tc_window_days)"),
         },
     )
     def daily():
@@ -145,7 +158,7 @@ def build_daily_dag(name: str, spec: dict):
                 from smflow.operators.daily import ingest_granule as run
 
                 label_map_index(ref.get("product", "?"))
-                result = run(ref)
+                result = run(ref, pipeline_name=name)
                 if result.get("status") == "quarantined":
                     from smflow.operators.alerts import send_alert
 
@@ -161,7 +174,8 @@ def build_daily_dag(name: str, spec: dict):
 
                 from smflow.operators.daily import compute_products as run
 
-                result = run(_product_day(context), list(ingested))
+                result = run(_product_day(context), list(ingested), pipeline_name=name,
+                             window_days=int(context["params"].get("tc_window_days") or spec.get("tc_window_days", 180)))
                 if result.get("status") == "no_product":  # recorded; validate and publish are skipped
                     raise AirflowSkipException(f"{result['reason']}: {result['missing']} "
                                                f"(recorded at {result['record_key']})")
@@ -179,13 +193,15 @@ def build_daily_dag(name: str, spec: dict):
                 except ProductQualityError as exc:  # quarantined; a retry would fail the same way
                     raise AirflowFailException(str(exc)) from None
 
-            @task(outlets=[MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS])
+            outlets = _merged_assets(domain)
+
+            @task(outlets=outlets)
             def publish_products(staged: dict, **context) -> dict:
                 from smflow.operators.daily import publish_products as run
 
                 result = run(staged)
                 # The run summary travels with the asset events (Assets view of the UI, REST API).
-                for asset in (MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS):
+                for asset in outlets:
                     context["outlet_events"][asset].extra = result["summary"]
                 return result
 

@@ -14,6 +14,15 @@ Usage (the ebro_pyrenees domain of the native-regridding tests)::
         --mask ../shared/data/real/land_masks/globe_combined_mask_compressed.npz \\
         --description "Ebro basin, Pyrenees and SW France (box of the CGLS 1 km test granules)"
 
+The global 0.25 deg domain of the global pipeline (the ESA CCI SM / GLDAS cell grid, whose cell
+corners are the ERA5 0.25 deg grid points: a cell is land where at least half of its four corner
+points are ERA5 land, ``--corners``; no coastline outline for a global map)::
+
+    .venv/bin/python infra/make_domain.py global_025 --lat -59.875 89.875 --lon -179.875 179.875 \\
+        --resolution 0.25 --corners --no-outline --title "Global land, 0.25 deg" \\
+        --mask ../shared/data/real/land_masks/landmask_0.25_0.25.nc \\
+        --description "Global land on the ESA CCI SM / GLDAS 0.25 degree grid; land from the ERA5 land-sea mask"
+
 ``--outline`` adds (or renews) only the coastline the quicklooks draw, from the GLOBE mask::
 
     .venv/bin/python infra/make_domain.py big_island --outline \\
@@ -71,6 +80,44 @@ def land_fraction(mask_path: Path, *, lat: tuple[float, float], lon: tuple[float
                              variables=["land_fraction"],
                              radius_m=0.75 * resolution * 111_195.0)
     return np.nan_to_num(field["land_fraction"].values, nan=0.0)
+
+
+def corner_fraction(mask_path: Path, *, lat: tuple[float, float], lon: tuple[float, float],
+                    resolution: float) -> np.ndarray:
+    """Fraction of land among the four corner points of each cell, latitude ascending [1].
+
+    For an ECMWF ``landmask_*.nc`` whose points are the corners of the domain's cells (ERA5 0.25
+    deg points at multiples of 0.25 deg; ESA CCI / GLDAS cell centres at odd multiples of 0.125
+    deg): the mean of the 0/1 land values at the four corners (NaN, south of -60 deg in the
+    file, counts as sea). Longitudes wrap (the file runs 0 .. 359.75).
+
+    Raises
+    ------
+    ValueError
+        The file's points are not the corners of the cells (another resolution or offset).
+    """
+    import xarray as xr
+
+    with xr.open_dataset(mask_path) as ds:
+        var = next(v for v in ("land", "lsm", "land_mask") if v in ds)
+        values = np.nan_to_num(ds[var].values.astype(float), nan=0.0)
+        mlat = np.round(ds["latitude"].values.astype(float), 6)
+        mlon = np.round(ds["longitude"].values.astype(float) % 360.0, 6)
+    lats = np.round(np.arange(lat[0], lat[1] + resolution / 2, resolution), 6)
+    lons = np.round(np.arange(lon[0], lon[1] + resolution / 2, resolution), 6)
+    row = {v: i for i, v in enumerate(mlat)}
+    col = {v: j for j, v in enumerate(mlon)}
+    half = resolution / 2
+    try:
+        south = np.array([row[round(v - half, 6)] for v in lats])
+        north = np.array([row[round(v + half, 6)] for v in lats])
+        west = np.array([col[round((v - half) % 360.0, 6)] for v in lons])
+        east = np.array([col[round((v + half) % 360.0, 6)] for v in lons])
+    except KeyError as exc:
+        raise ValueError(f"{mask_path}: no mask point at the cell corner {exc}; --corners needs a mask "
+                         f"whose points are the corners of {resolution} deg cells") from None
+    return (values[np.ix_(south, west)] + values[np.ix_(south, east)]
+            + values[np.ix_(north, west)] + values[np.ix_(north, east)]) / 4.0
 
 
 def outline(mask_path: Path, bounds: tuple[float, float, float, float], *,
@@ -138,10 +185,11 @@ def _grid(name: str, lat: tuple[float, float], lon: tuple[float, float], resolut
 
 def domain_config(name: str, *, lat: tuple[float, float], lon: tuple[float, float],
                   resolution: float, mask_path: Path, description: str,
-                  threshold: float = 0.5) -> dict:
+                  threshold: float = 0.5, corners: bool = False) -> dict:
     """The JSON document of a domain (layout of ``config/domains/big_island.json``)."""
     mask_path = Path(mask_path)
-    fraction = land_fraction(mask_path, lat=lat, lon=lon, resolution=resolution)
+    how = corner_fraction if corners else land_fraction
+    fraction = how(mask_path, lat=lat, lon=lon, resolution=resolution)
     land = fraction >= threshold
     rows = ["".join("1" if v else "0" for v in row) for row in land[::-1]]
     config = {
@@ -153,9 +201,11 @@ def domain_config(name: str, *, lat: tuple[float, float], lon: tuple[float, floa
         "lon_centres": {"first": lon[0], "last": lon[1]},
         "land_mask": {
             "source": (f"{mask_path.name} (land_masks/ of ../shared/data/real, see its MANIFEST); "
-                       f"land = cells whose land-pixel fraction is >= {threshold} (pixels counted "
-                       "by centre, smflow.regrid.native_to_domain method 'mean'); made by "
-                       "infra/make_domain.py"),
+                       + (f"land = cells with at least {threshold:.0%} of their four corner points on land "
+                          "(infra/make_domain.py --corners)" if corners else
+                          f"land = cells whose land-pixel fraction is >= {threshold} (pixels counted "
+                          "by centre, smflow.regrid.native_to_domain method 'mean'); made by "
+                          "infra/make_domain.py")),
             "encoding": ENCODING.format(north=lat[1], south=lat[0], west=lon[0]),
             "rows": rows,
         },
@@ -174,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--description", default="")
     parser.add_argument("--title", default="", help="short name shown on the maps")
+    parser.add_argument("--corners", action="store_true",
+                        help="the mask's points are the cells' corners: land fraction of the four corners")
+    parser.add_argument("--no-outline", action="store_true", help="no coastline outline (global domains)")
     parser.add_argument("--outline", action="store_true",
                         help="only add the coastline outline (from --mask) to the existing domain file")
     parser.add_argument("--out", type=Path, default=None,
@@ -188,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     config = domain_config(args.name, lat=tuple(args.lat), lon=tuple(args.lon),
                            resolution=args.resolution, mask_path=args.mask,
-                           description=args.description, threshold=args.threshold)
+                           description=args.description, threshold=args.threshold, corners=args.corners)
     if args.title:
         config["title"] = args.title
-    config = add_outline(config, args.mask)
+    if not args.no_outline:
+        config = add_outline(config, args.mask)
     out.write_text(json.dumps(config, indent=2) + "\n")
     grid = domain_from_dict(config)
     print(f"{out}: {grid.shape[0]} x {grid.shape[1]} cells, {grid.n_land} land")

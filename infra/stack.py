@@ -436,10 +436,11 @@ def s3_identity_config(cfg: Config, identities: dict[str, dict[str, str]]) -> di
     b = cfg.buckets
     landing, store, products, mlflow_bucket = (b["SMFLOW_LANDING_BUCKET"], b["SMFLOW_STORE_BUCKET"],
                                                b["SMFLOW_PRODUCTS_BUCKET"], b["SMFLOW_MLFLOW_BUCKET"])
+    published = [products, *domain_product_buckets(products)]
     actions = {
         "admin": ["Admin", "Read", "List", "Tagging", "Write"],
         "pipelines": [f"Read:{landing}", f"List:{landing}",
-                      *(f"{action}:{bucket}" for bucket in (store, products) for action in ("Read", "List", "Write"))],
+                      *(f"{action}:{bucket}" for bucket in (store, *published) for action in ("Read", "List", "Write"))],
         "landing": [f"Read:{landing}", f"List:{landing}", f"Write:{landing}"],
         "mlflow": [f"Read:{mlflow_bucket}", f"List:{mlflow_bucket}", f"Write:{mlflow_bucket}/{MLFLOW_ARTIFACT_PREFIX}/*"],
     }
@@ -447,8 +448,18 @@ def s3_identity_config(cfg: Config, identities: dict[str, dict[str, str]]) -> di
         *({"name": role, "credentials": [{"accessKey": keys["access_key"], "secretKey": keys["secret_key"]}],
            "actions": actions[role]}
           for role, keys in identities.items()),
+        # the other domains' products buckets stay private (their files carry synthetic history)
         {"name": ANONYMOUS_IDENTITY, "actions": [f"Read:{products}", f"List:{products}"]},
     ]}
+
+
+def domain_product_buckets(products: str) -> list[str]:
+    """Products buckets of the merged pipelines on other domains than the main one
+    (``{products}-{domain}``, ``smflow.operators.daily.products_settings``), from
+    ``config/daily_pipelines.json``."""
+    spec = json.loads((REPO_ROOT / "config" / "daily_pipelines.json").read_text())["pipelines"]
+    return sorted({f"{products}-{p['domain'].replace('_', '-')}" for p in spec.values()
+                   if "merged" in p.get("products", ()) and p["domain"] != "big_island"})
 
 
 def s3_security_toml(cfg: Config) -> str:
@@ -1086,7 +1097,7 @@ def create_buckets(cfg: Config) -> None:
 
     s3 = _s3_client(cfg)
     existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-    for bucket in cfg.buckets.values():
+    for bucket in [*cfg.buckets.values(), *domain_product_buckets(cfg.buckets["SMFLOW_PRODUCTS_BUCKET"])]:
         if bucket in existing:
             continue
         for attempt in range(10):  # a fresh SeaweedFS may need a moment to grow volumes

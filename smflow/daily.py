@@ -38,7 +38,9 @@ CHUNK_CELLS = 4_096
 def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_ref, tc_ref,
                           missing: dict[str, str], input_granules: list[str],
                           input_provenance: list[dict[str, Any]] | None = None,
-                          reconstruction=None) -> tuple[xr.Dataset, dict[str, Any]]:
+                          reconstruction=None, parents: tuple[str, ...] | None = None,
+                          window_days: int = TC_WINDOW_DAYS,
+                          pipeline_name: str = "daily_soil_moisture") -> tuple[xr.Dataset, dict[str, Any]]:
     """Merged soil moisture, its uncertainty, SM2RAIN rainfall and rolling TC diagnostics for ``day``.
 
     Parameters
@@ -66,6 +68,14 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         ``(GridParameters, ModelRef)`` of ``models:/smap_reconstruction@champion``: adds the
         seamless SMAP (:func:`smflow.ml.reconstruction.add_to_product`); ``(None, reason)``
         records why there is none.
+    parents : tuple of str, optional
+        Store products merged, in the order of the ``source`` dimension (default: the main
+        pipeline's, :data:`smflow.ml.models.PARENTS`).
+    window_days : int, default :data:`TC_WINDOW_DAYS`
+        Trailing window of the TC diagnostics and the SM2RAIN rainfall [days] (the pipeline's
+        ``tc_window_days``).
+    pipeline_name : str
+        Pipeline whose ``experimental`` policy the product carries.
 
     Returns
     -------
@@ -93,21 +103,22 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     from smflow.ml.features import load_static_covariates
     from smflow.ml.models import PARENTS, merging_parameters, sm2rain_parameters
 
+    sources = tuple(parents or PARENTS)
     history = merging.ensemble.spec.window - 1 if merging.method != "tc" else 0
-    n_read = TC_WINDOW_DAYS + history
-    windows = {p: store.window(p, day, n_read) for p in PARENTS}
-    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, TC_WINDOW_DAYS)
+    n_read = window_days + history
+    windows = {p: store.window(p, day, n_read) for p in sources}
+    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, window_days)
     merged = None
     if merging.method != "tc":
         # The ML ensembles merge the whole domain in this process (Keras models are not shipped to
         # dask workers); the TC merging, the TC diagnostics and SM2RAIN stream by chunks below.
         static = load_static_covariates(grid) if merging.ensemble.spec.static else None
         masked = {p: _without_last_day(w) if p in missing else w for p, w in windows.items()}
-        merged = merge_window(merging, xr.Dataset(masked), static)  # (cells, TC_WINDOW_DAYS)
+        merged = merge_window(merging, xr.Dataset(masked), static)  # (cells, window_days)
     science = daily_science(
-        {p: windows[p].data for p in PARENTS}, temperature.data,
+        {p: windows[p].data for p in sources}, temperature.data,
         merging=merging_parameters(merging.parameters) if merging.method == "tc" else merged,
-        rain_model=rain_model, seed=day.toordinal(), missing_last_day=tuple(p in missing for p in PARENTS),
+        rain_model=rain_model, seed=day.toordinal(), missing_last_day=tuple(p in missing for p in sources),
         history=history)
     rain_params = sm2rain_parameters(rain_model)
     ny, nx = grid.shape
@@ -142,7 +153,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     for name in ("error_variance", "correlation_with_truth", "snr_db"):
         variables[f"{name}_lower"] = (source_grid, g(science[f"{name}_lower"])[None])
         variables[f"{name}_upper"] = (source_grid, g(science[f"{name}_upper"])[None])
-    coords: dict[str, Any] = {"time": np.array([np.datetime64(day.isoformat(), "ns")]), "source": list(PARENTS),
+    coords: dict[str, Any] = {"time": np.array([np.datetime64(day.isoformat(), "ns")]), "source": list(sources),
                               "lat": grid.lat, "lon": grid.lon}
     if merging.method != "tc":
         with np.errstate(invalid="ignore"):
@@ -153,7 +164,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         coords["member"] = names
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs.update(tc_confidence_level=TC_CONFIDENCE, tc_bootstrap_resamples=TC_RESAMPLES,
-                    tc_window_days=TC_WINDOW_DAYS)
+                    tc_window_days=window_days)
     provenance = {
         "merging_model": merging.ref.label(),
         "merging_method": merging.method,
@@ -168,9 +179,9 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         "sm2rain_skill_status": str(rain_model.metadata.get("skill_status") or "experimental"),
         "sm2rain_skill": str(rain_model.metadata.get("skill") or "not rated against a no-skill baseline"),
         # what the publisher does with an experimental product (config/daily_pipelines.json)
-        "experimental_policy": pipeline("daily_soil_moisture").experimental,
+        "experimental_policy": pipeline(pipeline_name).experimental,
         "sm2rain_variant": sm2rain_variant(rain_params),
-        "tc_window_days": TC_WINDOW_DAYS,
+        "tc_window_days": window_days,
         "tc_bootstrap": f"moving-block bootstrap, {TC_RESAMPLES} resamples, {TC_CONFIDENCE:.0%} percentile intervals",
     }
     if merging.method != "tc":
@@ -282,8 +293,9 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
 
     Parameters
     ----------
-    parents : mapping of str to array, shape (history + TC_WINDOW_DAYS, lat, lon)
-        The three parents' windows in :data:`smflow.ml.models.PARENTS` order [m3 m-3], NaN where
+    parents : mapping of str to array, shape (history + window, lat, lon)
+        The three parents' windows, in the order of the product's ``source`` dimension (the main
+        pipeline's :data:`smflow.ml.models.PARENTS`, or the pipeline's ``parents``) [m3 m-3], NaN where
         missing; numpy or dask arrays (a dask array is read band by band, never whole).
     soil_temperature : array, shape (TC_WINDOW_DAYS, lat, lon)
         GLDAS top-layer soil temperature [K] (SM2RAIN's frozen-soil mask); numpy or dask.
@@ -334,10 +346,11 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     from dask import is_dask_collection
 
     from smflow.cluster import dask_cluster
-    from smflow.ml.models import PARENTS
     from smflow.science.bootstrap import bootstrap_draws
 
-    windows = [parents[p] for p in PARENTS]
+    windows = list(parents.values())
+    if len(windows) != 3:
+        raise ValueError(f"daily_science: three parents are merged and collocated, got {list(parents)}")
     n_read, ny, nx = windows[0].shape
     steps = n_read - history
     if any(tuple(w.shape) != (n_read, ny, nx) for w in windows) or tuple(soil_temperature.shape) != (steps, ny, nx):

@@ -50,6 +50,17 @@ class Pipeline:
     downscaling_method : str or None
         Method of the ``downscaled`` product (``bilinear``, ``nn_kriging``, ``lstm_kriging``:
         :data:`DOWNSCALING_METHODS`); None without that product.
+    models : tuple of (str, str)
+        Registered models of a merged pipeline on another domain than the main one, as
+        ``(role, registered name)`` pairs with roles ``merging`` (a TC merging grid model) and
+        ``sm2rain``; empty for the main pipeline, which uses ``soil_moisture_merging``,
+        ``tc_merging``, ``sm2rain`` and ``smap_reconstruction``.
+    tc_window_days : int
+        Trailing window of the TC diagnostics and of the SM2RAIN rainfall [days] (default 180).
+    synthetic_history : bool
+        The store's history of this pipeline's parents is (partly) made by
+        :mod:`smflow.synthetic` (real days too few for the window): the products say so
+        (``smflow_synthetic``).
     """
 
     name: str
@@ -63,6 +74,13 @@ class Pipeline:
     granule_wait_hours: float = 6.0
     experimental: str = "flag"
     downscaling_method: str | None = None
+    models: tuple[tuple[str, str], ...] = ()
+    tc_window_days: int = 180
+    synthetic_history: bool = False
+
+    def model(self, role: str) -> str | None:
+        """Registered model name of ``role`` (``merging``, ``sm2rain``), None when not configured."""
+        return dict(self.models).get(role)
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,7 +102,16 @@ def _load(path: str) -> dict[str, Pipeline]:
             products=tuple(p.get("products", ())), fetch=p.get("fetch", "landing"),
             granule_wait_hours=float(p.get("granule_wait_hours", 6.0)),
             experimental=p.get("experimental", "flag"),
-            downscaling_method=(p.get("downscaling") or {}).get("method"))
+            downscaling_method=(p.get("downscaling") or {}).get("method"),
+            models=tuple(sorted((p.get("models") or {}).items())),
+            tc_window_days=int(p.get("tc_window_days", 180)),
+            synthetic_history=bool(p.get("synthetic_history", False)))
+        unknown_roles = sorted(set(dict(pipe.models)) - {"merging", "sm2rain"})
+        if unknown_roles:
+            raise ValueError(f"{path}: pipeline {name!r} has models {unknown_roles}; the roles are 'merging' and 'sm2rain'.")
+        if pipe.models and "merged" in pipe.products and set(dict(pipe.models)) != {"merging", "sm2rain"}:
+            raise ValueError(f"{path}: pipeline {name!r} makes 'merged' products with its own models: "
+                             "'models' needs both 'merging' and 'sm2rain' (registered model names).")
         if pipe.experimental not in ("flag", "withhold"):
             raise ValueError(f"{path}: pipeline {name!r} has experimental {pipe.experimental!r}; use 'flag' or 'withhold'.")
         if pipe.fetch not in ("provider", "landing"):

@@ -76,13 +76,14 @@ def merge_window(merging, parents: xr.Dataset, static: xr.Dataset | None) -> Mer
         The parents or covariates do not match the model's features: the message names the model
         version, the expected and the received columns.
     """
-    from smflow.ml.models import PARENTS, merging_parameters
+    from smflow.ml.models import merging_parameters
     from smflow.science.merging import (
         METHOD_MACHINE_LEARNING, METHOD_MACHINE_LEARNING_PARTIAL, METHOD_NO_DATA, apply_tc_merging,
     )
 
     if merging.method == "tc":
-        stack = np.stack([parents[p].values for p in PARENTS])  # (3, time, lat, lon)
+        # In the dataset's order, which is the model's parent order (the ``source`` dimension).
+        stack = np.stack([parents[p].values for p in parents.data_vars])  # (3, time, lat, lon)
         cells = np.moveaxis(stack.reshape(3, stack.shape[1], -1), -1, -2)
         res = apply_tc_merging(merging_parameters(merging.parameters), cells)
         return MergedWindow(res.soil_moisture, res.error_variance, np.asarray(res.method, dtype=np.int8), {})

@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -515,13 +515,204 @@ def export_from_gauges(train: tuple[date, date], validate: tuple[date, date], do
     return export_shipped_sm2rain(params, metrics, stations, provenance)
 
 
+def _land_cells(values: np.ndarray, land: np.ndarray) -> np.ndarray:
+    """``(..., time, lat, lon)`` -> ``(..., land cells, time)``."""
+    return np.moveaxis(values[..., land], -1, -2)
+
+
+def _on_grid(cells: np.ndarray, land: np.ndarray, fill) -> np.ndarray:
+    """``(..., land cells)`` -> ``(..., lat, lon)``, ``fill`` off land."""
+    out = np.full((*cells.shape[:-1], *land.shape), fill, dtype=cells.dtype)
+    out[..., land] = cells
+    return out
+
+
+def _row_percentiles(values: np.ndarray, q: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """NaN-aware percentiles along the last axis, linear interpolation (numpy's default method),
+    vectorised over the rows (``np.nanpercentile`` loops over rows that hold NaN); NaN for a row
+    without a value."""
+    ordered = np.sort(values, axis=-1)  # NaN last
+    n = np.isfinite(ordered).sum(axis=-1)
+    out = []
+    for pct in q:
+        pos = np.clip((n - 1) * pct / 100.0, 0, None)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        a = np.take_along_axis(ordered, lo[:, None], axis=-1)[:, 0]
+        b = np.take_along_axis(ordered, hi[:, None], axis=-1)[:, 0]
+        out.append(np.where(n > 0, a + (b - a) * (pos - lo), np.nan))
+    return tuple(out)
+
+
+def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
+                        settings: Settings | None = None) -> list[TrainingResult]:
+    """Fit and register the TC merging and SM2RAIN models of a pipeline with its own ``models``
+    (``config/daily_pipelines.json``; the global 0.25 deg pipeline) on ``train`` of its store.
+
+    * TC merging (Ming et al. 2022, Eqs. 5-17: :func:`smflow.science.merging.fit_tc_merging`) on
+      the land cells of the domain, in the space of the pipeline's last parent (GLDAS, m3 m-3). In a
+      cell where TC does not resolve (too few common days, weak correlations) the parents are
+      rescaled by the domain's median gain and offset of the resolved cells, bounded so that [0, 1]
+      maps into [0, 1], so that the fallback mean (:func:`~smflow.science.merging.apply_tc_merging`)
+      never mixes a degree of saturation with volumetric values; so is a cell whose TC merge of its
+      training window leaves [0, 1] or whose gain is more than 3 times off the median (a noisy fit). Gate: TC resolved in at least 25 % of the land cells. There is no
+      independent reference on this domain (no C3S / in-situ history here): the gate checks that
+      TC can be estimated, not that the merge is better than its parents.
+    * SM2RAIN (Brocca et al. 2013): no rain gauges on this domain, so ``Z``, ``a``, ``b`` are the
+      medians of the Big Island set calibrated against the SCAN gauges
+      (``data/derived/sm2rain_big_island.json``), the same in every cell, with the saturation
+      bounds (1st / 99th percentiles) of the merged training window per cell. Registered with
+      ``skill_status`` experimental: the rainfall is flagged so in every product.
+
+    When the store's history is synthetic (:mod:`smflow.synthetic`), the models' tags say so
+    (``smflow_synthetic``): their parameters then describe the generator, not the sensors.
+
+    Returns
+    -------
+    list of TrainingResult
+        The TC merging and the SM2RAIN versions (promoted to ``champion`` when their gate passed).
+
+    Raises
+    ------
+    ValueError
+        The pipeline has no own ``models``, or the store holds no parent value over ``train``.
+    """
+    import mlflow
+
+    from smflow import s3 as s3mod
+    from smflow.catalog import pipeline
+    from smflow.domain import load_domain
+    from smflow.ml.features import fingerprint
+    from smflow.ml.registry import configure, log_grid_model, promote
+    from smflow.science.merging import MergingParameters, apply_tc_merging, fit_tc_merging
+    from smflow.store import TimeSeriesStore
+    from smflow.synthetic import SYNTHETIC_ATTR, read_manifest, synthetic_days
+
+    settings = configure(settings)
+    pipe = pipeline(pipeline_name)
+    if not pipe.models:
+        raise ValueError(f"pipeline {pipe.name!r} has no 'models' in config/daily_pipelines.json: its "
+                         "models are trained by the train_models DAG (train_tc_merging, train_sm2rain)")
+    grid = load_domain(pipe.domain)
+    land = grid.land_mask
+    n_days = (train[1] - train[0]).days + 1
+    store = TimeSeriesStore(settings, grid=grid)
+    parents = np.stack([_land_cells(store.window(p, train[1], n_days).values.astype(np.float32), land)
+                        for p in pipe.parents])  # (3, land cells, time)
+    if not np.isfinite(parents).any():
+        raise ValueError(f"the {pipe.domain} store holds no value of {list(pipe.parents)} on {train[0]}..{train[1]}: "
+                         "ingest granules or generate the history (python -m smflow.synthetic) first")
+    days = [train[0] + timedelta(days=k) for k in range(n_days)]
+    manifest = read_manifest(store.s3, settings, pipe.domain)
+    synthetic = {p: len(synthetic_days(manifest, p, days)) for p in pipe.parents}
+    synthetic_text = (f"{manifest.get('label', '')} Synthetic training days: "
+                      + ", ".join(f"{p} {n} of {n_days}" for p, n in synthetic.items())) if any(synthetic.values()) else ""
+
+    reference = len(pipe.parents) - 1
+    mp = fit_tc_merging(parents.astype(np.float64), reference=reference)
+    fitted = mp.to_dict()
+    resolved = np.asarray(fitted["resolved"], dtype=bool)
+    # Cells where the three parents ever meet: where TC could be estimated at all.
+    collocated = np.isfinite(parents).all(axis=0).any(axis=-1)
+    # A cell whose TC merge of its own training window leaves the physical range [0, 1], or whose
+    # gain of a parent is more than 3 times off the domain's median (a noisy fit: a real day outside
+    # the training range would be thrown far out), is not trusted: it falls back like an unresolved one.
+    with np.errstate(all="ignore"):
+        trial = apply_tc_merging(mp, parents.astype(np.float64)).soil_moisture
+        implausible = resolved & ((trial < 0) | (trial > 1)).any(axis=-1)
+        if resolved.any():
+            ratio = fitted["gain"] / np.nanmedian(fitted["gain"][:, resolved], axis=1)[:, None]
+            implausible |= resolved & ((ratio > 3) | (ratio < 1 / 3) | ~np.isfinite(ratio)).any(axis=0)
+    del trial
+    resolved &= ~implausible
+    fitted["resolved"] = resolved
+    fitted["weights"] = np.where(resolved[None], fitted["weights"], 1.0 / len(pipe.parents))
+    if resolved.any():  # unresolved cells: the domain's median rescaling, equal weights
+        # ... mapping [0, 1] into [0, 1] (offset >= 0, gain + offset <= 1), so that a parent's
+        # physical range stays physical in GLDAS space
+        offset = np.clip(np.nanmedian(fitted["offset"][:, resolved], axis=1), 0.0, 1.0)
+        gain = np.minimum(np.nanmedian(fitted["gain"][:, resolved], axis=1), 1.0 - offset)
+        fitted["gain"] = np.where(resolved[None], fitted["gain"], gain[:, None])
+        fitted["offset"] = np.where(resolved[None], fitted["offset"], offset[:, None])
+    mp = MergingParameters.from_dict(fitted)
+    arrays = {}
+    for name, values in fitted.items():
+        values = np.asarray(values)
+        fill = False if values.dtype == bool else (0 if values.dtype.kind in "iu" else np.nan)
+        arrays[name] = _on_grid(values, land, fill)
+    tc_params = GridParameters(arrays=arrays, metadata={
+        "parents": list(pipe.parents), "reference": pipe.parents[reference], "domain": pipe.domain,
+        "train_start": str(train[0]), "train_end": str(train[1]), SYNTHETIC_ATTR: synthetic_text})
+    metrics = {"resolved_fraction": float(resolved[collocated].mean()) if collocated.any() else 0.0,
+               "implausible_cells": float(implausible.sum()),
+               "resolved_cells": float(resolved.sum()), "collocated_cells": float(collocated.sum()),
+               "land_cells": float(land.sum())}
+    with np.errstate(all="ignore"):
+        for k, p in enumerate(pipe.parents):
+            metrics[f"median_error_variance_{p}"] = float(np.nanmedian(np.where(resolved, fitted["reference_error_variance"][k], np.nan)))
+    passed = metrics["resolved_fraction"] >= 0.25
+    gate = (f"TC resolved in {metrics['resolved_fraction']:.1%} of the {int(collocated.sum())} land cells where "
+            f"the three parents meet >= 25 %: "
+            + ("passed" if passed else "FAILED") + " (no independent reference on this domain)")
+    data_fp = fingerprint(parents)
+    results = []
+    name = pipe.model("merging")
+    mlflow.set_experiment(name)
+    with mlflow.start_run(run_name=f"{name} {train[0]}..{train[1]}"):
+        mlflow.log_params({"domain": pipe.domain, "train_start": str(train[0]), "train_end": str(train[1]),
+                           "parents": ",".join(pipe.parents), "reference": pipe.parents[reference]})
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({"evaluation_gate": gate, "method": "tc", "data_fingerprint": data_fp,
+                         SYNTHETIC_ATTR: synthetic_text or "no"})
+        ref = log_grid_model(TCMergingModel(), tc_params, registered_name=name)
+    from mlflow import MlflowClient
+
+    MlflowClient().set_model_version_tag(name, ref.version, "method", "tc")
+    if passed:
+        ref = promote(ref, reason=gate)
+    results.append(TrainingResult(name, ref.version, ref.run_id, passed, gate, metrics))
+
+    # Saturation bounds where there is a merged value (other cells: NaN, no rainfall).
+    observed = np.isfinite(parents).any(axis=(0, 2))
+    sub = MergingParameters.from_dict({k: np.asarray(v)[..., observed] for k, v in fitted.items()})
+    merged = apply_tc_merging(sub, parents[:, observed].astype(np.float64)).soil_moisture  # (cells, time)
+    lower, upper = np.full(observed.size, np.nan), np.full(observed.size, np.nan)
+    lower[observed], upper[observed] = _row_percentiles(merged, (1.0, 99.0))
+    shipped, doc = load_shipped_sm2rain()
+    ones = np.ones(grid.shape)
+    rain_arrays = {k: float(np.nanmedian(shipped.arrays[k])) * ones for k in ("Z", "a", "b")}
+    rain_arrays["saturation_lower"] = _on_grid(lower, land, np.nan)
+    rain_arrays["saturation_upper"] = _on_grid(upper, land, np.nan)
+    source = (f"not calibrated on {pipe.domain} (no rain gauges): Z, a, b = medians of the Big Island set "
+              f"{SHIPPED_SM2RAIN.relative_to(REPO_ROOT)} ({doc['provenance'].get('source', '')}); saturation "
+              f"bounds of the merged {train[0]}..{train[1]} window per cell")
+    skill = "not rated: no rain gauges on this domain" + ("; trained on a SYNTHETIC history" if synthetic_text else "")
+    rain_params = GridParameters(arrays=rain_arrays, metadata={
+        "domain": pipe.domain, "source": source, "merging_model": ref.label(), "skill_status": "experimental",
+        "skill": skill, SYNTHETIC_ATTR: synthetic_text})
+    rain_name = pipe.model("sm2rain")
+    mlflow.set_experiment(rain_name)
+    rain_gate = "parameter transfer (no gauges): promoted as experimental"
+    with mlflow.start_run(run_name=f"{rain_name} {train[0]}..{train[1]}"):
+        mlflow.log_params({"domain": pipe.domain, "merging_model": ref.label(), "swi_filter": "none"})
+        mlflow.set_tags({"parameter_source": source, "evaluation_gate": rain_gate, "skill_status": "experimental",
+                         SYNTHETIC_ATTR: synthetic_text or "no"})
+        rain_ref = log_grid_model(SM2RAINModel(), rain_params, registered_name=rain_name)
+    rain_ref = promote(rain_ref, reason=rain_gate)
+    results.append(TrainingResult(rain_name, rain_ref.version, rain_ref.run_id, True, rain_gate, {}))
+    log.info("%s: %s", pipe.name, [r.to_dict() for r in results])
+    return results
+
+
 def _period(values: list[str]) -> tuple[date, date]:
     return date.fromisoformat(values[0]), date.fromisoformat(values[1])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=["tc_merging", "sm2rain"])
+    parser.add_argument("model", choices=["tc_merging", "sm2rain", "domain"],
+                        help="domain: the TC merging and SM2RAIN models of --pipeline (its own 'models')")
+    parser.add_argument("--pipeline", default="global_025", help="domain only: pipeline key or DAG id")
     parser.add_argument("--train", nargs=2, default=["2017-01-01", "2017-12-31"])
     parser.add_argument("--evaluate", nargs=2, default=["2018-01-01", "2018-12-31"])
     parser.add_argument("--swi-filter", choices=["none", "exponential", "wetness"], default="none",
@@ -533,6 +724,9 @@ def main(argv: list[str] | None = None) -> None:
     train, evaluate = _period(args.train), _period(args.evaluate)
     if args.export_shipped:
         print(export_from_gauges(train, evaluate))
+        return
+    if args.model == "domain":
+        print(json.dumps([r.to_dict() for r in train_domain_models(args.pipeline, train)], indent=2))
         return
     if args.model == "tc_merging":
         result = train_tc_merging(train, evaluate)

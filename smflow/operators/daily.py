@@ -20,6 +20,7 @@ from smflow.catalog import pipeline
 from smflow.config import Settings
 from smflow.dates import as_date
 from smflow.daily import TC_WINDOW_DAYS  # noqa: F401 - the main job seeds this much history
+from smflow.domain import DEFAULT_DOMAIN
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +101,22 @@ def discover_granules(day: str, *, settings: Settings | None = None) -> list[dic
     return refs
 
 
-def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
+def ingest_granule(ref: dict[str, Any], *, pipeline_name: str | None = None,
+                   settings: Settings | None = None) -> dict[str, Any]:
     """Fetch, read, validate (GX) and grid one granule into the time-series store.
 
     A granule that cannot be read or fails its suite (wrong units included: the checks see the
     values as read) is quarantined with the reason and is not stored; a granule with no valid
     value on the domain grid is not stored either (status ``empty``). The run goes on and the
     product records the input as missing.
+
+    An input of ``pipeline_name`` that arrives as native provider files (the global pipeline's
+    ESA CCI and GLDAS granules) goes through :func:`ingest_native_parent` instead.
     """
+    from smflow.landing import LandingZone
+
+    if pipeline_name is not None and LandingZone.is_native(ref["product"]):
+        return ingest_native_parent(ref, pipeline_name, settings=settings)
     from smflow.quality.quarantine import quarantine_failure
     from smflow.quality.validate import store_validation_result, validate_granule
     from smflow import s3 as s3mod
@@ -164,8 +173,43 @@ def ingest_granule(ref: dict[str, Any], *, settings: Settings | None = None) -> 
             "auxiliary_keys": sorted(store.key(name, d) for name in auxiliary)}
 
 
-def _staging_key(d: date) -> str:
-    return f"{STAGING_PREFIX}/{d:%Y%m%d}/smflow_daily_{d:%Y%m%d}.nc"
+def ingest_native_parent(ref: dict[str, Any], pipeline_name: str, *,
+                         settings: Settings | None = None) -> dict[str, Any]:
+    """Ingest the day's native files of a merged input (:func:`smflow.operators.native.ingest_native_granule`:
+    read, regrid to the pipeline's domain, Great Expectations suite, quarantine or store).
+
+    A degree of saturation (ESA CCI ACTIVE, percent) is stored as a fraction [1], the scale the
+    merging models take. A real field that replaces a synthetic one is taken off the domain's
+    synthetic manifest (:mod:`smflow.synthetic`). Returns the ``ingest_granule`` record
+    (``status``, ``reason``, ``source``, ``sources``, ``store_key``, ``valid_cells``).
+    """
+    from smflow import s3 as s3mod
+    from smflow.operators.native import ingest_native_granule
+    from smflow.store import TimeSeriesStore
+    from smflow.domain import load_domain
+
+    settings = settings or Settings.load()
+    pipe = pipeline(pipeline_name)
+    got = ingest_native_granule(ref, pipe.domain, settings=settings, as_fraction=True)
+    result = {"product": got["product"], "day": got["day"], "status": got["status"],
+              "reason": got.get("reason", ""), "sources": got.get("sources", []),
+              "source": (got.get("sources") or [None])[0]}
+    if got["status"] != "stored":
+        return result
+    client = s3mod.client(settings)
+    d = as_date(got["day"])
+    if pipe.synthetic_history:
+        from smflow.synthetic import unmark
+
+        unmark(client, settings, pipe.domain, got["product"], d)
+    store = TimeSeriesStore(settings, s3=client, grid=load_domain(pipe.domain))
+    return {**result, "store_key": store.key(got["product"], d), "valid_cells": got["valid_cells"],
+            "validation_key": got.get("validation_key", "")}
+
+
+def _staging_key(d: date, domain: str | None = None) -> str:
+    where = STAGING_PREFIX if domain in (None, DEFAULT_DOMAIN) else f"{STAGING_PREFIX}/{domain}"
+    return f"{where}/{d:%Y%m%d}/smflow_daily_{d:%Y%m%d}.nc"
 
 
 #: Where a day without a product says why (store bucket), one JSON per day.
@@ -174,16 +218,18 @@ OUTCOMES_PREFIX = "outcomes/daily"
 STALE_STAGING = timedelta(days=1)
 
 
-def outcome_key(d: date) -> str:
-    """``outcomes/daily/{YYYYMMDD}.json`` in the store bucket."""
-    return f"{OUTCOMES_PREFIX}/{d:%Y%m%d}.json"
+def outcome_key(d: date, domain: str | None = None) -> str:
+    """``outcomes/daily/{YYYYMMDD}.json`` in the store bucket (``outcomes/daily/{domain}/...`` for
+    another domain than the main one)."""
+    where = OUTCOMES_PREFIX if domain in (None, DEFAULT_DOMAIN) else f"{OUTCOMES_PREFIX}/{domain}"
+    return f"{where}/{d:%Y%m%d}.json"
 
 
-def no_product(d: date, missing: dict[str, str], client, settings: Settings) -> dict[str, Any]:
+def no_product(d: date, missing: dict[str, str], client, settings: Settings, domain: str | None = None) -> dict[str, Any]:
     """Record that ``d`` has no product because none of the merged inputs arrived; the run does not fail."""
     reason = "no product: all inputs missing"
     record = {"day": d.isoformat(), "outcome": reason, "inputs": dict(sorted(missing.items()))}
-    key = outcome_key(d)
+    key = outcome_key(d, domain)
     client.put_object(Bucket=settings.store_bucket, Key=key, ContentType="application/json",
                       Body=json.dumps(record, indent=2, sort_keys=True).encode())
     log.warning("%s: %s (%s); recorded at s3://%s/%s", d, reason, record["inputs"], settings.store_bucket, key)
@@ -201,48 +247,103 @@ def sweep_stale_staging(client, settings: Settings, *, older_than: timedelta = S
     return stale
 
 
-def compute_products(day: str, ingested: list[dict[str, Any]], *, settings: Settings | None = None) -> dict[str, Any]:
+def compute_products(day: str, ingested: list[dict[str, Any]], *, pipeline_name: str = "daily_soil_moisture",
+                     window_days: int | None = None, settings: Settings | None = None) -> dict[str, Any]:
     """Build the day's product dataset (:func:`smflow.daily.compute_daily_product`) and stage it.
 
-    Loads ``models:/soil_moisture_merging@champion`` (TC least squares or an ML ensemble),
-    ``models:/sm2rain@champion``, ``models:/tc_merging@champion`` (whose triplet the TC
-    diagnostics describe) and ``models:/smap_reconstruction@champion`` (seamless SMAP); writes
-    the dataset to the store's staging prefix and returns its key with the provenance the
-    published files carry. When none of the merged inputs (the pipeline's parents) was stored
-    for the day, nothing is computed: the outcome "no product: all inputs missing" is recorded
+    The main pipeline loads ``models:/soil_moisture_merging@champion`` (TC least squares or an ML
+    ensemble), ``models:/sm2rain@champion``, ``models:/tc_merging@champion`` (whose triplet the TC
+    diagnostics describe) and ``models:/smap_reconstruction@champion`` (seamless SMAP). A pipeline
+    with its own ``models`` (``config/daily_pipelines.json``, e.g. the global one) loads its TC
+    merging and SM2RAIN champions by those names, on its domain, with its parents. Writes the
+    dataset to the store's staging prefix and returns its key with the provenance the published
+    files carry. When none of the merged inputs (the pipeline's parents) was stored for the day,
+    nothing is computed: the outcome "no product: all inputs missing" is recorded
     (:func:`no_product`) and returned with ``status`` ``no_product``.
+
+    A pipeline with ``synthetic_history`` reads its domain's synthetic manifest
+    (:mod:`smflow.synthetic`): a parent without a real granule for the day whose store holds a
+    synthetic field for it is merged from that field (not recorded as missing), and the lineage
+    gets ``smflow_synthetic`` (the generator's label, how many days of the window are synthetic per
+    parent and what the day's own fields are), which the publisher writes into every file and the
+    STAC item.
     """
     from smflow import s3 as s3mod
     from smflow.daily import compute_daily_product
     from smflow.domain import load_domain
-    from smflow.ml.registry import configure, load_champion
+    from smflow.ml.registry import champion_ref, configure, load_champion, load_merging
     from smflow.ml.reconstruction import load_reconstruction_champion
     from smflow.ml.registry import load_merging_champion
     from smflow.store import TimeSeriesStore
 
     settings = configure(settings)
+    pipe = pipeline(pipeline_name)
+    grid = load_domain(pipe.domain)
+    window = int(window_days or pipe.tc_window_days)
     d = as_date(day)
     client = s3mod.client(settings)
     status = {r["product"]: r for r in ingested}
     missing = {p: f"{r['status']} ({r.get('reason', '')})" for p, r in status.items() if r["status"] != "stored"}
     sweep_stale_staging(client, settings)
-    if not any(status.get(p, {}).get("status") == "stored" for p in pipeline("daily_soil_moisture").parents):
-        return no_product(d, missing, client, settings)
-    merging = load_merging_champion()
-    rain_model, rain_ref = load_champion("sm2rain")
-    _, tc_ref = load_champion("tc_merging")
+    extra: dict[str, Any] = {}
+    if pipe.synthetic_history:
+        extra = _synthetic_lineage(pipe, d, window, status, missing, client, settings)
+    if not any(status.get(p, {}).get("status") == "stored" for p in pipe.parents) and not extra.get("_today"):
+        return no_product(d, missing, client, settings, grid.name)
+    extra.pop("_today", None)
+    if pipe.models:
+        merging = load_merging(champion_ref(pipe.model("merging")))
+        rain_model, rain_ref = load_champion(pipe.model("sm2rain"))
+        tc_ref, reconstruction = merging.ref, None
+    else:
+        merging = load_merging_champion()
+        rain_model, rain_ref = load_champion("sm2rain")
+        _, tc_ref = load_champion("tc_merging")
+        reconstruction = load_reconstruction_champion()
+    stored = [r for r in ingested if r["status"] == "stored"]
     ds, provenance = compute_daily_product(
-        d, store=TimeSeriesStore(settings, s3=client), grid=load_domain(), merging=merging,
+        d, store=TimeSeriesStore(settings, s3=client, grid=grid), grid=grid, merging=merging,
         rain_model=rain_model, rain_ref=rain_ref, tc_ref=tc_ref, missing=missing,
-        input_granules=[r.get("provenance", {}).get("url") or r["source"]
-                        for r in ingested if r["status"] == "stored" and r.get("source")],
-        input_provenance=[{**r["provenance"], "landed": r["source"]}
-                          for r in ingested if r["status"] == "stored" and r.get("provenance")],
-        reconstruction=load_reconstruction_champion())
+        input_granules=[g for r in stored for g in ([r.get("provenance", {}).get("url") or r["source"]]
+                                                   if not r.get("sources") else r["sources"]) if g],
+        input_provenance=[{**r["provenance"], "landed": r["source"]} for r in stored if r.get("provenance")],
+        reconstruction=reconstruction, parents=pipe.parents, window_days=window, pipeline_name=pipe.dag_id)
+    if grid.name != DEFAULT_DOMAIN:
+        from smflow.catalog import entry
+
+        ds.attrs["domain"] = grid.name
+        provenance["merged_parents"] = ", ".join(entry(p).title for p in pipe.parents)
+    provenance.update(extra)
     ds.attrs["provenance_json"] = json.dumps(provenance, sort_keys=True)
-    key = _staging_key(d)
+    key = _staging_key(d, grid.name)
     client.put_object(Bucket=settings.store_bucket, Key=key, Body=bytes(ds.to_netcdf(engine="h5netcdf")))
-    return {"day": d.isoformat(), "bucket": settings.store_bucket, "key": key, "provenance": provenance}
+    return {"day": d.isoformat(), "bucket": settings.store_bucket, "key": key, "provenance": provenance,
+            "domain": grid.name, "pipeline": pipe.name}
+
+
+def _synthetic_lineage(pipe, d: date, window: int, status: dict[str, dict], missing: dict[str, str],
+                       client, settings: Settings) -> dict[str, Any]:
+    """The ``smflow_synthetic`` lineage of a day of a pipeline with a generated history; takes the
+    parents whose synthetic field of the day is used out of ``missing`` (in place)."""
+    from smflow.synthetic import SYNTHETIC_ATTR, read_manifest, synthetic_days
+
+    manifest = read_manifest(client, settings, pipe.domain)
+    days = [d - timedelta(days=k) for k in range(window)]
+    counts = {p: len(synthetic_days(manifest, p, days)) for p in pipe.parents}
+    if not any(counts.values()):
+        return {}
+    today = {}
+    for p in pipe.parents:
+        if status.get(p, {}).get("status") == "stored":
+            today[p] = "real granule"
+        elif synthetic_days(manifest, p, [d]):
+            today[p] = f"synthetic (no real granule: {missing.pop(p, 'not ingested')})"
+        else:
+            today[p] = f"missing ({missing.get(p, 'not ingested')})"
+    text = (f"{manifest.get('label', 'SYNTHETIC history')} Synthetic days in the {window}-day window: "
+            + ", ".join(f"{p} {n}" for p, n in counts.items())
+            + f". Fields of {d}: " + "; ".join(f"{p}: {why}" for p, why in today.items()) + ".")
+    return {SYNTHETIC_ATTR: text, "_today": any(v.startswith("synthetic") for v in today.values())}
 
 
 def _load_staged(staged: dict[str, Any], client) -> "xr.Dataset":
@@ -267,7 +368,7 @@ def validate_products(staged: dict[str, Any], *, settings: Settings | None = Non
     client = s3mod.client(settings)
     d = as_date(staged["day"])
     ds = _load_staged(staged, client)
-    outcome = validate_product(ds, d)
+    outcome = validate_product(ds, d, **_product_checks(staged))
     vkey = store_validation_result(client, settings, "product", "daily", d, outcome)
     stats = outcome.statistics or {}
     log.info("product suite for %s: %s (%s of %s expectations passed; result s3://%s/%s)", d,
@@ -281,6 +382,24 @@ def validate_products(staged: dict[str, Any], *, settings: Settings | None = Non
     return {**staged, "validation_key": vkey}
 
 
+def _product_checks(staged: dict[str, Any]) -> dict[str, Any]:
+    """Land mask and thresholds of the product suite for a day of another domain than the main one
+    (its grid size, its parents); none (the suite's defaults) for the main domain."""
+    if staged.get("domain") in (None, DEFAULT_DOMAIN):
+        return {}
+    import dataclasses
+
+    from smflow.domain import load_domain
+    from smflow.quality.suites import PRODUCT_THRESHOLDS
+
+    grid = load_domain(staged["domain"])
+    pipe = pipeline(staged["pipeline"])
+    # A parent may be a degree of saturation (ESA CCI ACTIVE, a fraction): [0, 1] for every source.
+    thresholds = dataclasses.replace(PRODUCT_THRESHOLDS, sources=tuple(pipe.parents), grid_lat_size=grid.shape[0],
+                                     grid_lon_size=grid.shape[1], soil_moisture_range=(0.0, 1.0))
+    return {"land_mask": grid.land_mask, "thresholds": thresholds}
+
+
 def publish_products(staged: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """Publish the validated product atomically and idempotently (CF netCDF, quicklooks, STAC)."""
     from smflow import s3 as s3mod
@@ -291,11 +410,27 @@ def publish_products(staged: dict[str, Any], *, settings: Settings | None = None
     d = as_date(staged["day"])
     ds = _load_staged(staged, client)
     ds.attrs.pop("provenance_json", None)
-    published = Publisher(settings, s3=client).publish_day(ds, d, staged["provenance"])
-    sweep_day_publish_staging(client, settings, (*published.keys, published.stac_key))
+    target = products_settings(settings, staged.get("domain"))
+    published = Publisher(target, s3=client).publish_day(ds, d, staged["provenance"])
+    sweep_day_publish_staging(client, target, (*published.keys, published.stac_key))
     client.delete_object(Bucket=staged["bucket"], Key=staged["key"])
     return {"day": d.isoformat(), "keys": list(published.keys), "stac_key": published.stac_key,
-            "unchanged": published.unchanged, "summary": run_summary(staged, published.written)}
+            "bucket": target.products_bucket, "unchanged": published.unchanged,
+            "summary": run_summary(staged, published.written)}
+
+
+def products_settings(settings: Settings, domain: str | None) -> Settings:
+    """Where a domain's daily products are published: the products bucket for the main domain,
+    ``{products_bucket}-{domain}`` (underscores as dashes) for any other, so that each domain has
+    its own keys, STAC collection and catalog (``s3://sm-products-global-025/...``)."""
+    import dataclasses
+
+    if domain in (None, DEFAULT_DOMAIN):
+        return settings
+    # public_base_url names the main bucket's public address: the domain's own bucket is served
+    # at the S3 endpoint.
+    return dataclasses.replace(settings, products_bucket=f"{settings.products_bucket}-{domain.replace('_', '-')}",
+                               public_base_url=None)
 
 
 def run_summary(staged: dict[str, Any], written: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:

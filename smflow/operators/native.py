@@ -52,7 +52,8 @@ def _mean_of_files(fields: list) -> Any:
     return out
 
 
-def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Settings | None = None) -> dict[str, Any]:
+def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Settings | None = None,
+                          as_fraction: bool = False) -> dict[str, Any]:
     """Read, regrid, validate and store the day's native files of one input product.
 
     Parameters
@@ -62,6 +63,9 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
         (None when the granule did not arrive, with ``reason``).
     domain : str
         Name of the domain grid (``config/domains/<domain>.json``).
+    as_fraction : bool
+        Store a degree of saturation in percent as a fraction [1] (the scale the merging models
+        of a merged pipeline take); the published input field keeps the product's units.
 
     Returns
     -------
@@ -122,6 +126,8 @@ def ingest_native_granule(ref: dict[str, Any], domain: str, *, settings: Setting
     series = field[main]
     for dim in [dim for dim in series.dims if dim not in ("lat", "lon")]:
         series = series.isel({dim: 0})
+    if as_fraction and series.attrs.get("units") == "percent":
+        series = (series / 100.0).assign_attrs({**series.attrs, "units": "1"}).rename(series.name)
     TimeSeriesStore(settings, s3=client, grid=grid).put(product, d, series)
     return {**result, "status": "stored", "reason": problems, "field_key": key,
             "valid_cells": int(np.isfinite(series.values).sum())}

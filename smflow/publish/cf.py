@@ -279,9 +279,11 @@ def _conform(product: xr.Dataset, day: dt.date) -> xr.Dataset:
             )
 
     sources = [str(s) for s in product["source"].values]
-    if sorted(sources) != sorted(SOURCES):
-        raise ValueError(f"source coordinate is {sources}, expected {list(SOURCES)}")
-    product = product.sel(source=list(SOURCES)).sortby(["lat", "lon"])
+    # The main domain's triplet is fixed; another domain's pipeline merges its own parents.
+    expected = list(SOURCES) if str(product.attrs.get("domain") or "big_island") == "big_island" else sources
+    if sorted(sources) != sorted(expected):
+        raise ValueError(f"source coordinate is {sources}, expected {expected}")
+    product = product.sel(source=expected).sortby(["lat", "lon"])
 
     if "time" in product.dims:
         if product.sizes["time"] != 1:
@@ -346,11 +348,14 @@ def _coordinates(product: xr.Dataset, day: dt.date) -> dict[str, Any]:
         "lon_bnds": xr.Variable(("lon", "nv"), _regular_bounds(lon, "lon"), {"units": "degrees_east"}),
         "source": xr.Variable(
             "source",
-            np.array(SOURCES, dtype=object),
+            np.array([str(s) for s in product["source"].values], dtype=object),
             {
                 "long_name": "parent soil-moisture product",
                 "comment": "smap: SMAP L3 radiometer v9 (AM+PM); era5_land: ERA5-Land swvl1 "
-                "(0-7 cm); gldas: GLDAS Noah 2.1 SoilMoi0_10cm (0-10 cm)",
+                "(0-7 cm); gldas: GLDAS Noah 2.1 SoilMoi0_10cm (0-10 cm)"
+                if [str(s) for s in product["source"].values] == list(SOURCES) else
+                "ESA CCI SM v05.2 ACTIVE (degree of saturation, fraction) and PASSIVE (m3 m-3), GLDAS Noah "
+                "2.1 SoilMoi0_10cm (0-10 cm); TC statistics of each in its own units",
             },
         ),
         "depth": xr.Variable(
@@ -569,13 +574,15 @@ def _global_attrs(
     lat_bnds, lon_bnds = common["lat_bnds"].values, common["lon_bnds"].values
     lat_min, lat_max = float(lat_bnds.min()), float(lat_bnds.max())
     lon_min, lon_max = float(lon_bnds.min()), float(lon_bnds.max())
+    # Another domain's pipeline names its own parents in the lineage (``merged_parents``).
+    parents = _attr_text(lineage.get("merged_parents") or "SMAP L3 radiometer v9 (SPL3SMP), ERA5-Land swvl1, GLDAS Noah 2.1")
     sources = {
-        "merged-sm": "SMAP L3 radiometer v9 (SPL3SMP), ERA5-Land swvl1, GLDAS Noah 2.1; merged "
+        "merged-sm": f"{parents}; merged "
         f"with merging model {_attr_text(lineage.get('merging_model', lineage['tc_merging_model']))}",
         "sm2rain-precip": f"merged soil moisture (TC merging model "
         f"{_attr_text(lineage['tc_merging_model'])}) through SM2RAIN model "
         f"{_attr_text(lineage['sm2rain_model'])}",
-        "tc-diagnostics": "SMAP L3 radiometer v9, ERA5-Land swvl1, GLDAS Noah 2.1; triple "
+        "tc-diagnostics": f"{parents}; triple "
         f"collocation of TC merging model {_attr_text(lineage['tc_merging_model'])}",
     }
     attrs: dict[str, Any] = {
@@ -659,6 +666,9 @@ def _set_encoding(ds: xr.Dataset, *, only_missing: bool = False) -> None:
                 "dtype": "f8",
                 "_FillValue": None,
             }
+        elif is_data and var.dtype.kind == "M":  # e.g. observation_time of a regridded input, NaT where none
+            encoding = {"units": "seconds since 1970-01-01 00:00:00", "calendar": "standard", "dtype": "f8",
+                        "_FillValue": float(FILL_VALUE), "zlib": True, "complevel": 4, "shuffle": True}
         elif not is_data:
             encoding = {"_FillValue": None}
             if var.dtype.kind in "OU":

@@ -344,7 +344,7 @@ class Publisher:
         images = render_day_quicklooks(fields, domain=_domain_of(product),
                                        experimental={"precipitation_amount"} if experimental else set())
         for spec in QUICKLOOKS:
-            if withhold and spec.variable == "precipitation_amount":
+            if (withhold and spec.variable == "precipitation_amount") or spec.name not in images:
                 continue
             scale = (f"colour scale adapted to the day from {spec.vmin:g} (printed on the map)" if spec.adaptive
                      else f"colour range {spec.vmin:g} to {spec.vmax:g} {spec.units}")

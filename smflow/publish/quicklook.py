@@ -235,6 +235,8 @@ def render_day_quicklooks(
             raise ValueError(f"quicklook {spec.name!r} needs variable {spec.variable!r}")
         field = product[spec.variable]
         if spec.source is not None:
+            if spec.source not in [str(v) for v in product["source"].values]:
+                continue  # a per-parent map of the main triplet; another domain merges other parents
             field = field.sel(source=spec.source)
         title = f"{spec.title} (EXPERIMENTAL)" if spec.variable in experimental else spec.title
         images[spec.name] = render_quicklook(

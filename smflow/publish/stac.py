@@ -200,12 +200,18 @@ def build_item(
         "title": f"smflow daily soil moisture, SM2RAIN rainfall and TC diagnostics {day}",
         "description": "Merged surface soil moisture (triple-collocation least-squares merge of "
         "SMAP, ERA5-Land and GLDAS) with its error variance, SM2RAIN rainfall and the TC "
-        "diagnostics of the parents, Big Island of Hawaii, 0.1 degree, one day.",
+        "diagnostics of the parents, Big Island of Hawaii, 0.1 degree, one day."
+        if not provenance.get("merged_parents") else
+        f"Merged surface soil moisture (triple-collocation least-squares merge of "
+        f"{provenance['merged_parents']}) with its error variance, SM2RAIN rainfall and the TC "
+        f"diagnostics of the parents, one day"
+        + (" (SYNTHETIC history inside: see smflow:smflow_synthetic)." if provenance.get("smflow_synthetic") else "."),
         "license": _LICENSE,
         "processing:level": "L4",
         "processing:software": {"smflow": version},
         "processing:version": version,
-        "processing:lineage": "Input granules (derived_from links) regridded to the 0.1 degree "
+        "processing:lineage": "Input granules (derived_from links) regridded to the "
+        f"{'pipeline' if provenance.get('merged_parents') else '0.1 degree'} "
         f"domain grid; merged with TC merging model {provenance.get('tc_merging_model')}; "
         f"rainfall by SM2RAIN model {provenance.get('sm2rain_model')}.",
         "smflow:tc_merging_model": _json_value(provenance.get("tc_merging_model")),

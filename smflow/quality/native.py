@@ -329,8 +329,12 @@ def native_field_table(field: "xr.Dataset", product: str, day: Any, grid: "Domai
     times = _cell_times(field, source, main)
     if times is not None:
         columns["hours_from_day_start"] = _hours(times, day)
-    columns["lat_error"] = tile(np.min(np.abs(lat.ravel()[:, None] - grid.lat[None, :]), axis=1))
-    columns["lon_error"] = tile(np.min(np.abs(lon.ravel()[:, None] - grid.lon[None, :]), axis=1))
+    # On the 1-D axes, then broadcast: a (cells x grid rows) distance matrix is 3.9 GiB on the
+    # global 0.25 deg grid.
+    lat_error = np.min(np.abs(field["lat"].values[:, None] - grid.lat[None, :]), axis=1)
+    lon_error = np.min(np.abs(field["lon"].values[:, None] - grid.lon[None, :]), axis=1)
+    columns["lat_error"] = tile(np.broadcast_to(lat_error[:, None], lat.shape))
+    columns["lon_error"] = tile(np.broadcast_to(lon_error[None, :], lat.shape))
     columns["crs"] = np.full(len(columns["lat"]), str(field.attrs.get("crs", "<missing>")), object)
     return pd.DataFrame(columns), [str(n) for n in ranged]
 

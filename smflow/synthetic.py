@@ -1,0 +1,337 @@
+"""Synthetic history for a pipeline whose real days are too few for its window: generated, labelled.
+
+The global pipeline (``global_025`` in ``config/daily_pipelines.json``) merges ESA CCI SM ACTIVE,
+ESA CCI SM PASSIVE and GLDAS Noah 2.1 over a 180-day window, but the real granules on this machine
+are three CCI days (2016-06-06..07 ACTIVE / PASSIVE) and one GLDAS day (2016-01-01, 7 of 8 3-hourly
+files): not enough for triple collocation, nor for SM2RAIN's window. This module writes the missing
+days of the window into the time-series store so that the pipeline can run, **and labels every
+field it writes**: each stored field carries the attribute :data:`SYNTHETIC_ATTR`
+(``smflow_synthetic``) with the generator's description, and the run writes a manifest
+(:func:`manifest_key`) listing every product-day it made. The daily task reads the manifest and puts
+``smflow_synthetic`` into the product's lineage, hence into the global attributes of every published
+netCDF file and into the STAC item (``smflow:smflow_synthetic``).
+
+The model (one seeded random draw; documented so that nobody mistakes it for data):
+
+* a common truth per land cell and day, :math:`\\theta(t) = \\bar\\theta + A \\sin(2\\pi (d - d_0) / 365.25)
+  + a(t)`, with :math:`\\bar\\theta` the **real** GLDAS 0-10 cm daily mean of the anchor granules
+  (m3 m-3, regridded to the domain), a seasonal amplitude :math:`A = 0.25\\,\\bar\\theta` (sign by
+  hemisphere, maximum in the local spring), and AR(1) anomalies :math:`a(t) = 0.85\\,a(t-1) +
+  \\epsilon`, :math:`\\epsilon \\sim N(0, 0.03^2)`, clipped to [0.02, 0.55];
+* each parent a linear function of the truth with independent Gaussian errors (the model triple
+  collocation assumes, Stoffelen 1998): :data:`GLOBAL_PARENT_MODELS` gives gain, offset, error
+  standard deviation, the fraction of cells dropped each day (orbit gaps, retrieval masks) and the
+  valid range. ACTIVE is a degree of saturation (fraction, porosity 0.45 assumed), PASSIVE and
+  GLDAS are m3 m-3;
+* a parent only has values where its real anchor granule has them (the real CCI image's coverage:
+  PASSIVE is masked over dense vegetation, ACTIVE over deserts and snow) when a coverage anchor is
+  given.
+
+Days that a real granule fills are never generated: a (product, day) with native files in the
+landing zone is skipped (the daily DAG ingests the real one). The TC error variances of the
+product over a synthetic window therefore measure the generator's errors, not the instruments':
+the published files say so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from smflow.config import Settings
+from smflow.dates import DayLike, as_date
+from smflow.domain import DomainGrid
+
+log = logging.getLogger(__name__)
+
+#: Attribute of every generated store field, and lineage key of every product made from them.
+SYNTHETIC_ATTR = "smflow_synthetic"
+#: Version of the generator's model (bump when the model changes: the label says which).
+GENERATOR_VERSION = "1"
+#: Manifests of the generated product-days, one JSON per domain, in the store bucket.
+MANIFEST_PREFIX = "synthetic"
+
+
+@dataclass(frozen=True)
+class ParentModel:
+    """How one parent is made from the synthetic truth :math:`\\theta` [m3 m-3].
+
+    ``value = offset + gain * theta + N(0, error_std^2)``, clipped to ``bounds``; a random
+    ``dropout`` fraction of the cells has no value each day.
+
+    Attributes
+    ----------
+    units : str
+        ``m3 m-3`` (volumetric) or ``1`` (degree of saturation as a fraction).
+    gain, offset : float
+        Linear response to the truth [units per m3 m-3] and [units].
+    error_std : float
+        Standard deviation of the random error [units].
+    dropout : float
+        Fraction of the land cells without a value on a day [1].
+    bounds : (float, float)
+        Valid range [units].
+    """
+
+    units: str
+    gain: float
+    offset: float
+    error_std: float
+    dropout: float
+    bounds: tuple[float, float]
+
+
+#: The parents of the global pipeline. ACTIVE: saturation = theta / 0.45 (porosity).
+GLOBAL_PARENT_MODELS: dict[str, ParentModel] = {
+    "esa_cci_sm_active": ParentModel("1", 1 / 0.45, 0.0, 0.08, 0.2, (0.0, 1.0)),
+    "esa_cci_sm_passive": ParentModel("m3 m-3", 0.9, 0.03, 0.04, 0.3, (0.0, 0.6)),
+    "gldas_noah025": ParentModel("m3 m-3", 1.0, 0.0, 0.02, 0.0, (0.02, 0.6)),
+}
+
+#: AR(1) anomaly of the truth: lag-1 coefficient and innovation standard deviation [m3 m-3].
+TRUTH_PHI, TRUTH_SIGMA = 0.85, 0.03
+#: Seasonal amplitude as a fraction of the anchor climatology; day of year of the zero crossing.
+SEASONAL_FRACTION, SEASONAL_PHASE_DAY = 0.25, 20
+
+
+def label(domain: str, seed: int) -> str:
+    """The text of :data:`SYNTHETIC_ATTR` on every generated field."""
+    return (f"SYNTHETIC: generated by smflow.synthetic v{GENERATOR_VERSION} (seed {seed}) for the "
+            f"{domain} history window; not an observation or a model run. Truth = real GLDAS Noah 2.1 "
+            "anchor climatology + seasonal cycle + AR(1) anomalies; parents = linear response + "
+            "Gaussian errors (docs: smflow/synthetic.py).")
+
+
+def manifest_key(domain: str) -> str:
+    """``synthetic/{domain}/manifest.json`` in the store bucket."""
+    return f"{MANIFEST_PREFIX}/{domain}/manifest.json"
+
+
+def read_manifest(client, settings: Settings, domain: str) -> dict[str, Any]:
+    """The domain's manifest (``{"label": ..., "products": {product: [YYYY-MM-DD, ...]}}``); an
+    empty one when nothing was generated."""
+    from botocore.exceptions import ClientError
+
+    from smflow import s3 as s3mod
+
+    try:
+        body = client.get_object(Bucket=settings.store_bucket, Key=manifest_key(domain))["Body"].read()
+    except ClientError as exc:
+        if s3mod.is_missing(exc, bucket_too=True):
+            return {"products": {}}
+        raise
+    return json.loads(body)
+
+
+def synthetic_days(manifest: dict[str, Any], product: str, days: Sequence[date]) -> list[date]:
+    """The ``days`` whose field of ``product`` the manifest says is synthetic."""
+    made = set(manifest.get("products", {}).get(product, ()))
+    return [d for d in days if d.isoformat() in made]
+
+
+def anchor_climatology(paths: Sequence[str], grid: DomainGrid, product: str = "gldas_noah025") -> np.ndarray:
+    """Mean 0-10 cm soil moisture of real granules on the domain grid ``(lat, lon)`` [m3 m-3].
+
+    Each file is read with :func:`smflow.readers.native.open_native` and regridded with
+    :func:`smflow.regrid.native_to_domain` (the pipeline's own path); NaN where no file has a value.
+    """
+    from smflow.readers.native import open_native
+    from smflow.regrid import native_to_domain
+
+    fields = []
+    for path in paths:
+        field = native_to_domain(open_native(path, product, chunks=None), grid, variables=["soil_moisture"])
+        values = field["soil_moisture"].values
+        fields.append(values.reshape(-1, *grid.shape).mean(axis=0) if values.ndim == 3 else values)
+    if not fields:
+        raise ValueError("anchor_climatology needs at least one real granule (GLDAS nc4 files)")
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.stack(fields), axis=0)
+
+
+def coverage(path: str, grid: DomainGrid, product: str) -> np.ndarray:
+    """Where the real granule ``path`` has a valid value on the domain grid ``(lat, lon)`` (bool)."""
+    from smflow.readers.native import open_native
+    from smflow.regrid import native_to_domain
+
+    source = open_native(path, product, chunks=None)
+    name = "degree_of_saturation" if "degree_of_saturation" in source else "soil_moisture"
+    field = native_to_domain(source, grid, variables=[name])[name].values
+    return np.isfinite(field.reshape(-1, *grid.shape)).any(axis=0) if field.ndim == 3 else np.isfinite(field)
+
+
+def generate_history(
+    store,
+    grid: DomainGrid,
+    start: DayLike,
+    end: DayLike,
+    *,
+    anchor: np.ndarray,
+    parents: dict[str, ParentModel] | None = None,
+    coverage_masks: dict[str, np.ndarray] | None = None,
+    skip: dict[str, set[date]] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    seed: int = 20160606,
+    settings: Settings | None = None,
+) -> dict[str, list[str]]:
+    """Write synthetic daily fields of ``parents`` for ``start..end`` into ``store``; labelled.
+
+    Parameters
+    ----------
+    store : smflow.store.TimeSeriesStore
+        The store on ``grid`` (its ``put`` keeps the field attributes, so each object carries
+        :data:`SYNTHETIC_ATTR`).
+    grid : DomainGrid
+    start, end : date-like
+        First and last day (inclusive).
+    anchor : numpy.ndarray, shape (lat, lon)
+        Real climatology of the truth [m3 m-3] (:func:`anchor_climatology`); cells where it is NaN
+        or off land get no value.
+    parents : dict of str to ParentModel, optional
+        Default :data:`GLOBAL_PARENT_MODELS`.
+    coverage_masks : dict of str to numpy.ndarray (lat, lon) of bool, optional
+        Per parent, the cells where its real granule has values (:func:`coverage`).
+    skip : dict of str to set of date, optional
+        Product-days not to generate (a real granule fills them). Default: the days with native
+        files of the product in the landing zone.
+    bbox : (lon_min, lat_min, lon_max, lat_max), optional
+        Only generate cells inside this box [degree] (a reduced run, e.g. the e2e test).
+    seed : int
+        Seed of the random draws (same seed, same fields).
+    settings : Settings, optional
+
+    Returns
+    -------
+    dict of str to list of str
+        Per product, the days written (ISO dates); also merged into the domain's manifest.
+
+    Raises
+    ------
+    ValueError
+        ``anchor`` is not on the grid, or ``end`` is before ``start``.
+    """
+    from smflow import s3 as s3mod
+    from smflow.landing import LandingZone
+
+    settings = settings or store.settings
+    parents = parents or GLOBAL_PARENT_MODELS
+    d0, d1 = as_date(start), as_date(end)
+    if d1 < d0:
+        raise ValueError(f"end {d1} is before start {d0}")
+    if anchor.shape != grid.shape:
+        raise ValueError(f"anchor is {anchor.shape}; the {grid.name} grid is {grid.shape}")
+    cells = grid.land_mask & np.isfinite(anchor)
+    if bbox is not None:
+        lon_min, lat_min, lon_max, lat_max = bbox
+        lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
+        cells &= (lat2 >= lat_min) & (lat2 <= lat_max) & (lon2 >= lon_min) & (lon2 <= lon_max)
+    where = np.flatnonzero(cells.ravel())
+    clim = anchor.ravel()[where].astype(np.float64)
+    lat_of = np.broadcast_to(grid.lat[:, None], grid.shape).ravel()[where]
+    hemisphere = np.where(lat_of >= 0, 1.0, -1.0)
+    if skip is None:
+        zone = LandingZone(settings, s3=store.s3)
+        skip = {p: {d0 + timedelta(days=k) for k in range((d1 - d0).days + 1)
+                    if zone.native_keys(p, d0 + timedelta(days=k))} for p in parents}
+    text = label(grid.name, seed)
+    rng = np.random.default_rng(seed)
+    anomaly = rng.normal(0.0, TRUTH_SIGMA / np.sqrt(1 - TRUTH_PHI ** 2), where.size)
+    written: dict[str, list[str]] = {p: [] for p in parents}
+    n_days = (d1 - d0).days + 1
+    for k in range(n_days):
+        day = d0 + timedelta(days=k)
+        anomaly = TRUTH_PHI * anomaly + rng.normal(0.0, TRUTH_SIGMA, where.size)
+        season = SEASONAL_FRACTION * clim * hemisphere * np.sin(
+            2 * np.pi * (day.timetuple().tm_yday - SEASONAL_PHASE_DAY) / 365.25)
+        truth = np.clip(clim + season + anomaly, 0.02, 0.55)
+        for product, model in parents.items():
+            # Draw for every product every day (also skipped ones): the fields do not depend on
+            # which real days are present.
+            noise = rng.normal(0.0, model.error_std, where.size)
+            dropped = rng.random(where.size) < model.dropout
+            if day in skip.get(product, set()):
+                continue
+            values = np.clip(model.offset + model.gain * truth + noise, *model.bounds)
+            values[dropped] = np.nan
+            if coverage_masks and product in coverage_masks:
+                values[~coverage_masks[product].ravel()[where]] = np.nan
+            field = np.full(grid.shape[0] * grid.shape[1], np.nan)
+            field[where] = values
+            attrs = {"units": model.units, SYNTHETIC_ATTR: text,
+                     "long_name": f"synthetic {product} ({'degree of saturation' if model.units == '1' else 'volumetric soil moisture'})"}
+            da = xr.DataArray(field.reshape(grid.shape), dims=("lat", "lon"),
+                              coords={"lat": grid.lat_coord(), "lon": grid.lon_coord()},
+                              name="degree_of_saturation" if model.units == "1" else "soil_moisture", attrs=attrs)
+            store.put(product, day, da)
+            written[product].append(day.isoformat())
+    manifest = read_manifest(store.s3, settings, grid.name)
+    products = manifest.get("products", {})
+    for product, days in written.items():
+        products[product] = sorted(set(products.get(product, ())) | set(days))
+    manifest.update({"label": text, "generator": f"smflow.synthetic v{GENERATOR_VERSION}", "seed": seed,
+                     "products": products})
+    s3mod.ensure_bucket(store.s3, settings.store_bucket)
+    store.s3.put_object(Bucket=settings.store_bucket, Key=manifest_key(grid.name), ContentType="application/json",
+                        Body=json.dumps(manifest, indent=2, sort_keys=True).encode())
+    log.warning("%s: wrote %d SYNTHETIC fields (%s..%s, %s); manifest s3://%s/%s", grid.name,
+                sum(map(len, written.values())), d0, d1, ", ".join(parents), settings.store_bucket,
+                manifest_key(grid.name))
+    return written
+
+
+def unmark(client, settings: Settings, domain: str, product: str, day: date) -> bool:
+    """Remove ``(product, day)`` from the manifest (a real field replaced it); True if it was there."""
+    manifest = read_manifest(client, settings, domain)
+    days = manifest.get("products", {}).get(product, [])
+    if day.isoformat() not in days:
+        return False
+    manifest["products"][product] = [d for d in days if d != day.isoformat()]
+    client.put_object(Bucket=settings.store_bucket, Key=manifest_key(domain), ContentType="application/json",
+                      Body=json.dumps(manifest, indent=2, sort_keys=True).encode())
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m smflow.synthetic PIPELINE --start D --end D --anchor GLDAS.nc4 ...``: seed the
+    store of a pipeline's domain with its labelled synthetic history (see the module docstring)."""
+    import argparse
+
+    from smflow.catalog import pipeline
+    from smflow.domain import load_domain
+    from smflow.store import TimeSeriesStore
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("pipeline", help="pipeline key or DAG id (config/daily_pipelines.json)")
+    parser.add_argument("--start", required=True)
+    parser.add_argument("--end", required=True)
+    parser.add_argument("--anchor", nargs="+", required=True, help="real GLDAS nc4 granules (climatology)")
+    parser.add_argument("--coverage", nargs="*", default=[], metavar="PRODUCT=FILE",
+                        help="real granule whose valid cells a parent's synthetic fields keep")
+    parser.add_argument("--bbox", nargs=4, type=float, default=None, metavar=("W", "S", "E", "N"))
+    parser.add_argument("--seed", type=int, default=20160606)
+    args = parser.parse_args(argv)
+    pipe = pipeline(args.pipeline)
+    grid = load_domain(pipe.domain)
+    settings = Settings.load()
+    masks = {}
+    for item in args.coverage:
+        product, _, path = item.partition("=")
+        masks[product] = coverage(path, grid, product)
+    written = generate_history(TimeSeriesStore(settings, grid=grid), grid, args.start, args.end,
+                               anchor=anchor_climatology(args.anchor, grid),
+                               parents={p: GLOBAL_PARENT_MODELS[p] for p in pipe.parents},
+                               coverage_masks=masks, bbox=tuple(args.bbox) if args.bbox else None,
+                               seed=args.seed, settings=settings)
+    print(json.dumps({p: len(d) for p, d in written.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
