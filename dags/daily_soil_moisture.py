@@ -38,9 +38,11 @@ SOIL_MOISTURE_1KM = Asset(name="smflow_soil_moisture_1km", uri="s3://sm-products
 def _merged_assets(domain: str) -> list:
     """The Assets a merged pipeline's publish task updates: the main domain's, or the domain's own
     (published to its own bucket, ``smflow.operators.daily.products_settings``)."""
-    if domain == "big_island":
+    from smflow.catalog.pipelines import domain_products_bucket
+
+    bucket = domain_products_bucket("sm-products", domain)
+    if bucket == "sm-products":
         return [MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS]
-    bucket = f"sm-products-{domain.replace('_', '-')}"
     return [Asset(name=f"{a.name}_{domain}", uri=a.uri.replace("s3://sm-products/", f"s3://{bucket}/"))
             for a in (MERGED_SM, SM2RAIN_PRECIP, TC_DIAGNOSTICS)]
 

@@ -15,6 +15,17 @@ DOWNSCALING_METHODS = ("bilinear", "lstm_kriging", "nn_kriging")
 PIPELINES_FILE = Path(__file__).resolve().parents[2] / "config" / "daily_pipelines.json"
 
 
+def domain_products_bucket(products_bucket: str, domain: str | None, default_domain: str = "big_island") -> str:
+    """The bucket a domain's daily products are published to: ``products_bucket`` for the main
+    domain, ``{products_bucket}-{domain}`` (underscores as dashes) for any other
+    (``sm-products-global-025``). One rule for the publisher and the DAGs' Assets
+    (``infra/stack.py`` creates the same names without importing smflow).
+    """
+    if domain in (None, default_domain):
+        return products_bucket
+    return f"{products_bucket}-{domain.replace('_', '-')}"
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """The products of one daily pipeline (one entry of ``config/daily_pipelines.json``).

@@ -425,11 +425,14 @@ def products_settings(settings: Settings, domain: str | None) -> Settings:
     its own keys, STAC collection and catalog (``s3://sm-products-global-025/...``)."""
     import dataclasses
 
+    from smflow.catalog.pipelines import domain_products_bucket
+
     if domain in (None, DEFAULT_DOMAIN):
         return settings
     # public_base_url names the main bucket's public address: the domain's own bucket is served
     # at the S3 endpoint.
-    return dataclasses.replace(settings, products_bucket=f"{settings.products_bucket}-{domain.replace('_', '-')}",
+    return dataclasses.replace(settings, products_bucket=domain_products_bucket(settings.products_bucket, domain,
+                                                                                 DEFAULT_DOMAIN),
                                public_base_url=None)
 
 
