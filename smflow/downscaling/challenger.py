@@ -42,8 +42,9 @@ def _regressor(ref, method: str) -> tuple[Any, str, list[str]]:
     from smflow.downscaling.methods import FittedRegressor
 
     if method != "nn":
-        # An LSTM version's pyfunc was pickled with its Keras model inside (loaded to infer the
-        # signature at registration): unpickling needs the custom layers registered first.
+        # Versions registered before 2026-12-06 pickled their Keras model inside the pyfunc:
+        # unpickling those needs the custom layers registered first (later versions load the
+        # model from their artifacts, smflow.downscaling.registry._log_version).
         from smflow.ml.modelzoo import keras_base  # noqa: F401
     wrapped = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}").unwrap_python_model()
     method = "nn" if wrapped.method == "nn" else "lstm_kriging"

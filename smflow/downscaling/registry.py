@@ -105,11 +105,13 @@ def _log_version(name: str, fitted, card: str, tags: dict[str, str]):
             path = save_keras(fitted.model, Path(tmp) / "model.keras")
         artifacts = {"model": str(path), "meta": str(meta)}
         example = pd.DataFrame({n: [1.0, 2.0] for n in fitted.feature_names})
-        m = _pyfunc_class()()
-        m.load_context(type("Ctx", (), {"artifacts": artifacts})())
-        signature = infer_signature(example, m.predict(None, example))
+        loaded = _pyfunc_class()()  # loaded here only to infer the signature
+        loaded.load_context(type("Ctx", (), {"artifacts": artifacts})())
+        signature = infer_signature(example, loaded.predict(None, example))
+        # The logged instance is a fresh one: it loads its regression from the artifacts when the
+        # version is loaded (a loaded Keras model pickled inside would not unpickle in a fresh process).
         info = mlflow.pyfunc.log_model(
-            name=f"model_{fitted.method}", python_model=m, artifacts=artifacts,
+            name=f"model_{fitted.method}", python_model=_pyfunc_class()(), artifacts=artifacts,
             signature=signature, input_example=example, registered_model_name=name,
             pip_requirements=["numpy", "pandas", "scikit-learn", "tensorflow-cpu", "mlflow"])
     ref = ModelRef(name, str(info.registered_model_version), run.info.run_id)
