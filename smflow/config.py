@@ -84,6 +84,10 @@ class Settings:
         (:class:`smflow.store.chunked.ChunkedTimeSeriesStore`); ``"netcdf"``, one netCDF object per
         product and day (:class:`smflow.store.daily_objects.DailyObjectStore`, the layout before
         issue 16; ``python -m smflow.store migrate`` copies it into the chunked one). See docs/store.md.
+    store_retention_days : float
+        History kept in the chunked store (``SMFLOW_STORE_RETENTION_DAYS``, default 30 days):
+        ``python -m smflow.store expire`` and the ``store_maintenance`` DAG expire the Icechunk
+        snapshots older than this and garbage-collect what only they referenced (docs/store.md).
     """
 
     home: Path
@@ -102,6 +106,7 @@ class Settings:
     mlflow_password: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
     store_backend: str = "zarr"
+    store_retention_days: float = 30.0
 
     def products_url(self, key: str = "") -> str:
         """Public HTTP(S) URL of ``key`` in the products bucket (anonymous read, docs/security.md).
@@ -171,4 +176,5 @@ class Settings:
             mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or None,
             public_base_url=env.get("SMFLOW_PUBLIC_BASE_URL") or None,
             store_backend=env.get("SMFLOW_STORE_BACKEND") or "zarr",
+            store_retention_days=float(env.get("SMFLOW_STORE_RETENTION_DAYS") or 30.0),
         )

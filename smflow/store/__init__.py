@@ -9,7 +9,10 @@ Two layouts behind one interface (``put``, ``get``, ``window``, ``days``, ``put_
   layout before issue 16); a 180-day window is 180 GET requests per product.
 
 :func:`TimeSeriesStore` opens the layout the settings name (``SMFLOW_STORE_BACKEND``);
-``python -m smflow.store migrate`` copies the per-day objects into the chunked store (docs/store.md).
+``python -m smflow.store migrate`` copies the per-day objects into the chunked store (docs/store.md);
+until it has, the chunked layout refuses a domain whose per-day objects exist
+(:class:`UnmigratedStoreError`). ``python -m smflow.store expire`` expires old snapshots
+(:mod:`smflow.store.maintenance`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from smflow.config import Settings
 from smflow.domain import DomainGrid
 from smflow.store.chunked import ChunkedTimeSeriesStore
 from smflow.store.daily_objects import PREFIX, DailyObjectStore
+from smflow.store.maintenance import UnmigratedStoreError, check_migrated
 
 #: Layouts by their ``Settings.store_backend`` name.
 BACKENDS = {"zarr": ChunkedTimeSeriesStore, "netcdf": DailyObjectStore}
 
-__all__ = ["BACKENDS", "PREFIX", "ChunkedTimeSeriesStore", "DailyObjectStore", "TimeSeriesStore"]
+__all__ = ["BACKENDS", "PREFIX", "ChunkedTimeSeriesStore", "DailyObjectStore", "TimeSeriesStore",
+           "UnmigratedStoreError"]
 
 
 def TimeSeriesStore(  # noqa: N802 - the name callers construct, whichever layout it opens
@@ -51,6 +56,10 @@ def TimeSeriesStore(  # noqa: N802 - the name callers construct, whichever layou
     ------
     ValueError
         For a layout name other than those of :data:`BACKENDS`.
+    UnmigratedStoreError
+        The chunked layout, on a domain whose per-day netCDF objects exist in the store bucket
+        while the chunked store has no such product (``python -m smflow.store migrate`` first;
+        :func:`smflow.store.maintenance.check_migrated`: one list call per process and domain).
     """
     settings = settings or Settings.load()
     name = backend or settings.store_backend
@@ -59,4 +68,7 @@ def TimeSeriesStore(  # noqa: N802 - the name callers construct, whichever layou
     except KeyError:
         raise ValueError(f"unknown time-series store layout {name!r} (SMFLOW_STORE_BACKEND); "
                          f"choose one of {', '.join(BACKENDS)}") from None
-    return cls(settings, s3, grid=grid, max_workers=max_workers)
+    store = cls(settings, s3, grid=grid, max_workers=max_workers)
+    if isinstance(store, ChunkedTimeSeriesStore):
+        check_migrated(store)
+    return store
