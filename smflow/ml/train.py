@@ -570,7 +570,9 @@ def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
     Returns
     -------
     list of TrainingResult
-        The TC merging and the SM2RAIN versions (promoted to ``champion`` when their gate passed).
+        The TC merging and the SM2RAIN versions; ``champion`` moves by
+        :func:`smflow.ml.gates.promote_after_training` (the first version that passes its gate; a
+        later one too while the model has no challenger evaluator in ``config/model_gates.json``).
 
     Raises
     ------
@@ -583,7 +585,8 @@ def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
     from smflow.catalog import pipeline
     from smflow.domain import load_domain
     from smflow.ml.features import fingerprint
-    from smflow.ml.registry import configure, log_grid_model, promote
+    from smflow.ml.gates import promote_after_training
+    from smflow.ml.registry import configure, log_grid_model
     from smflow.science.merging import MergingParameters, apply_tc_merging, fit_tc_merging
     from smflow.store import TimeSeriesStore
     from smflow.synthetic import SYNTHETIC_ATTR, read_manifest, synthetic_days
@@ -668,9 +671,10 @@ def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
     from mlflow import MlflowClient
 
     MlflowClient().set_model_version_tag(name, ref.version, "method", "tc")
-    if passed:
-        ref = promote(ref, reason=gate)
-    results.append(TrainingResult(name, ref.version, ref.run_id, passed, gate, metrics))
+    # the one promotion path (issue 14): first champion by its gate, later ones by the gate only
+    # while the model has no challenger evaluator in config/model_gates.json
+    ref, promoted, gate = promote_after_training(ref, passed, gate)
+    results.append(TrainingResult(name, ref.version, ref.run_id, promoted, gate, metrics, passed=passed))
 
     # Saturation bounds where there is a merged value (other cells: NaN, no rainfall).
     observed = np.isfinite(parents).any(axis=(0, 2))
@@ -698,8 +702,9 @@ def train_domain_models(pipeline_name: str, train: tuple[date, date], *,
         mlflow.set_tags({"parameter_source": source, "evaluation_gate": rain_gate, "skill_status": "experimental",
                          SYNTHETIC_ATTR: synthetic_text or "no"})
         rain_ref = log_grid_model(SM2RAINModel(), rain_params, registered_name=rain_name)
-    rain_ref = promote(rain_ref, reason=rain_gate)
-    results.append(TrainingResult(rain_name, rain_ref.version, rain_ref.run_id, True, rain_gate, {}))
+    rain_ref, rain_promoted, rain_gate = promote_after_training(rain_ref, True, rain_gate)
+    results.append(TrainingResult(rain_name, rain_ref.version, rain_ref.run_id, rain_promoted, rain_gate, {},
+                                  passed=True))
     log.info("%s: %s", pipe.name, [r.to_dict() for r in results])
     return results
 

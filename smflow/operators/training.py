@@ -1,4 +1,4 @@
-"""Glue for the ``train_models`` and ``seed_timeseries_store`` DAGs (small dicts in, small dicts out)."""
+"""Glue for the ``train_models``, ``train_domain_models`` and ``seed_timeseries_store`` DAGs (small dicts in, small dicts out)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,55 @@ def train_downscaling(*, settings: Settings | None = None) -> dict[str, Any]:
     from smflow.downscaling.registry import train_downscaling as run
 
     return {k: v for k, v in run(settings=settings).items() if k != "table"}
+
+
+def train_domain(pipeline_name: str, train_start: str, train_end: str, *,
+                 settings: Settings | None = None) -> dict[str, Any]:
+    """Train the models of a pipeline with its own ``models`` (the global 0.25 deg one) on its store,
+    or skip plainly when the store holds no day of its parents over the period.
+
+    Parameters
+    ----------
+    pipeline_name : str
+        Pipeline key or DAG id of ``config/daily_pipelines.json`` (e.g. ``global_025``).
+    train_start, train_end : str
+        The training period (``YYYY-MM-DD``, inclusive).
+    settings : Settings, optional
+
+    Returns
+    -------
+    dict
+        ``pipeline``, ``train_start``, ``train_end``, ``days_held`` (parent -> stored days in the
+        period) and either ``models`` (one :meth:`TrainingResult.to_dict` per model: promotion by
+        :func:`smflow.ml.gates.promote_after_training`) or ``skipped`` (the reason, also logged).
+
+    Raises
+    ------
+    ValueError
+        The pipeline has no own ``models`` (the Big Island's are trained by ``train_models``), or
+        ``train_end`` is before ``train_start``.
+    """
+    from smflow import s3 as s3mod
+    from smflow.domain import load_domain
+    from smflow.ml.train import train_domain_models
+    from smflow.store import TimeSeriesStore
+
+    settings = settings or Settings.load()
+    pipe = pipeline(pipeline_name)
+    if not pipe.models:
+        raise ValueError(f"pipeline {pipe.name!r} has no own 'models' in config/daily_pipelines.json: "
+                         "its models are trained by the train_models DAG")
+    start, end = as_date(train_start), as_date(train_end)
+    if end < start:
+        raise ValueError(f"train_end {end} is before train_start {start}")
+    store = TimeSeriesStore(settings, s3=s3mod.client(settings), grid=load_domain(pipe.domain))
+    held = {p: len(store.days(p, start, end)) for p in pipe.parents}
+    out: dict[str, Any] = {"pipeline": pipe.name, "train_start": start.isoformat(), "train_end": end.isoformat(),
+                           "days_held": held}
+    if not any(held.values()):
+        out["skipped"] = (f"the {pipe.domain} store holds no day of {', '.join(pipe.parents)} in {start}..{end}: "
+                          "nothing to train on (ingest or seed the domain's history first)")
+        log.warning("train_domain %s: skipped: %s", pipe.name, out["skipped"])
+        return out
+    out["models"] = [r.to_dict() for r in train_domain_models(pipe.name, (start, end), settings=settings)]
+    return out

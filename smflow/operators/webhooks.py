@@ -16,7 +16,9 @@ as MLflow's ``mlflow.webhooks.delivery`` signs them (Standard-Webhooks style)::
   ``/auth/token``), with the event in the run's ``conf``; the run id is derived from the delivery id,
   so a retried delivery never starts a second run. Events: ``model_version.created`` ->
   ``evaluate_challenger`` (conf ``model``, ``version``, ``event``); ``model_version_tag.set`` with
-  tag ``retrain`` = ``requested`` -> ``train_models`` (conf ``event``, ``requested_for``). Other
+  tag ``retrain`` = ``requested`` -> ``train_models`` (conf ``event``, ``requested_for``), or
+  ``train_domain_models`` (conf also ``pipeline``) for a model a pipeline declares as its own
+  (``models`` in ``config/daily_pipelines.json``: the global 0.25 deg pipeline's). Other
   events (alias moves, other tags) are acknowledged and logged, nothing runs.
 - When Airflow cannot be reached the delivery is answered 503 and forgotten, so MLflow's retry
   (same delivery id) is handled, not taken for a replay.
@@ -140,8 +142,19 @@ def route(event: dict[str, Any]) -> Route | None:
         return Route("evaluate_challenger", {"model": str(data["name"]), "version": str(data["version"]), "event": event})
     if (kind == "model_version_tag.set" and data.get("key") == RETRAIN_TAG
             and str(data.get("value", "")).strip().lower() == RETRAIN_VALUE):
-        return Route("train_models", {"requested_for": f"{data.get('name')} v{data.get('version')}", "event": event})
+        conf = {"requested_for": f"{data.get('name')} v{data.get('version')}", "event": event}
+        owner = _domain_pipeline_of(str(data.get("name")))
+        if owner is not None:
+            return Route("train_domain_models", {**conf, "pipeline": owner})
+        return Route("train_models", conf)
     return None
+
+
+def _domain_pipeline_of(model: str) -> str | None:
+    """The key of the pipeline that declares ``model`` among its own ``models``, or None."""
+    from smflow.catalog.pipelines import pipelines
+
+    return next((key for key, p in pipelines().items() if model in dict(p.models).values()), None)
 
 
 class AirflowTrigger:

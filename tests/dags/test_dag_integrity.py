@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {"daily_soil_moisture", "daily_soil_moisture_ebro_pyrenees", "train_models", "seed_timeseries_store",
             "rollback_model", "evaluate_challenger", "drift_watch",
-            "reconcile_archive"}
+            "reconcile_archive", "store_maintenance", "train_domain_models"}
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,8 @@ def test_dag_says_what_it_does_in_the_ui(dagbag, dag_id):
 #: The science and ML tasks: they must run on the heavy Celery queue (smflow.operators.queues).
 HEAVY_TASKS = {"ingest_granule", "ingest_native_granule", "compute_products", "validate_products",
                "downscale_products", "train_tc_merging", "train_merging_candidates", "train_sm2rain",
-               "train_smap_reconstruction", "train_downscaling", "seed", "evaluate", "watch"}
+               "train_smap_reconstruction", "train_downscaling", "seed", "evaluate", "watch",
+               "train_domain_models", "expire_store_snapshots"}
 #: Sensors, fetching and publishing: the light queue.
 LIGHT_TASKS = {"wait_for_granule", "fetch_granule", "publish_products", "publish_inputs", "rerun_daily", "roll_back"}
 

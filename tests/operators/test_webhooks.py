@@ -99,6 +99,10 @@ def test_events_are_routed_to_their_dags():
     tag = {"name": "soil_moisture_merging", "version": "4", "key": "retrain", "value": "requested"}
     target = webhooks.route(json.loads(_event("model_version_tag", "set", tag)))
     assert target.dag_id == "train_models" and target.conf["requested_for"] == "soil_moisture_merging v4"
+    # a model of a pipeline with its own models (the global 0.25 deg one): that pipeline's retraining DAG
+    domain = webhooks.route(json.loads(_event("model_version_tag", "set", {**tag, "name": "sm2rain_global_025"})))
+    assert domain.dag_id == "train_domain_models"
+    assert domain.conf["pipeline"] == "global_025" and domain.conf["requested_for"] == "sm2rain_global_025 v4"
     assert webhooks.route(json.loads(_event("model_version_tag", "set", {**tag, "key": "note"}))) is None
     assert webhooks.route(json.loads(_event("model_version_alias", "created",
                                             {"name": "m", "alias": "champion", "version": "2"}))) is None
