@@ -173,3 +173,28 @@ def test_the_check_is_one_list_request_per_process_and_domain(stack, s3_client):
             again = counter.total
         assert len(first) == 1 and first[0][0] == "GET" and "max-keys=1" in first[0][1].lower(), first
         assert again == 0
+
+
+@pytest.mark.e2e
+def test_the_store_maintenance_dag_runs_the_expiry(stack, s3_client, airflow_env):
+    """``airflow dags test store_maintenance`` on the stack's store bucket (written nothing here: the
+    session's other tests own its content): the Big Island repository is expired with the run's
+    retention, or reported absent; what it holds reads the same afterwards."""
+    from pathlib import Path
+
+    def smap_window() -> xr.DataArray | None:
+        store = ChunkedTimeSeriesStore(stack, s3=s3_client)
+        return None if store._read_repo() is None else store.window("smap", date(2018, 6, 30), 60)
+
+    before = smap_window()
+    conf = {"retention_days": "30", "domains": "big_island"}
+    out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test", "store_maintenance",
+                          "-c", json.dumps(conf)], env=airflow_env, capture_output=True, text=True, timeout=300)
+    logs = out.stdout + out.stderr
+    assert out.returncode == 0, logs[-3000:]
+    repository = f"store s3://{stack.store_bucket}/timeseries-zarr/big_island/"
+    assert f"{repository}: expired" in logs or f"{repository}: no repository" in logs, logs[-3000:]
+    after = smap_window()
+    assert (after is None) == (before is None)
+    if before is not None:
+        xr.testing.assert_identical(after, before)
