@@ -131,8 +131,8 @@ def summarise(runs: list[dict], label: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--start", default="2018-06-01", help="first day (the seed ends the day before the main "
-                   "job's start, 2018-06-01)")
+    p.add_argument("--start", default="2018-06-01", help="first day (the seed ends the day before, as the "
+                   "main job's does before its --start)")
     p.add_argument("--days", type=int, default=6, help="runs through the scheduler (REST trigger)")
     p.add_argument("--dags-test", type=int, default=0, help="then this many days through `airflow dags test`")
     p.add_argument("--no-prepare", action="store_true", help="skip the seed + train step (done before)")
@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; load average at start {os.getloadavg()}")
     last = start + timedelta(days=args.days + args.dags_test - 1)
     if not args.no_prepare:
-        _prepare_providers(stack_env["SMFLOW_PROVIDERS_URL"], settings, date(2018, 6, 1), date(2018, 6, 30))
-        if not seed_and_train(af, settings, date(2018, 6, 1), train=["2017-01-01", "2017-12-31"],
+        _prepare_providers(stack_env["SMFLOW_PROVIDERS_URL"], settings, start, last)
+        if not seed_and_train(af, settings, start, train=["2017-01-01", "2017-12-31"],
                               evaluate=["2018-01-01", "2018-12-31"]):
             return 1
     af.wait_for_dag(DAG_ID)
