@@ -129,6 +129,45 @@ def _fetch_summary(s3, settings: Settings, products, start: date, end: date) -> 
     return lines
 
 
+def seed_and_train(af: AirflowClient, settings: Settings, start: date, *, train: list[str], evaluate: list[str],
+                   retrain: bool = False, downscaling: bool = False) -> bool:
+    """The main job's preparation, through Airflow: seed the store with the history the day ``start``
+    needs (TC window + sequence models' history) and train + register + promote the champions on
+    ``train`` (skipped when champions trained on the same periods exist, unless ``retrain``).
+
+    Returns True when both DAG runs succeeded; False after printing the failed tasks.
+    Shared with ``benchmarks/bench_run_overhead.py``.
+    """
+    from smflow.operators.daily import ML_HISTORY_DAYS, TC_WINDOW_DAYS
+
+    for dag_id in ("seed_timeseries_store", "train_models", "daily_soil_moisture"):
+        af.wait_for_dag(dag_id)
+
+    champions = _current_champions(settings, train, evaluate)
+    seed_start = start - timedelta(days=TC_WINDOW_DAYS + ML_HISTORY_DAYS)
+    seed_end = start - timedelta(days=1)
+    step(f"seed_timeseries_store {seed_start}..{seed_end} and train_models (train {train}, evaluate {evaluate})")
+    runs = [("seed_timeseries_store", af.trigger("seed_timeseries_store",
+                                                 {"start": seed_start.isoformat(), "end": seed_end.isoformat()}))]
+    if champions and not retrain:
+        step(f"  champions trained on the same periods exist ({', '.join(champions)}): not retraining (--retrain forces it)")
+    else:
+        runs.append(("train_models", af.trigger("train_models", {
+            "train_start": train[0], "train_end": train[1],
+            "evaluate_start": evaluate[0], "evaluate_end": evaluate[1],
+            # The 1 km models are not applied by the daily product yet (no champion beats bilinear):
+            # trained on request only, to keep the main job short.
+            "downscaling": downscaling})))
+    for dag_id, run_id in runs:
+        state = af.wait_run(dag_id, run_id)
+        step(f"  {dag_id}: {state}")
+        if state != "success":
+            print(f"{dag_id} failed in tasks {af.failed_tasks(dag_id, run_id)}: see the Airflow UI / logs under "
+                  f"{settings.home / 'logs'}", file=sys.stderr)
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--start", default="2018-06-01")
@@ -145,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
 
-    from smflow.operators.daily import INPUT_PRODUCTS, ML_HISTORY_DAYS, TC_WINDOW_DAYS
+    from smflow.operators.daily import INPUT_PRODUCTS
     from smflow import s3 as s3mod
 
     settings = Settings.load()
@@ -167,31 +206,9 @@ def main(argv: list[str] | None = None) -> int:
          "(NASA CMR + Earthdata, Copernicus CDS; connections smflow_earthdata, smflow_cds)")
     _prepare_providers(providers, settings, start, end)
 
-    for dag_id in ("seed_timeseries_store", "train_models", "daily_soil_moisture"):
-        af.wait_for_dag(dag_id)
-
-    champions = _current_champions(settings, args.train, args.evaluate)
-    seed_start = start - timedelta(days=TC_WINDOW_DAYS + ML_HISTORY_DAYS)
-    seed_end = start - timedelta(days=1)
-    step(f"seed_timeseries_store {seed_start}..{seed_end} and train_models (train {args.train}, evaluate {args.evaluate})")
-    runs = [("seed_timeseries_store", af.trigger("seed_timeseries_store",
-                                                 {"start": seed_start.isoformat(), "end": seed_end.isoformat()}))]
-    if champions and not args.retrain:
-        step(f"  champions trained on the same periods exist ({', '.join(champions)}): not retraining (--retrain forces it)")
-    else:
-        runs.append(("train_models", af.trigger("train_models", {
-            "train_start": args.train[0], "train_end": args.train[1],
-            "evaluate_start": args.evaluate[0], "evaluate_end": args.evaluate[1],
-            # The 1 km models are not applied by the daily product yet (no champion beats bilinear):
-            # trained on request only, to keep the main job short.
-            "downscaling": args.downscaling})))
-    for dag_id, run_id in runs:
-        state = af.wait_run(dag_id, run_id)
-        step(f"  {dag_id}: {state}")
-        if state != "success":
-            print(f"{dag_id} failed in tasks {af.failed_tasks(dag_id, run_id)}: see the Airflow UI / logs under "
-                  f"{settings.home / 'logs'}", file=sys.stderr)
-            return 1
+    if not seed_and_train(af, settings, start, train=args.train, evaluate=args.evaluate, retrain=args.retrain,
+                          downscaling=args.downscaling):
+        return 1
 
     step(f"backfill daily_soil_moisture {start}..{end}")
     s3 = s3mod.client(settings)

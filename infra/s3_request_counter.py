@@ -14,13 +14,17 @@ Example::
         store.window("smap", day, 180)
         print(counter.total, counter.by_method)
 
-For tests and benchmarks only: the relay buffers each body in memory.
+For tests and benchmarks only: the relay buffers each body in memory. Without a relay,
+:func:`server_request_counts` reads the counts the S3 server itself keeps (all clients of the
+stack at once).
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import threading
+import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -129,3 +133,34 @@ class S3RequestCounter:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+#: One sample of SeaweedFS's S3 request counter: ``SeaweedFS_s3_request_total{labels} value``.
+_SERVER_SAMPLE = re.compile(r"^SeaweedFS_s3_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$")
+
+
+def server_request_counts(metrics_url: str, *, timeout: float = 10.0) -> Counter[str]:
+    """The S3 requests the stack's gateway has served, by request type, as the server counts them.
+
+    Reads SeaweedFS's Prometheus endpoint (``SMFLOW_S3_METRICS_URL`` of ``stack.env``; the stack
+    starts ``weed`` with ``-metricsPort``) and sums ``SeaweedFS_s3_request_total`` over buckets and
+    status codes. Unlike :class:`S3RequestCounter` nothing sits between the clients and the server:
+    every process is counted (Airflow tasks, Icechunk's Rust client, MLflow's artifact store), so
+    the difference of two readings is what happened in between, on the whole stack.
+
+    :param metrics_url: ``http://host:port/metrics``.
+    :param timeout: seconds to wait for the endpoint.
+    :returns: request type (``GET``, ``PUT``, ``HEAD``, ``LIST``, ``DELETE``, ...) -> requests since
+        the server started (0 for a type not served yet).
+    :raises urllib.error.URLError: nothing answers at ``metrics_url`` (an S3 server started before
+        the stack had ``SMFLOW_S3_METRICS_PORT``: ``infra/stack.py start`` restarts it).
+    """
+    with urllib.request.urlopen(metrics_url, timeout=timeout) as response:
+        text = response.read().decode()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        sample = _SERVER_SAMPLE.match(line)
+        if sample:
+            labels = dict(part.split("=", 1) for part in sample["labels"].split(",") if "=" in part)
+            counts[labels.get("type", '"?"').strip('"')] += int(float(sample["value"]))
+    return counts

@@ -46,7 +46,9 @@ Settings come from the environment, then from an existing ``stack.env`` (so a po
 chosen once sticks), then from the defaults. Ports: ``SMFLOW_S3_PORT`` (8333),
 ``SMFLOW_S3_MASTER_PORT`` (9333), ``SMFLOW_S3_VOLUME_PORT`` (8081, not 8080, which is Airflow's),
 ``SMFLOW_S3_FILER_PORT`` (8888), ``SMFLOW_PROVIDERS_PORT`` (8765), ``SMFLOW_MLFLOW_PORT`` (5000),
-``SMFLOW_AIRFLOW_PORT`` (8080), ``SMFLOW_WEBHOOKS_PORT`` (8790).
+``SMFLOW_AIRFLOW_PORT`` (8080), ``SMFLOW_WEBHOOKS_PORT`` (8790), ``SMFLOW_S3_METRICS_PORT``
+(SeaweedFS's Prometheus metrics, ``/metrics``: the S3 gateway's own request counters; default
+``SMFLOW_S3_PORT`` + 1, 8334, so that stacks on other S3 ports never share it).
 ``SMFLOW_AIRFLOW_DAGS_FOLDER`` (``<repo>/dags``).
 Executor: ``SMFLOW_AIRFLOW_EXECUTOR`` = ``local`` (default: the preloading LocalExecutor),
 ``celery`` or an executor class path. With ``celery`` the stack also runs one Celery worker per
@@ -182,6 +184,7 @@ class Config:
     s3_master_port: int
     s3_volume_port: int
     s3_filer_port: int
+    s3_metrics_port: int
     providers_port: int
     mlflow_port: int
     airflow_port: int
@@ -218,6 +221,7 @@ class Config:
             s3_master_port=port("SMFLOW_S3_MASTER_PORT", 9333),
             s3_volume_port=port("SMFLOW_S3_VOLUME_PORT", 8081),
             s3_filer_port=port("SMFLOW_S3_FILER_PORT", 8888),
+            s3_metrics_port=port("SMFLOW_S3_METRICS_PORT", port("SMFLOW_S3_PORT", 8333) + 1),
             providers_port=port("SMFLOW_PROVIDERS_PORT", 8765),
             mlflow_port=port("SMFLOW_MLFLOW_PORT", 5000),
             airflow_port=port("SMFLOW_AIRFLOW_PORT", 8080),
@@ -282,6 +286,11 @@ class Config:
     @property
     def s3_url(self) -> str:
         return f"http://{HOST}:{self.s3_port}"
+
+    @property
+    def s3_metrics_url(self) -> str:
+        """SeaweedFS's Prometheus endpoint (``SMFLOW_S3_METRICS_PORT``)."""
+        return f"http://{HOST}:{self.s3_metrics_port}/metrics"
 
     @property
     def providers_url(self) -> str:
@@ -732,6 +741,8 @@ def stack_env(cfg: Config, db: Database) -> dict[str, str]:
         "SMFLOW_S3_MASTER_PORT": str(cfg.s3_master_port),
         "SMFLOW_S3_VOLUME_PORT": str(cfg.s3_volume_port),
         "SMFLOW_S3_FILER_PORT": str(cfg.s3_filer_port),
+        "SMFLOW_S3_METRICS_PORT": str(cfg.s3_metrics_port),
+        "SMFLOW_S3_METRICS_URL": cfg.s3_metrics_url,
         "SMFLOW_PROVIDERS_PORT": str(cfg.providers_port),
         "SMFLOW_MLFLOW_PORT": str(cfg.mlflow_port),
         "SMFLOW_AIRFLOW_PORT": str(cfg.airflow_port),
@@ -1019,13 +1030,21 @@ def products_public(cfg: Config) -> bool:
     return status in (200, 404)
 
 
+def s3_metrics_served(cfg: Config) -> bool:
+    """SeaweedFS's Prometheus endpoint (``SMFLOW_S3_METRICS_PORT``) answers (the S3 gateway's request
+    counters, ``SeaweedFS_s3_request_total``, appear there with the first request)."""
+    status, body = http_get(cfg.s3_metrics_url)
+    return status == 200 and b"SeaweedFS_" in body
+
+
 def s3_healthy(cfg: Config) -> bool:
     """An authenticated ``ListBuckets`` succeeds (admin and pipelines identities), a small object
     is written and read back, the filer port is closed to anonymous reads (:func:`filer_closed`)
-    and the products bucket is open to them (:func:`products_public`)."""
+    and the products bucket is open to them (:func:`products_public`), and the server's metrics
+    answer (:func:`s3_metrics_served`: a server started before ``SMFLOW_S3_METRICS_PORT`` is restarted)."""
     if not (cfg.s3_dir / "identities.json").is_file() or not port_in_use(cfg.s3_port):
         return False
-    if not filer_closed(cfg) or not products_public(cfg):
+    if not filer_closed(cfg) or not products_public(cfg) or not s3_metrics_served(cfg):
         return False
     try:
         client = _s3_client(cfg)
@@ -1055,6 +1074,7 @@ def start_s3(cfg: Config, env: dict[str, str]) -> str:
     }
     # SeaweedFS also listens on each port + 10000 (gRPC).
     ports.update({f"{key} + 10000 (gRPC)": port + 10000 for key, port in list(ports.items())})
+    ports["SMFLOW_S3_METRICS_PORT"] = cfg.s3_metrics_port
     require_free_ports("s3", ports)
 
     s3_config = cfg.s3_dir / "s3.json"
@@ -1082,6 +1102,11 @@ def start_s3(cfg: Config, env: dict[str, str]) -> str:
         f"-s3.localSocket={cfg.s3_dir / 's3.sock'}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
+        # Prometheus metrics of every component of this process, the S3 gateway's request
+        # counters (SeaweedFS_s3_request_total) included: requests counted by the server, whatever
+        # the client (boto3, Icechunk's Rust client); benchmarks/bench_run_overhead.py reads them.
+        f"-metricsPort={cfg.s3_metrics_port}",
+        "-metricsIp=127.0.0.1",
     ]
     # `weed` turns AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of its environment into an extra *admin*
     # identity: the server gets no S3 keys but those of s3.json.
@@ -1412,6 +1437,10 @@ def airflow_cfg_text(cfg: Config, db: Database) -> str:
         },
         "scheduler": {
             "enable_health_check": "False",
+            # How long an idle scheduler loop sleeps (default 1 s): a task that ends during the
+            # sleep waits for it before its downstream task is queued, at each of the daily DAG's
+            # ~7 levels (benchmarks/README.md "Overhead per run").
+            "scheduler_idle_sleep_time": "0.5",
         },
     }
     if cfg.celery:

@@ -53,7 +53,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _private_env(home: Path) -> dict[str, str]:
-    s3, master, volume, filer, mlflow, airflow = _free_ports(6)
+    s3, master, volume, filer, mlflow, airflow, metrics = _free_ports(7)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -66,6 +66,7 @@ def _private_env(home: Path) -> dict[str, str]:
         SMFLOW_S3_MASTER_PORT=str(master),
         SMFLOW_S3_VOLUME_PORT=str(volume),
         SMFLOW_S3_FILER_PORT=str(filer),
+        SMFLOW_S3_METRICS_PORT=str(metrics),
         SMFLOW_MLFLOW_PORT=str(mlflow),
         SMFLOW_AIRFLOW_PORT=str(airflow),
     )
@@ -134,6 +135,24 @@ def test_stack_env_has_client_settings(stack):
 def test_buckets_exist(s3_client, stack):
     names = {bucket["Name"] for bucket in s3_client.list_buckets()["Buckets"]}
     assert {stack.landing_bucket, stack.store_bucket, stack.products_bucket, stack.mlflow_bucket} <= names
+
+
+def test_s3_server_counts_every_request_on_its_metrics_endpoint(s3_client, stack):
+    """The S3 requests of any client, as the server counts them (``SMFLOW_S3_METRICS_URL``)."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from infra.s3_request_counter import server_request_counts
+    from smflow.config import _read_env_file
+
+    url = _read_env_file(stack.home / "stack.env")["SMFLOW_S3_METRICS_URL"]
+    key = f"metrics-probe/{uuid.uuid4().hex}"
+    before = server_request_counts(url)
+    s3_client.put_object(Bucket=stack.store_bucket, Key=key, Body=b"x")
+    s3_client.get_object(Bucket=stack.store_bucket, Key=key)["Body"].read()
+    s3_client.delete_object(Bucket=stack.store_bucket, Key=key)
+    after = server_request_counts(url)
+    # >=: other processes of the shared stack may use it meanwhile; never fewer than ours.
+    assert after["PUT"] - before["PUT"] >= 1 and after["GET"] - before["GET"] >= 1, (before, after)
+    assert after["DELETE"] - before["DELETE"] >= 1, (before, after)
 
 
 def test_s3_rejects_wrong_secret_and_anonymous(stack):
