@@ -76,6 +76,18 @@ def _check(result: subprocess.CompletedProcess, what: str) -> None:
         pytest.fail(f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}", pytrace=False)
 
 
+def remove_bucket(s3, bucket: str) -> None:
+    """Empty and delete a test's scratch ``bucket`` (best effort: a left-over bucket fails no test)."""
+    from smflow.s3 import list_keys
+
+    try:
+        for key in list_keys(s3, bucket):
+            s3.delete_object(Bucket=bucket, Key=key)
+        s3.delete_bucket(Bucket=bucket)
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
+
+
 def _state_home() -> Path:
     from smflow.config import DEFAULT_HOME
 
