@@ -230,8 +230,9 @@ def generate_history(
     Notes
     -----
     Writing day by day was one Icechunk commit per product-day (13-21 S3 requests each, and a
-    32-day time chunk rewritten 32 times): 502 s for the 180-day global window
-    (benchmarks/README.md, "Global pipeline").
+    32-day time chunk rewritten 32 times): the 180-day global window took 1,521 s, in blocks 92 s
+    on the same loaded machine (``benchmarks/bench_synthetic.py``; benchmarks/README.md, "Global
+    pipeline").
     """
     from smflow import s3 as s3mod
     from smflow.landing import LandingZone
