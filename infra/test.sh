@@ -2,7 +2,9 @@
 # The test suite: installs if needed; the fixtures start the real services from infra/stack.py.
 # `infra/test.sh --faults [pytest args]` runs the fault-injection suite only (tests/faults, marker
 # `faults`); `infra/test.sh --celery` the CeleryExecutor stack's end-to-end run only (marker
-# `celery`, ~2.5 min); any other arguments go to pytest unchanged.
+# `celery`, also part of the default run); any other arguments go to pytest unchanged.
+# Opt-outs of the default run: SMFLOW_SKIP_CELERY_E2E=1 (the CeleryExecutor e2e) and
+# SMFLOW_SKIP_GLOBAL_E2E=1 (the global 0.25 deg e2e, tests/e2e/test_global_dag.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/install.sh

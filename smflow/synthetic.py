@@ -47,6 +47,7 @@ import xarray as xr
 from smflow.config import Settings
 from smflow.dates import DayLike, as_date
 from smflow.domain import DomainGrid
+from smflow.store.chunked import CHUNK_DAYS, EPOCH
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ def generate_history(
     bbox: tuple[float, float, float, float] | None = None,
     seed: int = 20160606,
     settings: Settings | None = None,
+    block_days: int = CHUNK_DAYS,
 ) -> dict[str, list[str]]:
     """Write synthetic daily fields of ``parents`` for ``start..end`` into ``store``; labelled.
 
@@ -206,6 +208,14 @@ def generate_history(
     seed : int
         Seed of the random draws (same seed, same fields).
     settings : Settings, optional
+    block_days : int
+        Days written per store call: one ``put_many`` per product and block of days, blocks
+        aligned on multiples of ``block_days`` days since 1970-01-01 (default
+        :data:`smflow.store.chunked.CHUNK_DAYS`, so on the chunked layout each block is one
+        Icechunk commit that writes each of its time chunks once; the per-day layout writes the
+        block's objects in parallel). Memory: ``block_days`` fields of the generated cells per
+        parent, and one block of one parent on the whole grid (float64) at a time. The values do
+        not depend on it.
 
     Returns
     -------
@@ -215,7 +225,14 @@ def generate_history(
     Raises
     ------
     ValueError
-        ``anchor`` is not on the grid, or ``end`` is before ``start``.
+        ``anchor`` is not on the grid, ``end`` is before ``start``, or ``block_days`` < 1.
+
+    Notes
+    -----
+    Writing day by day was one Icechunk commit per product-day (13-21 S3 requests each, and a
+    32-day time chunk rewritten 32 times): the 180-day global window took 1,521 s, in blocks 92 s
+    on the same loaded machine (``benchmarks/bench_synthetic.py``; benchmarks/README.md, "Global
+    pipeline").
     """
     from smflow import s3 as s3mod
     from smflow.landing import LandingZone
@@ -227,6 +244,8 @@ def generate_history(
         raise ValueError(f"end {d1} is before start {d0}")
     if anchor.shape != grid.shape:
         raise ValueError(f"anchor is {anchor.shape}; the {grid.name} grid is {grid.shape}")
+    if block_days < 1:
+        raise ValueError(f"block_days must be >= 1, got {block_days}")
     cells = grid.land_mask & np.isfinite(anchor)
     if bbox is not None:
         lon_min, lat_min, lon_max, lat_max = bbox
@@ -244,6 +263,8 @@ def generate_history(
     rng = np.random.default_rng(seed)
     anomaly = rng.normal(0.0, TRUTH_SIGMA / np.sqrt(1 - TRUTH_PHI ** 2), where.size)
     written: dict[str, list[str]] = {p: [] for p in parents}
+    # Values of the generated cells of the current block, per product: {product: ([day], [values])}.
+    block: dict[str, tuple[list[date], list[np.ndarray]]] = {p: ([], []) for p in parents}
     n_days = (d1 - d0).days + 1
     for k in range(n_days):
         day = d0 + timedelta(days=k)
@@ -262,15 +283,15 @@ def generate_history(
             values[dropped] = np.nan
             if coverage_masks and product in coverage_masks:
                 values[~coverage_masks[product].ravel()[where]] = np.nan
-            field = np.full(grid.shape[0] * grid.shape[1], np.nan)
-            field[where] = values
-            attrs = {"units": model.units, SYNTHETIC_ATTR: text,
-                     "long_name": f"synthetic {product} ({'degree of saturation' if model.units == '1' else 'volumetric soil moisture'})"}
-            da = xr.DataArray(field.reshape(grid.shape), dims=("lat", "lon"),
-                              coords={"lat": grid.lat_coord(), "lon": grid.lon_coord()},
-                              name="degree_of_saturation" if model.units == "1" else "soil_moisture", attrs=attrs)
-            store.put(product, day, da)
-            written[product].append(day.isoformat())
+            block[product][0].append(day)
+            block[product][1].append(values)
+        if k == n_days - 1 or _block_of(day + timedelta(days=1), block_days) != _block_of(day, block_days):
+            for product in parents:
+                days, values = block[product]
+                block[product] = ([], [])  # free the product's block before the next one's grid copy
+                if days:
+                    _put_block(store, grid, product, parents[product], days, values, where, text)
+                    written[product].extend(d.isoformat() for d in days)
     manifest = read_manifest(store.s3, settings, grid.name)
     products = manifest.get("products", {})
     for product, days in written.items():
@@ -284,6 +305,25 @@ def generate_history(
                 sum(map(len, written.values())), d0, d1, ", ".join(parents), settings.store_bucket,
                 manifest_key(grid.name))
     return written
+
+
+def _block_of(day: date, block_days: int) -> int:
+    """Index of the ``block_days``-day block holding ``day`` (blocks aligned on the store's time axis)."""
+    return (day - EPOCH).days // block_days
+
+
+def _put_block(store, grid: DomainGrid, product: str, model: ParentModel, days: list[date],
+               values: list[np.ndarray], where: np.ndarray, text: str) -> None:
+    """Store the generated ``values[k]`` (at the flat cell indices ``where``) of ``product`` as day
+    ``days[k]`` in one ``put_many``; every other cell NaN. Attributes carry :data:`SYNTHETIC_ATTR`."""
+    series = np.full((len(days), grid.shape[0] * grid.shape[1]), np.nan)
+    series[:, where] = np.stack(values)
+    attrs = {"units": model.units, SYNTHETIC_ATTR: text,
+             "long_name": f"synthetic {product} ({'degree of saturation' if model.units == '1' else 'volumetric soil moisture'})"}
+    da = xr.DataArray(series.reshape(len(days), *grid.shape), dims=("time", "lat", "lon"),
+                      coords={"lat": grid.lat_coord(), "lon": grid.lon_coord()},
+                      name="degree_of_saturation" if model.units == "1" else "soil_moisture", attrs=attrs)
+    store.put_many(product, days, da)
 
 
 def unmark(client, settings: Settings, domain: str, product: str, day: date) -> bool:

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than ~10 s (still part of the default run)")
     config.addinivalue_line("markers", "e2e: needs the running services of the local stack")
     config.addinivalue_line("markers", "faults: fault-injection case (tests/faults; `infra/test.sh --faults` runs only these)")
-    config.addinivalue_line("markers", "celery: runs a CeleryExecutor stack (`infra/test.sh --celery` runs only these)")
+    config.addinivalue_line("markers", "celery: runs a CeleryExecutor stack (in the default run; `infra/test.sh --celery` runs only these)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -42,21 +42,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     (``-m faults``) runs them, and so does any run given ``-m`` or ``SMFLOW_STACK_FAULTS=1``.
     The granule and reader fault cases stay in the default run.
 
-    Likewise the CeleryExecutor stack's end-to-end run (marker ``celery``: a second Airflow with
-    its workers, one daily run through the scheduler, about 2.5 min): ``infra/test.sh --celery``
-    (``-m celery``), any run given ``-m``, or ``SMFLOW_CELERY_E2E=1`` runs it.
+    The CeleryExecutor stack's end-to-end run (marker ``celery``: a second Airflow with its
+    workers, one daily run through the scheduler) is part of the default run;
+    ``SMFLOW_SKIP_CELERY_E2E=1`` leaves it out, ``infra/test.sh --celery`` (``-m celery``) runs it
+    alone.
     """
     if config.option.markexpr:
         return
     faults = os.environ.get("SMFLOW_STACK_FAULTS") == "1"
-    celery = os.environ.get("SMFLOW_CELERY_E2E") == "1"
+    skip_celery = os.environ.get("SMFLOW_SKIP_CELERY_E2E") == "1"
     skip_fault = pytest.mark.skip(reason="stack-level fault case: run by `infra/test.sh --faults`")
-    skip_celery = pytest.mark.skip(reason="CeleryExecutor stack end to end: run by `infra/test.sh --celery`")
     for item in items:
         if not faults and item.get_closest_marker("faults") and item.get_closest_marker("slow"):
             item.add_marker(skip_fault)
-        if not celery and item.get_closest_marker("celery"):
-            item.add_marker(skip_celery)
+        if skip_celery and item.get_closest_marker("celery"):
+            item.add_marker(pytest.mark.skip(reason="SMFLOW_SKIP_CELERY_E2E=1: the CeleryExecutor e2e is left out"))
 
 
 def run_stack(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -74,6 +74,18 @@ def run_stack(*args: str, env: dict[str, str] | None = None, timeout: float = 60
 def _check(result: subprocess.CompletedProcess, what: str) -> None:
     if result.returncode != 0:
         pytest.fail(f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
+def remove_bucket(s3, bucket: str) -> None:
+    """Empty and delete a test's scratch ``bucket`` (best effort: a left-over bucket fails no test)."""
+    from smflow.s3 import list_keys
+
+    try:
+        for key in list_keys(s3, bucket):
+            s3.delete_object(Bucket=bucket, Key=key)
+        s3.delete_bucket(Bucket=bucket)
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
 
 
 def _state_home() -> Path:

@@ -26,6 +26,7 @@ from smflow.ingest import gridded_series
 from smflow.s3 import list_keys
 from smflow.store import ChunkedTimeSeriesStore, DailyObjectStore, TimeSeriesStore
 from smflow.store.chunked import CHUNK_DAYS, day_index
+from tests.conftest import remove_bucket
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START, END = date(2017, 5, 1), date(2017, 6, 9)  # 40 days of the bundled Hawaii sample
@@ -36,12 +37,7 @@ GRID = load_domain()
 def settings(stack, s3_client):
     s = dataclasses.replace(stack, store_bucket=f"test-chunked-{uuid.uuid4().hex[:8]}")
     yield s
-    try:
-        for key in list_keys(s3_client, s.store_bucket):
-            s3_client.delete_object(Bucket=s.store_bucket, Key=key)
-        s3_client.delete_bucket(Bucket=s.store_bucket)
-    except Exception:  # noqa: BLE001 - best-effort cleanup of a test bucket
-        pass
+    remove_bucket(s3_client, s.store_bucket)
 
 
 @pytest.fixture(scope="module")
