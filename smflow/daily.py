@@ -106,8 +106,11 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     sources = tuple(parents or PARENTS)
     history = merging.ensemble.spec.window - 1 if merging.method != "tc" else 0
     n_read = window_days + history
-    windows = {p: store.window(p, day, n_read) for p in sources}
-    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, window_days)
+    # TC: lazy windows (the chunked store hands dask arrays over its chunks; the per-day layout
+    # reads in memory), read block by block by the science; the ML ensembles need them in memory
+    lazy = merging.method == "tc"
+    windows = {p: store.window(p, day, n_read, lazy=lazy) for p in sources}
+    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, window_days, lazy=lazy)
     merged = None
     if merging.method != "tc":
         # The ML ensembles merge the whole domain in this process (Keras models are not shipped to
@@ -120,39 +123,42 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         merging=merging_parameters(merging.parameters) if merging.method == "tc" else merged,
         rain_model=rain_model, seed=day.toordinal(), missing_last_day=tuple(p in missing for p in sources),
         history=history)
+    del windows, temperature  # the ML path's in-memory windows: no longer needed
     rain_params = sm2rain_parameters(rain_model)
     ny, nx = grid.shape
     land = grid.land_mask
 
-    def g(a: np.ndarray) -> np.ndarray:  # (..., cells) -> (..., lat, lon), off-land NaN
+    def g(a: np.ndarray | str) -> np.ndarray:  # (..., cells) -> (..., lat, lon), off-land NaN
+        # a name: the science's field, dropped once on the grid (the day's results exist once)
+        a = science.pop(a) if isinstance(a, str) else a
         out = np.asarray(a, dtype="float64").reshape(*np.shape(a)[:-1], ny, nx)
         return np.where(land, out, np.nan)
 
-    def cell_field(values: np.ndarray, fill, dtype) -> np.ndarray:
-        return np.where(land, np.asarray(values).reshape(ny, nx), fill).astype(dtype)[None]
+    def cell_field(name: str, fill, dtype) -> np.ndarray:
+        return np.where(land, np.asarray(science.pop(name)).reshape(ny, nx), fill).astype(dtype)[None]
 
     grid3 = ("time", "lat", "lon")
     source_grid = ("time", "source", "lat", "lon")
-    variance = science["soil_moisture_error_variance"]
+    variance = science.pop("soil_moisture_error_variance")
     variables = {
-        "soil_moisture": (grid3, g(science["soil_moisture"])[None]),
+        "soil_moisture": (grid3, g("soil_moisture")[None]),
         "soil_moisture_error_variance": (grid3, g(variance)[None]),
-        "merge_method": (grid3, cell_field(science["merge_method"], np.int8(3), "int8")),
-        "precipitation_amount": (grid3, g(science["precipitation_amount"])[None]),
-        "frozen_soil": (grid3, cell_field(science["frozen_soil"], False, "int8")),
+        "merge_method": (grid3, cell_field("merge_method", np.int8(3), "int8")),
+        "precipitation_amount": (grid3, g("precipitation_amount")[None]),
+        "frozen_soil": (grid3, cell_field("frozen_soil", False, "int8")),
         # off land there is no soil moisture: status 1 (the rainfall is missing there too)
-        "precipitation_status": (grid3, cell_field(science["precipitation_status"], np.int8(1), "int8")),
-        "error_variance": (source_grid, g(science["error_variance"])[None]),
-        "correlation_with_truth": (source_grid, g(science["correlation_with_truth"])[None]),
-        "snr_db": (source_grid, g(science["snr_db"])[None]),
-        "tc_resolved": (grid3, cell_field(science["tc_resolved"], False, "int8")),
-        "tc_sample_size": (grid3, cell_field(science["tc_sample_size"], 0, "int32")),
-        "tc_block_length": (grid3, cell_field(science["tc_block_length"], 0, "int32")),
-        "source_soil_moisture": (source_grid, g(science["source_soil_moisture"])[None]),
+        "precipitation_status": (grid3, cell_field("precipitation_status", np.int8(1), "int8")),
+        "error_variance": (source_grid, g("error_variance")[None]),
+        "correlation_with_truth": (source_grid, g("correlation_with_truth")[None]),
+        "snr_db": (source_grid, g("snr_db")[None]),
+        "tc_resolved": (grid3, cell_field("tc_resolved", False, "int8")),
+        "tc_sample_size": (grid3, cell_field("tc_sample_size", 0, "int32")),
+        "tc_block_length": (grid3, cell_field("tc_block_length", 0, "int32")),
+        "source_soil_moisture": (source_grid, g("source_soil_moisture")[None]),
     }
     for name in ("error_variance", "correlation_with_truth", "snr_db"):
-        variables[f"{name}_lower"] = (source_grid, g(science[f"{name}_lower"])[None])
-        variables[f"{name}_upper"] = (source_grid, g(science[f"{name}_upper"])[None])
+        variables[f"{name}_lower"] = (source_grid, g(f"{name}_lower")[None])
+        variables[f"{name}_upper"] = (source_grid, g(f"{name}_upper")[None])
     coords: dict[str, Any] = {"time": np.array([np.datetime64(day.isoformat(), "ns")]), "source": list(sources),
                               "lat": grid.lat, "lon": grid.lon}
     if merging.method != "tc":
@@ -160,7 +166,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
             variables["soil_moisture_uncertainty"] = (grid3, g(np.sqrt(variance))[None])
         names = sorted(merged.members)
         variables["member_soil_moisture"] = (("time", "member", "lat", "lon"),
-                                             np.stack([g(science[f"member_{k}"]) for k in names])[None])
+                                             np.stack([g(f"member_{k}") for k in names])[None])
         coords["member"] = names
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs.update(tc_confidence_level=TC_CONFIDENCE, tc_bootstrap_resamples=TC_RESAMPLES,
@@ -203,11 +209,35 @@ def _without_last_day(window: xr.DataArray) -> xr.DataArray:
     return out
 
 
-def _row_bands(shape: tuple[int, int], chunk_cells: int) -> list[slice]:
-    """Bands of whole grid rows of about `chunk_cells` cells (contiguous in the flattened cell order)."""
+def _blocks(shape: tuple[int, int], chunk_cells: int, row_chunks: Sequence[int] | None = None,
+            col_chunks: Sequence[int] | None = None) -> list[tuple[slice, slice]]:
+    """Blocks ``(rows, cols)`` of about `chunk_cells` cells that never cross a window chunk.
+
+    Each chunk of the windows (``row_chunks`` x ``col_chunks`` cells; default: the whole grid,
+    numpy windows) is cut into bands of whole rows of the chunk, so a block reads one chunk of each
+    window (a dask window's chunk is read once and shared by its blocks, never re-read per block).
+    """
     ny, nx = shape
-    rows = max(1, int(chunk_cells) // max(1, nx))
-    return [slice(r, min(r + rows, ny)) for r in range(0, ny, rows)]
+    out = []
+    r0 = 0
+    for height in row_chunks or (ny,):
+        c0 = 0
+        for width in col_chunks or (nx,):
+            rows = max(1, int(chunk_cells) // max(1, width))
+            out.extend((slice(r, min(r + rows, r0 + height)), slice(c0, c0 + width))
+                       for r in range(r0, r0 + height, rows))
+            c0 += width
+        r0 += height
+    return out
+
+
+def _block_cells(values: np.ndarray, shape: tuple[int, int], block: tuple[slice, slice], *, axis: int) -> np.ndarray:
+    """The cells of ``block`` from ``values`` whose ``axis`` holds the grid's cells flattened
+    (``lat*lon``), flattened again (row-major within the block)."""
+    values = np.moveaxis(np.asarray(values), axis, -1)
+    lead = values.shape[:-1]
+    part = values.reshape(*lead, *shape)[..., block[0], block[1]].reshape(*lead, -1)
+    return np.ascontiguousarray(np.moveaxis(part, -1, axis))
 
 
 def _band_cells(parents: Sequence[np.ndarray], missing_last_day: Sequence[bool]) -> np.ndarray:
@@ -374,27 +404,44 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     sizes = {k: v.shape[-1] if merged is None else v.shape[0] for k, v in (tc_params or merged).items()}
     if any(n != cells for n in sizes.values()):
         raise ValueError(f"daily_science: the merging has {sizes} cells, the grid {ny} x {nx} = {cells}")
-    bands = _row_bands((ny, nx), chunk_cells)
     flags = tuple(bool(m) for m in missing_last_day)
     in_memory = not all(is_dask_collection(a) for a in (*windows, soil_temperature))
+    chunks = None if in_memory else windows[0].chunks
+    blocks = _blocks((ny, nx), chunk_cells, *(chunks[1:] if chunks else ()))
     with dask_cluster(cells, address=scheduler_address, inputs_in_memory=in_memory):
         lengths = dask.compute(*[
-            dask.delayed(_band_block_lengths)(*(w[:, band] for w in windows), missing_last_day=flags, history=history)
-            for band in bands])
-        block = np.concatenate(lengths)
-        draws = bootstrap_draws(block, steps, TC_RESAMPLES, seed)
+            dask.delayed(_band_block_lengths)(*(w[:, rows, cols] for w in windows), missing_last_day=flags,
+                                              history=history)
+            for rows, cols in blocks])
+        block_length = np.empty((ny, nx), dtype=np.int64)
+        for (rows, cols), part in zip(blocks, lengths):
+            block_length[rows, cols] = part.reshape(rows.stop - rows.start, cols.stop - cols.start)
+        del lengths
+        block_length = block_length.reshape(-1)
+        draws = bootstrap_draws(block_length, steps, TC_RESAMPLES, seed)
         tasks = []
-        for band in bands:
-            c = slice(band.start * nx, band.stop * nx)
+        for b in blocks:
+            rows, cols = b
             tasks.append(dask.delayed(_band_science)(
-                *(w[:, band] for w in windows), soil_temperature[:, band], missing_last_day=flags, history=history,
-                merging=None if tc_params is None else {k: v[..., c] for k, v in tc_params.items()},
-                merged=None if merged is None else {k: v[c] for k, v in merged.items()},
-                rain={k: v[c] for k, v in rain.items()}, block=block[c], draws=draws))
-        parts = dask.compute(*tasks)
-    # one field at a time, each band's piece dropped once joined: the day's results (~270 bytes a
-    # cell) exist once, not twice
-    return {k: np.concatenate([part.pop(k) for part in parts], axis=-1) for k in list(parts[0])}
+                *(w[:, rows, cols] for w in windows), soil_temperature[:, rows, cols], missing_last_day=flags,
+                history=history,
+                merging=None if tc_params is None else {k: _block_cells(v, (ny, nx), b, axis=-1)
+                                                        for k, v in tc_params.items()},
+                merged=None if merged is None else {k: _block_cells(v, (ny, nx), b, axis=0) for k, v in merged.items()},
+                rain={k: _block_cells(v, (ny, nx), b, axis=0) for k, v in rain.items()},
+                block=_block_cells(block_length, (ny, nx), b, axis=0), draws=draws))
+        parts = list(dask.compute(*tasks))
+    # one field at a time into its grid, each block's piece dropped once placed: the day's results
+    # (~270 bytes a cell) exist once, not twice
+    out: dict[str, np.ndarray] = {}
+    for k in list(parts[0]):
+        first = parts[0][k]
+        field = np.empty((*first.shape[:-1], ny, nx), dtype=first.dtype)
+        for (rows, cols), part in zip(blocks, parts):
+            piece = part.pop(k)
+            field[..., rows, cols] = piece.reshape(*piece.shape[:-1], rows.stop - rows.start, cols.stop - cols.start)
+        out[k] = field.reshape(*first.shape[:-1], cells)
+    return out
 
 
 def sm2rain_variant(params) -> str:
