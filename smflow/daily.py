@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -261,11 +262,11 @@ def _band_block_lengths(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, *
         return resample_block_lengths(cells[0], cells[1], cells[2])
 
 
-def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray, *,
-                  missing_last_day: Sequence[bool], history: int, merging: Mapping[str, np.ndarray] | None,
-                  merged: Mapping[str, np.ndarray] | None, rain: Mapping[str, np.ndarray],
-                  block: np.ndarray, draws: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
-    """Dask task: the day's science on a band of cells (see :func:`daily_science`); arrays ``(..., cells)``."""
+def _cells_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray, *,
+                   missing_last_day: Sequence[bool], history: int, merging: Mapping[str, np.ndarray] | None,
+                   merged: Mapping[str, np.ndarray] | None, rain: Mapping[str, np.ndarray],
+                   block: np.ndarray, draws: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """The day's science on a block of cells (see :func:`daily_science`); arrays ``(..., cells)``."""
     from smflow.ml.models import SM2RAIN_FILTER_FIELDS
     from smflow.science import _kernels
     from smflow.science.bootstrap import triple_collocation_ci
@@ -307,6 +308,20 @@ def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, tempera
     # copies: a column of a (cells, time) window is a view that would keep the whole window of the
     # band alive until the end of the run (memory growing with the domain)
     return {k: np.array(v, copy=True) for k, v in out.items()}
+
+
+def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray,
+                   shared: Mapping[str, Any], *, block: tuple[slice, slice], shape: tuple[int, int],
+                   missing_last_day: Sequence[bool], history: int) -> dict[str, np.ndarray]:
+    """Dask task: :func:`_cells_science` on ``block`` of the grid, its parameters sliced here from the
+    domain's (``shared``: ``merging``, ``merged``, ``rain``, ``block`` lengths, ``draws``)."""
+    def cells(values: Mapping[str, np.ndarray] | None, axis: int) -> dict[str, np.ndarray] | None:
+        return None if values is None else {k: _block_cells(v, shape, block, axis=axis) for k, v in values.items()}
+
+    return _cells_science(smap, era5, gldas, temperature, missing_last_day=missing_last_day, history=history,
+                         merging=cells(shared["merging"], -1), merged=cells(shared["merged"], 0),
+                         rain=cells(shared["rain"], 0), block=_block_cells(shared["block"], shape, block, axis=0),
+                         draws=shared["draws"])
 
 
 def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging, rain_model, seed: int,
@@ -419,17 +434,14 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
         del lengths
         block_length = block_length.reshape(-1)
         draws = bootstrap_draws(block_length, steps, TC_RESAMPLES, seed)
-        tasks = []
-        for b in blocks:
-            rows, cols = b
-            tasks.append(dask.delayed(_band_science)(
-                *(w[:, rows, cols] for w in windows), soil_temperature[:, rows, cols], missing_last_day=flags,
-                history=history,
-                merging=None if tc_params is None else {k: _block_cells(v, (ny, nx), b, axis=-1)
-                                                        for k, v in tc_params.items()},
-                merged=None if merged is None else {k: _block_cells(v, (ny, nx), b, axis=0) for k, v in merged.items()},
-                rain={k: _block_cells(v, (ny, nx), b, axis=0) for k, v in rain.items()},
-                block=_block_cells(block_length, (ny, nx), b, axis=0), draws=draws))
+        # The domain's parameters are one node of the graph that every block slices in its task:
+        # nothing per block is made up front (threads share it; a cluster ships it once per worker).
+        shared = dask.delayed({"merging": tc_params, "merged": merged, "rain": rain, "block": block_length,
+                               "draws": draws}, traverse=False, name=f"daily-science-parameters-{uuid.uuid4().hex}")
+        tasks = [dask.delayed(_band_science)(*(w[:, rows, cols] for w in windows), soil_temperature[:, rows, cols],
+                                              shared, block=(rows, cols), shape=(ny, nx), missing_last_day=flags,
+                                              history=history)
+                 for rows, cols in blocks]
         parts = list(dask.compute(*tasks))
     # one field at a time into its grid, each block's piece dropped once placed: the day's results
     # (~270 bytes a cell) exist once, not twice
