@@ -333,8 +333,7 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     dask task that merges its cells' windows, runs the TC bootstrap and SM2RAIN, and returns only
     the day's per-cell results. Peak memory is that of the tasks in flight (plus the windows, when
     the store hands them over in memory), not of the domain's temporaries. The tasks run where
-    :func:`smflow.cluster.dask_cluster` says (``SMFLOW_DASK_SCHEDULER``, a local cluster, or
-    threads for small domains).
+    :func:`smflow.cluster.dask_cluster` says (``SMFLOW_DASK_SCHEDULER``, else dask's threads).
 
     Parameters
     ----------
@@ -420,10 +419,10 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     if any(n != cells for n in sizes.values()):
         raise ValueError(f"daily_science: the merging has {sizes} cells, the grid {ny} x {nx} = {cells}")
     flags = tuple(bool(m) for m in missing_last_day)
-    in_memory = not all(is_dask_collection(a) for a in (*windows, soil_temperature))
-    chunks = None if in_memory else windows[0].chunks
+    lazy = all(is_dask_collection(a) for a in (*windows, soil_temperature))
+    chunks = windows[0].chunks if lazy else None
     blocks = _blocks((ny, nx), chunk_cells, *(chunks[1:] if chunks else ()))
-    with dask_cluster(cells, address=scheduler_address, inputs_in_memory=in_memory):
+    with dask_cluster(cells, address=scheduler_address):
         lengths = dask.compute(*[
             dask.delayed(_band_block_lengths)(*(w[:, rows, cols] for w in windows), missing_last_day=flags,
                                               history=history)
