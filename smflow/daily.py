@@ -311,17 +311,18 @@ def _cells_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temper
 
 
 def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray,
-                   shared: Mapping[str, Any], *, block: tuple[slice, slice], shape: tuple[int, int],
-                   missing_last_day: Sequence[bool], history: int) -> dict[str, np.ndarray]:
-    """Dask task: :func:`_cells_science` on ``block`` of the grid, its parameters sliced here from the
-    domain's (``shared``: ``merging``, ``merged``, ``rain``, ``block`` lengths, ``draws``)."""
+                  shared: Mapping[str, Any], *, region: tuple[slice, slice], shape: tuple[int, int],
+                  missing_last_day: Sequence[bool], history: int) -> dict[str, np.ndarray]:
+    """Dask task: :func:`_cells_science` on the block ``region`` ``(rows, cols)`` of the grid, its
+    parameters sliced here from the domain's (``shared``: ``merging``, ``merged``, ``rain``,
+    ``block`` lengths, ``draws``)."""
     def cells(values: Mapping[str, np.ndarray] | None, axis: int) -> dict[str, np.ndarray] | None:
-        return None if values is None else {k: _block_cells(v, shape, block, axis=axis) for k, v in values.items()}
+        return None if values is None else {k: _block_cells(v, shape, region, axis=axis) for k, v in values.items()}
 
     return _cells_science(smap, era5, gldas, temperature, missing_last_day=missing_last_day, history=history,
-                         merging=cells(shared["merging"], -1), merged=cells(shared["merged"], 0),
-                         rain=cells(shared["rain"], 0), block=_block_cells(shared["block"], shape, block, axis=0),
-                         draws=shared["draws"])
+                          merging=cells(shared["merging"], -1), merged=cells(shared["merged"], 0),
+                          rain=cells(shared["rain"], 0), block=_block_cells(shared["block"], shape, region, axis=0),
+                          draws=shared["draws"])
 
 
 def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging, rain_model, seed: int,
@@ -329,10 +330,13 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
                   chunk_cells: int = CHUNK_CELLS, scheduler_address: str | None = None) -> dict[str, np.ndarray]:
     """The day's merging, TC diagnostics and SM2RAIN rainfall, streamed by spatial chunks with dask.
 
-    The domain is cut into bands of whole grid rows of about `chunk_cells` cells; each band is one
-    dask task that merges its cells' windows, runs the TC bootstrap and SM2RAIN, and returns only
-    the day's per-cell results. Peak memory is that of the tasks in flight (plus the windows, when
-    the store hands them over in memory), not of the domain's temporaries. The tasks run where
+    The domain is cut into blocks of about `chunk_cells` cells that never cross a chunk of the
+    windows (:func:`_blocks`): bands of whole grid rows for numpy windows, bands of whole rows of
+    one spatial chunk for dask windows (the chunked store's tiles, ``store.window(..., lazy=True)``),
+    so each chunk is read once. Each block is one dask task that merges its cells' windows, runs the
+    TC bootstrap and SM2RAIN, and returns only the day's per-cell results. Peak memory is that of
+    the tasks and chunks in flight (plus the windows, when they are handed over in memory), not of
+    the domain's temporaries. The tasks run where
     :func:`smflow.cluster.dask_cluster` says (``SMFLOW_DASK_SCHEDULER``, else dask's threads).
 
     Parameters
@@ -340,7 +344,8 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     parents : mapping of str to array, shape (history + window, lat, lon)
         The three parents' windows, in the order of the product's ``source`` dimension (the main
         pipeline's :data:`smflow.ml.models.PARENTS`, or the pipeline's ``parents``) [m3 m-3], NaN where
-        missing; numpy or dask arrays (a dask array is read band by band, never whole).
+        missing; numpy or dask arrays (a dask array is read block by block, never whole; the blocks
+        follow the spatial chunks of the first parent).
     soil_temperature : array, shape (TC_WINDOW_DAYS, lat, lon)
         GLDAS top-layer soil temperature [K] (SM2RAIN's frozen-soil mask); numpy or dask.
     merging : MergingParameters or MergedWindow
@@ -357,7 +362,7 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     history : int
         Days before the TC window in `parents` (history of the sequence models; 0 for TC).
     chunk_cells : int
-        Cells per task (rounded to whole grid rows).
+        Cells per task (rounded to whole rows of the grid, or of a spatial chunk of dask windows).
     scheduler_address : str, optional
         Dask scheduler; default ``SMFLOW_DASK_SCHEDULER`` (see :func:`smflow.cluster.dask_cluster`).
 
@@ -438,8 +443,8 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
         shared = dask.delayed({"merging": tc_params, "merged": merged, "rain": rain, "block": block_length,
                                "draws": draws}, traverse=False, name=f"daily-science-parameters-{uuid.uuid4().hex}")
         tasks = [dask.delayed(_band_science)(*(w[:, rows, cols] for w in windows), soil_temperature[:, rows, cols],
-                                              shared, block=(rows, cols), shape=(ny, nx), missing_last_day=flags,
-                                              history=history)
+                                             shared, region=(rows, cols), shape=(ny, nx), missing_last_day=flags,
+                                             history=history)
                  for rows, cols in blocks]
         parts = list(dask.compute(*tasks))
     # one field at a time into its grid, each block's piece dropped once placed: the day's results
