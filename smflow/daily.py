@@ -232,6 +232,38 @@ def _blocks(shape: tuple[int, int], chunk_cells: int, row_chunks: Sequence[int] 
     return out
 
 
+def _chunk_parts(chunks: tuple[tuple[int, ...], ...] | None):
+    """``parts(arrays, (rows, cols))`` -> (inputs, local) of a block's task.
+
+    For a dask array chunked like ``chunks`` (the first parent's), the input is the whole chunk
+    that holds the block (one ``dask.delayed`` per chunk, :meth:`dask.array.Array.to_delayed`,
+    shared by all the chunk's blocks: read once) and ``local`` the block's slice of it, taken in
+    the task. A slice ``array[:, rows, cols]`` (or ``array.blocks[...]``) is fused by dask's array
+    optimisation into the read itself, so every block would read and decode its whole store chunk
+    again (16 times on the 256 x 256 tiles). Numpy arrays, and dask arrays chunked otherwise, are
+    sliced here (``local`` None).
+    """
+    edges = None if chunks is None else [np.cumsum((0, *c)) for c in chunks[1:]]
+    tiles: dict[int, Any] = {}  # id(array) -> its chunks as delayed objects (kept with the array)
+
+    def parts(arrays, region: tuple[slice, slice]):
+        inputs, local = [], []
+        for a in arrays:
+            if edges is not None and getattr(a, "chunks", None) is not None and tuple(a.chunks[1:]) == tuple(chunks[1:]):
+                i, j = (int(np.searchsorted(e, r.start, side="right")) - 1 for e, r in zip(edges, region))
+                if id(a) not in tiles:
+                    tiles[id(a)] = (a, a.to_delayed())
+                inputs.append(tiles[id(a)][1][0, i, j])
+                local.append((slice(None), *(slice(r.start - int(e[k]), r.stop - int(e[k]))
+                                             for e, r, k in zip(edges, region, (i, j)))))
+            else:
+                inputs.append(a[:, region[0], region[1]])
+                local.append(None)
+        return inputs, tuple(local)
+
+    return parts
+
+
 def _block_cells(values: np.ndarray, shape: tuple[int, int], block: tuple[slice, slice], *, axis: int) -> np.ndarray:
     """The cells of ``block`` from ``values`` whose ``axis`` holds the grid's cells flattened
     (``lat*lon``), flattened again (row-major within the block)."""
@@ -252,11 +284,16 @@ def _band_cells(parents: Sequence[np.ndarray], missing_last_day: Sequence[bool])
 
 
 def _band_block_lengths(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, *,
-                        missing_last_day: Sequence[bool], history: int) -> np.ndarray:
-    """Dask task: moving-block lengths of the TC bootstrap of a band's cells, ``(cells,)`` [days]."""
+                        missing_last_day: Sequence[bool], history: int,
+                        local: Sequence[tuple[slice, ...] | None] = (None, None, None)) -> np.ndarray:
+    """Dask task: moving-block lengths of the TC bootstrap of a band's cells, ``(cells,)`` [days].
+
+    ``local``: per input, the band's part of a whole window chunk handed over (None: the input is
+    the band's part already)."""
     from smflow.science import _kernels
     from smflow.science.bootstrap import resample_block_lengths
 
+    smap, era5, gldas = (x if part is None else x[part] for x, part in zip((smap, era5, gldas), local))
     cells = _band_cells((smap, era5, gldas), missing_last_day)[:, :, history:]
     with _kernels.single_threaded():  # dask runs the bands in parallel
         return resample_block_lengths(cells[0], cells[1], cells[2])
@@ -312,10 +349,14 @@ def _cells_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temper
 
 def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray,
                   shared: Mapping[str, Any], *, region: tuple[slice, slice], shape: tuple[int, int],
-                  missing_last_day: Sequence[bool], history: int) -> dict[str, np.ndarray]:
+                  missing_last_day: Sequence[bool], history: int,
+                  local: Sequence[tuple[slice, ...] | None] = (None, None, None, None)) -> dict[str, np.ndarray]:
     """Dask task: :func:`_cells_science` on the block ``region`` ``(rows, cols)`` of the grid, its
     parameters sliced here from the domain's (``shared``: ``merging``, ``merged``, ``rain``,
-    ``block`` lengths, ``draws``)."""
+    ``block`` lengths, ``draws``), and its windows from the chunks handed over (``local``, as in
+    :func:`_band_block_lengths`)."""
+    smap, era5, gldas, temperature = (x if part is None else x[part]
+                                      for x, part in zip((smap, era5, gldas, temperature), local))
     def cells(values: Mapping[str, np.ndarray] | None, axis: int) -> dict[str, np.ndarray] | None:
         return None if values is None else {k: _block_cells(v, shape, region, axis=axis) for k, v in values.items()}
 
@@ -427,11 +468,11 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     lazy = all(is_dask_collection(a) for a in (*windows, soil_temperature))
     chunks = windows[0].chunks if lazy else None
     blocks = _blocks((ny, nx), chunk_cells, *(chunks[1:] if chunks else ()))
+    parts_of = _chunk_parts(windows[0].chunks if lazy else None)
     with dask_cluster(cells, address=scheduler_address):
         lengths = dask.compute(*[
-            dask.delayed(_band_block_lengths)(*(w[:, rows, cols] for w in windows), missing_last_day=flags,
-                                              history=history)
-            for rows, cols in blocks])
+            dask.delayed(_band_block_lengths)(*inputs, missing_last_day=flags, history=history, local=local)
+            for inputs, local in (parts_of(windows, b) for b in blocks)])
         block_length = np.empty((ny, nx), dtype=np.int64)
         for (rows, cols), part in zip(blocks, lengths):
             block_length[rows, cols] = part.reshape(rows.stop - rows.start, cols.stop - cols.start)
@@ -442,10 +483,9 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
         # nothing per block is made up front (threads share it; a cluster ships it once per worker).
         shared = dask.delayed({"merging": tc_params, "merged": merged, "rain": rain, "block": block_length,
                                "draws": draws}, traverse=False, name=f"daily-science-parameters-{uuid.uuid4().hex}")
-        tasks = [dask.delayed(_band_science)(*(w[:, rows, cols] for w in windows), soil_temperature[:, rows, cols],
-                                             shared, region=(rows, cols), shape=(ny, nx), missing_last_day=flags,
-                                             history=history)
-                 for rows, cols in blocks]
+        tasks = [dask.delayed(_band_science)(*inputs, shared, region=b, shape=(ny, nx), missing_last_day=flags,
+                                             history=history, local=local)
+                 for b, (inputs, local) in ((b, parts_of([*windows, soil_temperature], b)) for b in blocks)]
         parts = list(dask.compute(*tasks))
     # one field at a time into its grid, each block's piece dropped once placed: the day's results
     # (~270 bytes a cell) exist once, not twice
