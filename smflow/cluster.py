@@ -11,9 +11,10 @@ code path:
 * otherwise dask's threaded scheduler in the task's process, one thread per core (the compiled
   kernels release the GIL), whatever the domain and whether the windows are lazy or in memory.
   Measured on the 2-core machine (``benchmarks/README.md``, "Global pipeline"): the global
-  0.25 degree ``compute_products`` with lazy windows took 307 s and peaked at 1.83 GiB on threads
-  against 438 s and 2.07 GiB on a ``distributed.LocalCluster`` of threads (which pickles the
-  graph and runs a scheduler and a worker beside the science); at 10^6 cells of the science alone,
+  0.25 degree ``compute_products`` with lazy windows (runs 1-2, before the tiles were read once per
+  pass) took 307 s and peaked at 1.83 GiB on threads against 438 s and 2.07 GiB on a
+  ``distributed.LocalCluster`` of threads (which pickles the graph and runs a scheduler and a
+  worker beside the science); at 10^6 cells of the science alone,
   161 s / 1.25 GiB against 246 s / 1.37 GiB. With windows in memory a distributed client would
   also pickle them into the graph (3.1 GiB instead of 1.2 GiB at 100,000 cells).
 
