@@ -206,3 +206,33 @@ def test_lazy_windows_of_the_chunked_store_give_the_in_memory_bits(stack, s3_cli
         for key in s3.list_keys(s3_client, settings.store_bucket, empty_if_no_bucket=True):
             s3_client.delete_object(Bucket=settings.store_bucket, Key=key)
         s3_client.delete_bucket(Bucket=settings.store_bucket)
+
+
+def test_each_tile_of_a_lazy_window_is_read_once_per_pass(domain: dict) -> None:
+    """The blocks of a tile share one read of it (dask would otherwise fuse each block's slice into
+    its own read of the whole store chunk: 16 reads per tile on the global grid)."""
+    from collections import Counter
+
+    from smflow.store.chunked import _lazy_window
+
+    reads: Counter[str] = Counter()
+
+    class CountingArray:  # the Zarr array's read interface, counting the reads
+        def __init__(self, values: np.ndarray, name: str) -> None:
+            self.values, self.name = values, name
+            self.shape, self.dtype, self.chunks = values.shape, values.dtype, (32, 4, 4)
+
+        def __getitem__(self, key):
+            reads[self.name] += 1
+            return self.values[key].copy()
+
+    stored = np.ones(TC_WINDOW_DAYS, dtype=bool)
+    lazy = {p: _lazy_window(CountingArray(v, p), 0, stored, p) for p, v in domain["parents"].items()}
+    temperature = _lazy_window(CountingArray(domain["temperature"], "t"), 0, stored, "t")
+    got = daily_science(lazy, temperature, merging=merging_parameters(domain["tc"]), rain_model=domain["rain"],
+                        seed=SEED, chunk_cells=8)
+    tiles = 3 * 4  # 9 x 14 cells in tiles of 4 x 4
+    assert dict(reads) == {**{p: 2 * tiles for p in PARENTS}, "t": tiles}  # block lengths + science; science
+    expected = whole_domain(domain, (False, False, False))
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name, strict=False)
