@@ -4,8 +4,7 @@ Each configuration runs in a fresh process (its peak resident memory, ``ru_maxrs
 the day's TC merging, TC bootstrap diagnostics (500 resamples) and SM2RAIN rainfall over 180-day
 windows of three parents and the soil temperature, for 10^3 ... 10^6 cells, through the project's
 public function :func:`smflow.daily.daily_science` with its defaults (bands of
-``CHUNK_CELLS`` cells; dask's threaded scheduler below 100,000 cells, a local Dask cluster of
-threads from there; ``SMFLOW_DASK_SCHEDULER`` unset).
+``CHUNK_CELLS`` cells; dask's threaded scheduler, ``SMFLOW_DASK_SCHEDULER`` unset).
 
 Modes (``--mode``):
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -106,8 +107,11 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
     sources = tuple(parents or PARENTS)
     history = merging.ensemble.spec.window - 1 if merging.method != "tc" else 0
     n_read = window_days + history
-    windows = {p: store.window(p, day, n_read) for p in sources}
-    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, window_days)
+    # TC: lazy windows (the chunked store hands dask arrays over its chunks; the per-day layout
+    # reads in memory), read block by block by the science; the ML ensembles need them in memory
+    lazy = merging.method == "tc"
+    windows = {p: store.window(p, day, n_read, lazy=lazy) for p in sources}
+    temperature = store.window(SOIL_TEMPERATURE_FIELD, day, window_days, lazy=lazy)
     merged = None
     if merging.method != "tc":
         # The ML ensembles merge the whole domain in this process (Keras models are not shipped to
@@ -120,39 +124,42 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
         merging=merging_parameters(merging.parameters) if merging.method == "tc" else merged,
         rain_model=rain_model, seed=day.toordinal(), missing_last_day=tuple(p in missing for p in sources),
         history=history)
+    del windows, temperature  # the ML path's in-memory windows: no longer needed
     rain_params = sm2rain_parameters(rain_model)
     ny, nx = grid.shape
     land = grid.land_mask
 
-    def g(a: np.ndarray) -> np.ndarray:  # (..., cells) -> (..., lat, lon), off-land NaN
+    def g(a: np.ndarray | str) -> np.ndarray:  # (..., cells) -> (..., lat, lon), off-land NaN
+        # a name: the science's field, dropped once on the grid (the day's results exist once)
+        a = science.pop(a) if isinstance(a, str) else a
         out = np.asarray(a, dtype="float64").reshape(*np.shape(a)[:-1], ny, nx)
         return np.where(land, out, np.nan)
 
-    def cell_field(values: np.ndarray, fill, dtype) -> np.ndarray:
-        return np.where(land, np.asarray(values).reshape(ny, nx), fill).astype(dtype)[None]
+    def cell_field(name: str, fill, dtype) -> np.ndarray:
+        return np.where(land, np.asarray(science.pop(name)).reshape(ny, nx), fill).astype(dtype)[None]
 
     grid3 = ("time", "lat", "lon")
     source_grid = ("time", "source", "lat", "lon")
-    variance = science["soil_moisture_error_variance"]
+    variance = science.pop("soil_moisture_error_variance")
     variables = {
-        "soil_moisture": (grid3, g(science["soil_moisture"])[None]),
+        "soil_moisture": (grid3, g("soil_moisture")[None]),
         "soil_moisture_error_variance": (grid3, g(variance)[None]),
-        "merge_method": (grid3, cell_field(science["merge_method"], np.int8(3), "int8")),
-        "precipitation_amount": (grid3, g(science["precipitation_amount"])[None]),
-        "frozen_soil": (grid3, cell_field(science["frozen_soil"], False, "int8")),
+        "merge_method": (grid3, cell_field("merge_method", np.int8(3), "int8")),
+        "precipitation_amount": (grid3, g("precipitation_amount")[None]),
+        "frozen_soil": (grid3, cell_field("frozen_soil", False, "int8")),
         # off land there is no soil moisture: status 1 (the rainfall is missing there too)
-        "precipitation_status": (grid3, cell_field(science["precipitation_status"], np.int8(1), "int8")),
-        "error_variance": (source_grid, g(science["error_variance"])[None]),
-        "correlation_with_truth": (source_grid, g(science["correlation_with_truth"])[None]),
-        "snr_db": (source_grid, g(science["snr_db"])[None]),
-        "tc_resolved": (grid3, cell_field(science["tc_resolved"], False, "int8")),
-        "tc_sample_size": (grid3, cell_field(science["tc_sample_size"], 0, "int32")),
-        "tc_block_length": (grid3, cell_field(science["tc_block_length"], 0, "int32")),
-        "source_soil_moisture": (source_grid, g(science["source_soil_moisture"])[None]),
+        "precipitation_status": (grid3, cell_field("precipitation_status", np.int8(1), "int8")),
+        "error_variance": (source_grid, g("error_variance")[None]),
+        "correlation_with_truth": (source_grid, g("correlation_with_truth")[None]),
+        "snr_db": (source_grid, g("snr_db")[None]),
+        "tc_resolved": (grid3, cell_field("tc_resolved", False, "int8")),
+        "tc_sample_size": (grid3, cell_field("tc_sample_size", 0, "int32")),
+        "tc_block_length": (grid3, cell_field("tc_block_length", 0, "int32")),
+        "source_soil_moisture": (source_grid, g("source_soil_moisture")[None]),
     }
     for name in ("error_variance", "correlation_with_truth", "snr_db"):
-        variables[f"{name}_lower"] = (source_grid, g(science[f"{name}_lower"])[None])
-        variables[f"{name}_upper"] = (source_grid, g(science[f"{name}_upper"])[None])
+        variables[f"{name}_lower"] = (source_grid, g(f"{name}_lower")[None])
+        variables[f"{name}_upper"] = (source_grid, g(f"{name}_upper")[None])
     coords: dict[str, Any] = {"time": np.array([np.datetime64(day.isoformat(), "ns")]), "source": list(sources),
                               "lat": grid.lat, "lon": grid.lon}
     if merging.method != "tc":
@@ -160,7 +167,7 @@ def compute_daily_product(day: date, *, store, grid, merging, rain_model, rain_r
             variables["soil_moisture_uncertainty"] = (grid3, g(np.sqrt(variance))[None])
         names = sorted(merged.members)
         variables["member_soil_moisture"] = (("time", "member", "lat", "lon"),
-                                             np.stack([g(science[f"member_{k}"]) for k in names])[None])
+                                             np.stack([g(f"member_{k}") for k in names])[None])
         coords["member"] = names
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs.update(tc_confidence_level=TC_CONFIDENCE, tc_bootstrap_resamples=TC_RESAMPLES,
@@ -203,11 +210,67 @@ def _without_last_day(window: xr.DataArray) -> xr.DataArray:
     return out
 
 
-def _row_bands(shape: tuple[int, int], chunk_cells: int) -> list[slice]:
-    """Bands of whole grid rows of about `chunk_cells` cells (contiguous in the flattened cell order)."""
+def _blocks(shape: tuple[int, int], chunk_cells: int, row_chunks: Sequence[int] | None = None,
+            col_chunks: Sequence[int] | None = None) -> list[tuple[slice, slice]]:
+    """Blocks ``(rows, cols)`` of about `chunk_cells` cells that never cross a window chunk.
+
+    Each chunk of the windows (``row_chunks`` x ``col_chunks`` cells; default: the whole grid,
+    numpy windows) is cut into bands of whole rows of the chunk, so a block reads one chunk of each
+    window (a dask window's chunk is read once and shared by its blocks, never re-read per block).
+    """
     ny, nx = shape
-    rows = max(1, int(chunk_cells) // max(1, nx))
-    return [slice(r, min(r + rows, ny)) for r in range(0, ny, rows)]
+    out = []
+    r0 = 0
+    for height in row_chunks or (ny,):
+        c0 = 0
+        for width in col_chunks or (nx,):
+            rows = max(1, int(chunk_cells) // max(1, width))
+            out.extend((slice(r, min(r + rows, r0 + height)), slice(c0, c0 + width))
+                       for r in range(r0, r0 + height, rows))
+            c0 += width
+        r0 += height
+    return out
+
+
+def _chunk_parts(chunks: tuple[tuple[int, ...], ...] | None):
+    """``parts(arrays, (rows, cols))`` -> (inputs, local) of a block's task.
+
+    For a dask array chunked like ``chunks`` (the first parent's), the input is the whole chunk
+    that holds the block (one ``dask.delayed`` per chunk, :meth:`dask.array.Array.to_delayed`,
+    shared by all the chunk's blocks: read once) and ``local`` the block's slice of it, taken in
+    the task. A slice ``array[:, rows, cols]`` (or ``array.blocks[...]``) is fused by dask's array
+    optimisation into the read itself, so every block would read and decode its whole store chunk
+    again (16 times on the 256 x 256 tiles). Numpy arrays, and dask arrays chunked otherwise, are
+    sliced here (``local`` None).
+    """
+    edges = None if chunks is None else [np.cumsum((0, *c)) for c in chunks[1:]]
+    tiles: dict[int, Any] = {}  # id(array) -> its chunks as delayed objects (kept with the array)
+
+    def parts(arrays, region: tuple[slice, slice]):
+        inputs, local = [], []
+        for a in arrays:
+            if edges is not None and getattr(a, "chunks", None) is not None and tuple(a.chunks[1:]) == tuple(chunks[1:]):
+                i, j = (int(np.searchsorted(e, r.start, side="right")) - 1 for e, r in zip(edges, region))
+                if id(a) not in tiles:
+                    tiles[id(a)] = (a, a.to_delayed())
+                inputs.append(tiles[id(a)][1][0, i, j])
+                local.append((slice(None), *(slice(r.start - int(e[k]), r.stop - int(e[k]))
+                                             for e, r, k in zip(edges, region, (i, j)))))
+            else:
+                inputs.append(a[:, region[0], region[1]])
+                local.append(None)
+        return inputs, tuple(local)
+
+    return parts
+
+
+def _block_cells(values: np.ndarray, shape: tuple[int, int], block: tuple[slice, slice], *, axis: int) -> np.ndarray:
+    """The cells of ``block`` from ``values`` whose ``axis`` holds the grid's cells flattened
+    (``lat*lon``), flattened again (row-major within the block)."""
+    values = np.moveaxis(np.asarray(values), axis, -1)
+    lead = values.shape[:-1]
+    part = values.reshape(*lead, *shape)[..., block[0], block[1]].reshape(*lead, -1)
+    return np.ascontiguousarray(np.moveaxis(part, -1, axis))
 
 
 def _band_cells(parents: Sequence[np.ndarray], missing_last_day: Sequence[bool]) -> np.ndarray:
@@ -221,21 +284,26 @@ def _band_cells(parents: Sequence[np.ndarray], missing_last_day: Sequence[bool])
 
 
 def _band_block_lengths(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, *,
-                        missing_last_day: Sequence[bool], history: int) -> np.ndarray:
-    """Dask task: moving-block lengths of the TC bootstrap of a band's cells, ``(cells,)`` [days]."""
+                        missing_last_day: Sequence[bool], history: int,
+                        local: Sequence[tuple[slice, ...] | None] = (None, None, None)) -> np.ndarray:
+    """Dask task: moving-block lengths of the TC bootstrap of a band's cells, ``(cells,)`` [days].
+
+    ``local``: per input, the band's part of a whole window chunk handed over (None: the input is
+    the band's part already)."""
     from smflow.science import _kernels
     from smflow.science.bootstrap import resample_block_lengths
 
+    smap, era5, gldas = (x if part is None else x[part] for x, part in zip((smap, era5, gldas), local))
     cells = _band_cells((smap, era5, gldas), missing_last_day)[:, :, history:]
     with _kernels.single_threaded():  # dask runs the bands in parallel
         return resample_block_lengths(cells[0], cells[1], cells[2])
 
 
-def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray, *,
-                  missing_last_day: Sequence[bool], history: int, merging: Mapping[str, np.ndarray] | None,
-                  merged: Mapping[str, np.ndarray] | None, rain: Mapping[str, np.ndarray],
-                  block: np.ndarray, draws: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
-    """Dask task: the day's science on a band of cells (see :func:`daily_science`); arrays ``(..., cells)``."""
+def _cells_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray, *,
+                   missing_last_day: Sequence[bool], history: int, merging: Mapping[str, np.ndarray] | None,
+                   merged: Mapping[str, np.ndarray] | None, rain: Mapping[str, np.ndarray],
+                   block: np.ndarray, draws: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """The day's science on a block of cells (see :func:`daily_science`); arrays ``(..., cells)``."""
     from smflow.ml.models import SM2RAIN_FILTER_FIELDS
     from smflow.science import _kernels
     from smflow.science.bootstrap import triple_collocation_ci
@@ -279,24 +347,46 @@ def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, tempera
     return {k: np.array(v, copy=True) for k, v in out.items()}
 
 
+def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, temperature: np.ndarray,
+                  shared: Mapping[str, Any], *, region: tuple[slice, slice], shape: tuple[int, int],
+                  missing_last_day: Sequence[bool], history: int,
+                  local: Sequence[tuple[slice, ...] | None] = (None, None, None, None)) -> dict[str, np.ndarray]:
+    """Dask task: :func:`_cells_science` on the block ``region`` ``(rows, cols)`` of the grid, its
+    parameters sliced here from the domain's (``shared``: ``merging``, ``merged``, ``rain``,
+    ``block`` lengths, ``draws``), and its windows from the chunks handed over (``local``, as in
+    :func:`_band_block_lengths`)."""
+    smap, era5, gldas, temperature = (x if part is None else x[part]
+                                      for x, part in zip((smap, era5, gldas, temperature), local))
+    def cells(values: Mapping[str, np.ndarray] | None, axis: int) -> dict[str, np.ndarray] | None:
+        return None if values is None else {k: _block_cells(v, shape, region, axis=axis) for k, v in values.items()}
+
+    return _cells_science(smap, era5, gldas, temperature, missing_last_day=missing_last_day, history=history,
+                          merging=cells(shared["merging"], -1), merged=cells(shared["merged"], 0),
+                          rain=cells(shared["rain"], 0), block=_block_cells(shared["block"], shape, region, axis=0),
+                          draws=shared["draws"])
+
+
 def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging, rain_model, seed: int,
                   missing_last_day: Sequence[bool] = (False, False, False), history: int = 0,
                   chunk_cells: int = CHUNK_CELLS, scheduler_address: str | None = None) -> dict[str, np.ndarray]:
     """The day's merging, TC diagnostics and SM2RAIN rainfall, streamed by spatial chunks with dask.
 
-    The domain is cut into bands of whole grid rows of about `chunk_cells` cells; each band is one
-    dask task that merges its cells' windows, runs the TC bootstrap and SM2RAIN, and returns only
-    the day's per-cell results. Peak memory is that of the tasks in flight (plus the windows, when
-    the store hands them over in memory), not of the domain's temporaries. The tasks run where
-    :func:`smflow.cluster.dask_cluster` says (``SMFLOW_DASK_SCHEDULER``, a local cluster, or
-    threads for small domains).
+    The domain is cut into blocks of about `chunk_cells` cells that never cross a chunk of the
+    windows (:func:`_blocks`): bands of whole grid rows for numpy windows, bands of whole rows of
+    one spatial chunk for dask windows (the chunked store's tiles, ``store.window(..., lazy=True)``),
+    so each chunk is read once. Each block is one dask task that merges its cells' windows, runs the
+    TC bootstrap and SM2RAIN, and returns only the day's per-cell results. Peak memory is that of
+    the tasks and chunks in flight (plus the windows, when they are handed over in memory), not of
+    the domain's temporaries. The tasks run where
+    :func:`smflow.cluster.dask_cluster` says (``SMFLOW_DASK_SCHEDULER``, else dask's threads).
 
     Parameters
     ----------
     parents : mapping of str to array, shape (history + window, lat, lon)
         The three parents' windows, in the order of the product's ``source`` dimension (the main
         pipeline's :data:`smflow.ml.models.PARENTS`, or the pipeline's ``parents``) [m3 m-3], NaN where
-        missing; numpy or dask arrays (a dask array is read band by band, never whole).
+        missing; numpy or dask arrays (a dask array is read block by block, never whole; the blocks
+        follow the spatial chunks of the first parent).
     soil_temperature : array, shape (TC_WINDOW_DAYS, lat, lon)
         GLDAS top-layer soil temperature [K] (SM2RAIN's frozen-soil mask); numpy or dask.
     merging : MergingParameters or MergedWindow
@@ -313,7 +403,7 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     history : int
         Days before the TC window in `parents` (history of the sequence models; 0 for TC).
     chunk_cells : int
-        Cells per task (rounded to whole grid rows).
+        Cells per task (rounded to whole rows of the grid, or of a spatial chunk of dask windows).
     scheduler_address : str, optional
         Dask scheduler; default ``SMFLOW_DASK_SCHEDULER`` (see :func:`smflow.cluster.dask_cluster`).
 
@@ -374,27 +464,40 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
     sizes = {k: v.shape[-1] if merged is None else v.shape[0] for k, v in (tc_params or merged).items()}
     if any(n != cells for n in sizes.values()):
         raise ValueError(f"daily_science: the merging has {sizes} cells, the grid {ny} x {nx} = {cells}")
-    bands = _row_bands((ny, nx), chunk_cells)
     flags = tuple(bool(m) for m in missing_last_day)
-    in_memory = not all(is_dask_collection(a) for a in (*windows, soil_temperature))
-    with dask_cluster(cells, address=scheduler_address, inputs_in_memory=in_memory):
+    lazy = all(is_dask_collection(a) for a in (*windows, soil_temperature))
+    chunks = windows[0].chunks if lazy else None
+    blocks = _blocks((ny, nx), chunk_cells, *(chunks[1:] if chunks else ()))
+    parts_of = _chunk_parts(windows[0].chunks if lazy else None)
+    with dask_cluster(cells, address=scheduler_address):
         lengths = dask.compute(*[
-            dask.delayed(_band_block_lengths)(*(w[:, band] for w in windows), missing_last_day=flags, history=history)
-            for band in bands])
-        block = np.concatenate(lengths)
-        draws = bootstrap_draws(block, steps, TC_RESAMPLES, seed)
-        tasks = []
-        for band in bands:
-            c = slice(band.start * nx, band.stop * nx)
-            tasks.append(dask.delayed(_band_science)(
-                *(w[:, band] for w in windows), soil_temperature[:, band], missing_last_day=flags, history=history,
-                merging=None if tc_params is None else {k: v[..., c] for k, v in tc_params.items()},
-                merged=None if merged is None else {k: v[c] for k, v in merged.items()},
-                rain={k: v[c] for k, v in rain.items()}, block=block[c], draws=draws))
-        parts = dask.compute(*tasks)
-    # one field at a time, each band's piece dropped once joined: the day's results (~270 bytes a
-    # cell) exist once, not twice
-    return {k: np.concatenate([part.pop(k) for part in parts], axis=-1) for k in list(parts[0])}
+            dask.delayed(_band_block_lengths)(*inputs, missing_last_day=flags, history=history, local=local)
+            for inputs, local in (parts_of(windows, b) for b in blocks)])
+        block_length = np.empty((ny, nx), dtype=np.int64)
+        for (rows, cols), part in zip(blocks, lengths):
+            block_length[rows, cols] = part.reshape(rows.stop - rows.start, cols.stop - cols.start)
+        del lengths
+        block_length = block_length.reshape(-1)
+        draws = bootstrap_draws(block_length, steps, TC_RESAMPLES, seed)
+        # The domain's parameters are one node of the graph that every block slices in its task:
+        # nothing per block is made up front (threads share it; a cluster ships it once per worker).
+        shared = dask.delayed({"merging": tc_params, "merged": merged, "rain": rain, "block": block_length,
+                               "draws": draws}, traverse=False, name=f"daily-science-parameters-{uuid.uuid4().hex}")
+        tasks = [dask.delayed(_band_science)(*inputs, shared, region=b, shape=(ny, nx), missing_last_day=flags,
+                                             history=history, local=local)
+                 for b, (inputs, local) in ((b, parts_of([*windows, soil_temperature], b)) for b in blocks)]
+        parts = list(dask.compute(*tasks))
+    # one field at a time into its grid, each block's piece dropped once placed: the day's results
+    # (~270 bytes a cell) exist once, not twice
+    out: dict[str, np.ndarray] = {}
+    for k in list(parts[0]):
+        first = parts[0][k]
+        field = np.empty((*first.shape[:-1], ny, nx), dtype=first.dtype)
+        for (rows, cols), part in zip(blocks, parts):
+            piece = part.pop(k)
+            field[..., rows, cols] = piece.reshape(*piece.shape[:-1], rows.stop - rows.start, cols.stop - cols.start)
+        out[k] = field.reshape(*first.shape[:-1], cells)
+    return out
 
 
 def sm2rain_variant(params) -> str:

@@ -129,3 +129,110 @@ def test_mismatched_windows_are_refused_with_their_shapes(domain: dict) -> None:
     with pytest.raises(ValueError, match=r"parents \[\(180, 9, 14\), \(180, 9, 14\), \(179, 9, 14\)\]"):
         daily_science(short, domain["temperature"], merging=merging_parameters(domain["tc"]),
                       rain_model=domain["rain"], seed=SEED)
+
+
+def test_chunked_science_reads_dask_tiles_block_by_block(domain: dict) -> None:
+    """Windows chunked in both lat and lon (the chunked store's tiles): blocks never cross a
+    tile, and the results are placed back on the grid with the same bits."""
+    import dask.array as da
+
+    lazy = {p: da.from_array(v, chunks=(-1, 4, 5)) for p, v in domain["parents"].items()}
+    got = daily_science(lazy, da.from_array(domain["temperature"], chunks=(-1, 4, 5)),
+                        merging=merging_parameters(domain["tc"]), rain_model=domain["rain"], seed=SEED,
+                        missing_last_day=(True, False, False), chunk_cells=8)
+    expected = whole_domain(domain, (True, False, False))
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name, strict=False)
+        assert got[name].shape == np.shape(value), name
+
+
+def test_lazy_windows_of_the_chunked_store_give_the_in_memory_bits(stack, s3_client, domain: dict,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunked store's lazy windows (dask over its tiles, in the real S3 server) hold the values
+    of its in-memory windows (missing days NaN and listed), and the science gives the same bits."""
+    import dataclasses
+    import uuid
+    from datetime import date, timedelta
+
+    import dask
+    import xarray as xr
+
+    from smflow import s3
+    from smflow.daily import SOIL_TEMPERATURE_FIELD
+    from smflow.domain import DomainGrid
+    from smflow.store import chunked
+
+    ny, nx = SHAPE
+    grid = DomainGrid(name="test_lazy", crs="EPSG:4326", resolution=0.1, lat_first=19.0, lat_last=19.8,
+                      lon_first=-156.0, lon_last=-154.7,
+                      land=tuple(tuple(bool((i + j) % 5) for j in range(nx)) for i in range(ny)))
+    monkeypatch.setattr(chunked, "TILE", 4)  # tiles of 4 x 4 cells: 3 x 4 tiles, the last ones short
+    settings = dataclasses.replace(stack, store_bucket=f"test-lazy-{uuid.uuid4().hex[:8]}")
+    store = chunked.ChunkedTimeSeriesStore(settings, s3=s3_client, grid=grid)
+    end = date(2016, 6, 6)
+    days = [end - timedelta(days=TC_WINDOW_DAYS - 1 - k) for k in range(TC_WINDOW_DAYS)]
+    kept = [k for k in range(TC_WINDOW_DAYS) if k not in (3, 100)]  # two days never stored: missing
+    coords = {"lat": grid.lat_coord(), "lon": grid.lon_coord()}
+    fields = {**domain["parents"], SOIL_TEMPERATURE_FIELD: domain["temperature"]}
+    try:
+        for k, (product, values) in enumerate(fields.items()):
+            dtype = "float32" if k == 1 else "float64"  # one float32 product: converted band by band
+            series = xr.DataArray(values[kept].astype(dtype), dims=("time", "lat", "lon"), coords=coords,
+                                  name="soil_temperature" if product == SOIL_TEMPERATURE_FIELD else "soil_moisture")
+            store.put_many(product, [days[j] for j in kept], series)
+        eager = {p: store.window(p, end, TC_WINDOW_DAYS) for p in fields}
+        lazy = {p: store.window(p, end, TC_WINDOW_DAYS, lazy=True) for p in fields}
+        for p in fields:
+            assert dask.is_dask_collection(lazy[p].data), p
+            assert lazy[p].data.chunks[1:] == ((4, 4, 1), (4, 4, 4, 2)), p
+            assert lazy[p].attrs == eager[p].attrs and lazy[p].name == eager[p].name, p
+            assert eager[p].attrs["missing_days"] == f"{days[3].isoformat()},{days[100].isoformat()}"
+            np.testing.assert_array_equal(lazy[p].values.astype("float64"), eager[p].values, err_msg=p)
+            assert np.isnan(lazy[p].values[[3, 100]]).all()
+        nothing = store.window("nothing", end, 5, lazy=True)
+        assert nothing.attrs["missing_days"].count(",") == 4 and np.isnan(nothing.values).all()
+
+        def science(windows):
+            return daily_science({p: windows[p].data for p in PARENTS}, windows[SOIL_TEMPERATURE_FIELD].data,
+                                 merging=merging_parameters(domain["tc"]), rain_model=domain["rain"], seed=SEED,
+                                 missing_last_day=(False, False, True), chunk_cells=8)
+
+        got, expected = science(lazy), science(eager)
+        assert set(got) == set(expected)
+        for name, value in expected.items():
+            assert got[name].tobytes() == value.tobytes() and got[name].dtype == value.dtype, name
+        assert 0 < expected["tc_resolved"].sum() < expected["tc_resolved"].size
+    finally:
+        for key in s3.list_keys(s3_client, settings.store_bucket, empty_if_no_bucket=True):
+            s3_client.delete_object(Bucket=settings.store_bucket, Key=key)
+        s3_client.delete_bucket(Bucket=settings.store_bucket)
+
+
+def test_each_tile_of_a_lazy_window_is_read_once_per_pass(domain: dict) -> None:
+    """The blocks of a tile share one read of it (dask would otherwise fuse each block's slice into
+    its own read of the whole store chunk: 16 reads per tile on the global grid)."""
+    from collections import Counter
+
+    from smflow.store.chunked import _lazy_window
+
+    reads: Counter[str] = Counter()
+
+    class CountingArray:  # the Zarr array's read interface, counting the reads
+        def __init__(self, values: np.ndarray, name: str) -> None:
+            self.values, self.name = values, name
+            self.shape, self.dtype, self.chunks = values.shape, values.dtype, (32, 4, 4)
+
+        def __getitem__(self, key):
+            reads[self.name] += 1
+            return self.values[key].copy()
+
+    stored = np.ones(TC_WINDOW_DAYS, dtype=bool)
+    lazy = {p: _lazy_window(CountingArray(v, p), 0, stored, p) for p, v in domain["parents"].items()}
+    temperature = _lazy_window(CountingArray(domain["temperature"], "t"), 0, stored, "t")
+    got = daily_science(lazy, temperature, merging=merging_parameters(domain["tc"]), rain_model=domain["rain"],
+                        seed=SEED, chunk_cells=8)
+    tiles = 3 * 4  # 9 x 14 cells in tiles of 4 x 4
+    assert dict(reads) == {**{p: 2 * tiles for p in PARENTS}, "t": tiles}  # block lengths + science; science
+    expected = whole_domain(domain, (False, False, False))
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name, strict=False)

@@ -383,11 +383,37 @@ class ChunkedTimeSeriesStore(FieldStoreBase):
         field = xr.DataArray(data[k], dims=("lat", "lon"), coords=coords, name=name, attrs=dict(data.attrs))
         return field.assign_coords(time=np.datetime64(d, "ns"))
 
-    def window(self, product: str, end_day: DayLike, n_days: int) -> xr.DataArray:
-        """The ``n_days`` days ending with ``end_day`` (inclusive), ``(time, lat, lon)`` float64.
+    def window(self, product: str, end_day: DayLike, n_days: int, *, lazy: bool = False) -> xr.DataArray:
+        """The ``n_days`` days ending with ``end_day`` (inclusive), ``(time, lat, lon)``.
 
-        Missing days are all-NaN (listed in the ``missing_days`` attribute). One read of the
-        chunks the window overlaps (fetched concurrently by Zarr).
+        Parameters
+        ----------
+        product : str
+            Store product.
+        end_day : date or str
+            Last day of the window.
+        n_days : int
+            Days in the window (>= 1).
+        lazy : bool, default False
+            False: the window in memory, numpy ``float64`` (one read of the chunks it overlaps,
+            fetched concurrently by Zarr). True: a dask array over the store's chunks, one dask
+            chunk per spatial tile ``(n_days, tile_lat, tile_lon)`` (:func:`chunk_shape`), in the
+            stored dtype (``float32`` for ``float32`` products: exact in ``float64``, which the
+            consumer converts to band by band); nothing but the ``stored`` flags is read until it
+            is computed. A tile never written (all ocean) is not stored and reads as NaN without
+            being fetched or decoded. It reads the repository's snapshot of this call.
+
+        Returns
+        -------
+        xr.DataArray
+            ``(time, lat, lon)``, named after the product's variable, with its attributes.
+            Missing days (never stored) are all-NaN and listed in the ``missing_days``
+            attribute (comma-separated ISO days), in both modes.
+
+        Raises
+        ------
+        ValueError
+            ``n_days < 1`` or a day outside the store's time axis.
         """
         if n_days < 1:
             raise ValueError(f"n_days must be >= 1, got {n_days}.")
@@ -398,13 +424,22 @@ class ChunkedTimeSeriesStore(FieldStoreBase):
         ny, nx = self.grid.shape
         name, attrs = "soil_moisture", {}
         if group is None:
-            stack, stored = np.full((n_days, ny, nx), np.nan), np.zeros(n_days, dtype=bool)
+            stored = np.zeros(n_days, dtype=bool)
+            if lazy:
+                import dask.array as da
+
+                stack = da.full((n_days, ny, nx), np.nan, dtype=np.float64, chunks=(n_days, *chunk_shape((ny, nx))[1:]))
+            else:
+                stack = np.full((n_days, ny, nx), np.nan)
         else:
             stored = group["stored"][k0:k1].astype(bool)
             variable = self._variable(group)
             data = group[variable]
-            stack = np.asarray(data[k0:k1], dtype=np.float64)
-            stack[~stored] = np.nan
+            if lazy:
+                stack = _lazy_window(data, k0, stored, f"{self.grid.name}-{product}-{k0}-{n_days}")
+            else:
+                stack = np.asarray(data[k0:k1], dtype=np.float64)
+                stack[~stored] = np.nan
             if stored.any():
                 name, attrs = variable, dict(data.attrs)
         return xr.DataArray(
@@ -426,3 +461,37 @@ class ChunkedTimeSeriesStore(FieldStoreBase):
         k0 = day_index(d0)
         flags = group["stored"][k0:day_index(d1) + 1]
         return [EPOCH + timedelta(days=k0 + int(i)) for i in np.flatnonzero(flags)]
+
+
+class _WindowBlocks:
+    """Array-like view of days ``k0 .. k0 + len(stored)`` of a product's Zarr array (what
+    :func:`dask.array.from_array` slices): each slice reads only its chunks, the days never
+    stored set to NaN."""
+
+    def __init__(self, data, k0: int, stored: np.ndarray) -> None:
+        self.data, self.k0, self.missing = data, k0, ~np.asarray(stored, dtype=bool)
+        self.shape = (self.missing.size, *data.shape[1:])
+        self.dtype = np.dtype(data.dtype)
+        self.ndim = 3
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        t, y, x = key
+        start, stop, step = t.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("a store window is read in contiguous day ranges")
+        block = np.asarray(self.data[self.k0 + start:self.k0 + stop, y, x])
+        block[self.missing[start:stop]] = np.nan
+        return block
+
+
+def _lazy_window(data, k0: int, stored: np.ndarray, label: str):
+    """Dask array ``(days, lat, lon)`` over days ``k0 ..`` of ``data``, one chunk per spatial tile."""
+    import uuid
+
+    import dask.array as da
+
+    _, tile_lat, tile_lon = data.chunks
+    blocks = _WindowBlocks(data, k0, stored)
+    # a fresh name per call: two windows of the same days read from different snapshots may differ
+    return da.from_array(blocks, chunks=(blocks.shape[0], tile_lat, tile_lon), lock=False, asarray=False,
+                         name=f"store-window-{label}-{uuid.uuid4().hex}", meta=np.empty((0, 0, 0), blocks.dtype))

@@ -185,10 +185,13 @@ class DailyObjectStore(FieldStoreBase):
             return None
         return _decode(data).assign_coords(time=np.datetime64(d, "ns"))
 
-    def window(self, product: str, end_day: DayLike, n_days: int) -> xr.DataArray:
-        """The ``n_days`` days ending with ``end_day`` (inclusive), ``(time, lat, lon)``.
+    def window(self, product: str, end_day: DayLike, n_days: int, *, lazy: bool = False) -> xr.DataArray:
+        """The ``n_days`` days ending with ``end_day`` (inclusive), ``(time, lat, lon)`` ``float64``.
 
-        Missing days are all-NaN. Objects are fetched in parallel.
+        Missing days are all-NaN (listed in the ``missing_days`` attribute). Objects are fetched
+        in parallel. ``lazy`` is accepted for the chunked layout's interface
+        (:meth:`smflow.store.chunked.ChunkedTimeSeriesStore.window`) and ignored: a day is one
+        object, so the window is read in memory (numpy) either way.
         """
         if n_days < 1:
             raise ValueError(f"n_days must be >= 1, got {n_days}.")
