@@ -357,6 +357,7 @@ def _band_science(smap: np.ndarray, era5: np.ndarray, gldas: np.ndarray, tempera
     :func:`_band_block_lengths`)."""
     smap, era5, gldas, temperature = (x if part is None else x[part]
                                       for x, part in zip((smap, era5, gldas, temperature), local))
+
     def cells(values: Mapping[str, np.ndarray] | None, axis: int) -> dict[str, np.ndarray] | None:
         return None if values is None else {k: _block_cells(v, shape, region, axis=axis) for k, v in values.items()}
 
@@ -387,7 +388,7 @@ def daily_science(parents: Mapping[str, Any], soil_temperature: Any, *, merging,
         pipeline's :data:`smflow.ml.models.PARENTS`, or the pipeline's ``parents``) [m3 m-3], NaN where
         missing; numpy or dask arrays (a dask array is read block by block, never whole; the blocks
         follow the spatial chunks of the first parent).
-    soil_temperature : array, shape (TC_WINDOW_DAYS, lat, lon)
+    soil_temperature : array, shape (window, lat, lon)
         GLDAS top-layer soil temperature [K] (SM2RAIN's frozen-soil mask); numpy or dask.
     merging : MergingParameters or MergedWindow
         TC merging parameters with the cells flattened (``lat*lon``;

@@ -157,6 +157,8 @@ def check_migrated(store: ChunkedTimeSeriesStore) -> None:
     """
     from botocore.exceptions import ClientError
 
+    from smflow.s3 import is_missing
+
     key = (store.settings.s3_endpoint_url, store.bucket, store.grid.name)
     if key in _CHECKED:
         return
@@ -164,7 +166,7 @@ def check_migrated(store: ChunkedTimeSeriesStore) -> None:
     try:
         listing = store.s3.list_objects_v2(Bucket=store.bucket, Prefix=prefix, MaxKeys=1)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+        if not is_missing(exc, bucket_too=True):
             raise
         listing = {}
     contents = listing.get("Contents") or []
